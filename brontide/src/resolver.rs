@@ -1,0 +1,306 @@
+//! A `snow` crypto resolver for BOLT 8: secp256k1 Diffie-Hellman, SHA-256 that
+//! records the final chaining key, ChaCha20-Poly1305, and no randomness (the
+//! ephemeral key is always handed in).
+//!
+//! The pieces snow owns talk back to the handshake through [`Shared`]: the
+//! parsed public keys (so each is parsed once), how many DH operations ran
+//! (to tell act three's bad ciphertext from its bad tag), and the keys of the
+//! final split (snow never exposes the chaining key).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bitcoin::secp256k1::ecdh::SharedSecret;
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+use ring::digest;
+use snow::params::{CipherChoice, DHChoice, HashChoice};
+use snow::resolvers::CryptoResolver;
+use snow::types::{Cipher, Dh, Hash, Random};
+
+use crate::crypto::{self, AeadKey, TAG_LEN};
+use crate::keys::{secp, NodeKeyPair};
+
+/// Length of a compressed secp256k1 public key.
+pub(crate) const PUBKEY_LEN: usize = 33;
+
+/// The chaining key and the two cipher keys of the final split.
+#[derive(Clone, Copy)]
+pub(crate) struct SplitKeys {
+    pub(crate) ck: [u8; 32],
+    pub(crate) k1: [u8; 32],
+    pub(crate) k2: [u8; 32],
+}
+
+#[derive(Default)]
+struct State {
+    /// Public keys already parsed, with their serialization.
+    parsed: Vec<([u8; PUBKEY_LEN], PublicKey)>,
+    /// DH operations run so far.
+    dh_count: u32,
+    /// Set at the split (the HKDF with empty input key material).
+    split: Option<SplitKeys>,
+}
+
+/// State shared between one handshake and the resolver objects snow owns.
+pub(crate) struct Shared {
+    local: NodeKeyPair,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    pub(crate) fn new(local: NodeKeyPair) -> Arc<Self> {
+        Arc::new(Shared { local, state: Mutex::new(State::default()) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another holder panicked mid-update; the
+        // state is plain data, so keep using it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an already parsed key so DH does not parse it again.
+    pub(crate) fn remember(&self, key: &PublicKey) {
+        let bytes = key.serialize();
+        let mut state = self.lock();
+        if !state.parsed.iter().any(|(b, _)| *b == bytes) {
+            state.parsed.push((bytes, *key));
+        }
+    }
+
+    /// The parsed key for `bytes`, parsing (and remembering) it if needed.
+    pub(crate) fn parsed(&self, bytes: &[u8]) -> Option<PublicKey> {
+        let bytes: &[u8; PUBKEY_LEN] = bytes.get(..PUBKEY_LEN)?.try_into().ok()?;
+        let mut state = self.lock();
+        if let Some((_, key)) = state.parsed.iter().find(|(b, _)| b == bytes) {
+            return Some(*key);
+        }
+        let key = PublicKey::from_slice(bytes).ok()?;
+        state.parsed.push((*bytes, key));
+        Some(key)
+    }
+
+    pub(crate) fn dh_count(&self) -> u32 {
+        self.lock().dh_count
+    }
+
+    pub(crate) fn split(&self) -> Option<SplitKeys> {
+        self.lock().split
+    }
+}
+
+/// The resolver handed to snow's builder.
+pub(crate) struct Resolver {
+    shared: Arc<Shared>,
+}
+
+impl Resolver {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Resolver { shared }
+    }
+}
+
+impl CryptoResolver for Resolver {
+    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
+        Some(Box::new(NoRandom))
+    }
+
+    fn resolve_dh(&self, _choice: &DHChoice) -> Option<Box<dyn Dh>> {
+        Some(Box::new(SecpDh {
+            shared: Arc::clone(&self.shared),
+            secret: None,
+            secret_bytes: [0; 32],
+            public: [0; PUBKEY_LEN],
+        }))
+    }
+
+    fn resolve_hash(&self, _choice: &HashChoice) -> Option<Box<dyn Hash>> {
+        Some(Box::new(RecordingSha256 {
+            shared: Arc::clone(&self.shared),
+            ctx: digest::Context::new(&digest::SHA256),
+        }))
+    }
+
+    fn resolve_cipher(&self, _choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
+        Some(Box::new(ChaChaPoly { key: None }))
+    }
+}
+
+/// Randomness is never drawn: ephemeral keys are always set explicitly.
+struct NoRandom;
+
+impl Random for NoRandom {
+    fn try_fill_bytes(&mut self, _dest: &mut [u8]) -> Result<(), snow::Error> {
+        Err(snow::Error::Rng)
+    }
+}
+
+/// secp256k1 ECDH as BOLT 8 defines it.
+struct SecpDh {
+    shared: Arc<Shared>,
+    secret: Option<SecretKey>,
+    secret_bytes: [u8; 32],
+    public: [u8; PUBKEY_LEN],
+}
+
+impl Dh for SecpDh {
+    fn name(&self) -> &'static str {
+        "secp256k1"
+    }
+
+    fn pub_len(&self) -> usize {
+        PUBKEY_LEN
+    }
+
+    fn priv_len(&self) -> usize {
+        32
+    }
+
+    fn dh_len(&self) -> usize {
+        32
+    }
+
+    fn set(&mut self, privkey: &[u8]) {
+        // Keys are validated before they reach snow; an invalid one leaves
+        // the key unset, so any DH with it fails.
+        let Ok(secret) = SecretKey::from_slice(privkey) else {
+            self.secret = None;
+            return;
+        };
+        let public = if secret == *self.shared.local.secret_key() {
+            self.shared.local.public_key()
+        } else {
+            PublicKey::from_secret_key(secp(), &secret)
+        };
+        self.secret = Some(secret);
+        self.secret_bytes = secret.secret_bytes();
+        self.public = public.serialize();
+    }
+
+    fn generate(&mut self, _rng: &mut dyn Random) -> Result<(), snow::Error> {
+        Err(snow::Error::Rng)
+    }
+
+    fn pubkey(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn privkey(&self) -> &[u8] {
+        &self.secret_bytes
+    }
+
+    fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
+        // snow hands over its whole key buffer; the key is the first 33 bytes.
+        let secret = self.secret.as_ref().ok_or(snow::Error::Dh)?;
+        let point = self.shared.parsed(pubkey).ok_or(snow::Error::Dh)?;
+        let shared_secret = SharedSecret::new(&point, secret);
+        out.get_mut(..32)
+            .ok_or(snow::Error::Dh)?
+            .copy_from_slice(&shared_secret.secret_bytes());
+        self.shared.lock().dh_count += 1;
+        Ok(())
+    }
+}
+
+/// SHA-256 whose HKDF records the split (the call with empty input key
+/// material, which in Noise happens only in `Split()`).
+struct RecordingSha256 {
+    shared: Arc<Shared>,
+    ctx: digest::Context,
+}
+
+impl Hash for RecordingSha256 {
+    fn name(&self) -> &'static str {
+        "SHA256"
+    }
+
+    fn block_len(&self) -> usize {
+        64
+    }
+
+    fn hash_len(&self) -> usize {
+        32
+    }
+
+    fn reset(&mut self) {
+        self.ctx = digest::Context::new(&digest::SHA256);
+    }
+
+    fn input(&mut self, data: &[u8]) {
+        self.ctx.update(data);
+    }
+
+    fn result(&mut self, out: &mut [u8]) {
+        let ctx = std::mem::replace(&mut self.ctx, digest::Context::new(&digest::SHA256));
+        let digest = ctx.finish();
+        let n = out.len().min(32);
+        out[..n].copy_from_slice(&digest.as_ref()[..n]);
+    }
+
+    fn hkdf(
+        &mut self,
+        chaining_key: &[u8],
+        input_key_material: &[u8],
+        outputs: usize,
+        out1: &mut [u8],
+        out2: &mut [u8],
+        out3: &mut [u8],
+    ) {
+        let (a, b, c) = crypto::hkdf(chaining_key, input_key_material, outputs);
+        for (out, value) in [(out1, a), (out2, b), (out3, c)].into_iter().take(outputs) {
+            let n = out.len().min(32);
+            out[..n].copy_from_slice(&value[..n]);
+        }
+        if input_key_material.is_empty() {
+            let mut ck = [0u8; 32];
+            let n = chaining_key.len().min(32);
+            ck[..n].copy_from_slice(&chaining_key[..n]);
+            self.shared.lock().split = Some(SplitKeys { ck, k1: a, k2: b });
+        }
+    }
+}
+
+/// ChaCha20-Poly1305 for the handshake's payloads.
+struct ChaChaPoly {
+    key: Option<AeadKey>,
+}
+
+impl Cipher for ChaChaPoly {
+    fn name(&self) -> &'static str {
+        "ChaChaPoly"
+    }
+
+    fn set(&mut self, key: &[u8; 32]) {
+        self.key = Some(AeadKey::new(key));
+    }
+
+    fn encrypt(&self, nonce: u64, authtext: &[u8], plaintext: &[u8], out: &mut [u8]) -> usize {
+        let Some(key) = &self.key else {
+            // snow encrypts only after setting a key; write nothing otherwise.
+            return 0;
+        };
+        let len = plaintext.len();
+        out[..len].copy_from_slice(plaintext);
+        let tag = key.seal(nonce, authtext, &mut out[..len]);
+        out[len..len + TAG_LEN].copy_from_slice(&tag);
+        len + TAG_LEN
+    }
+
+    fn decrypt(
+        &self,
+        nonce: u64,
+        authtext: &[u8],
+        ciphertext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, snow::Error> {
+        let key = self.key.as_ref().ok_or(snow::Error::Decrypt)?;
+        let len = ciphertext.len().checked_sub(TAG_LEN).ok_or(snow::Error::Decrypt)?;
+        let out = out.get_mut(..len).ok_or(snow::Error::Decrypt)?;
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&ciphertext[len..]);
+        out.copy_from_slice(&ciphertext[..len]);
+        if key.open(nonce, authtext, out, &tag).is_err() {
+            out.fill(0);
+            return Err(snow::Error::Decrypt);
+        }
+        Ok(len)
+    }
+}

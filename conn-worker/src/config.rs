@@ -1,0 +1,93 @@
+//! Worker settings.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use backoff::Policy;
+
+/// Settings shared by the workers of one [`Spawner`](crate::Spawner).
+///
+/// Build it from [`Config::default`] and the `with_*` methods; every default
+/// is a documented constant.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Retry delays (default: [`Policy::default`], lnd's 1 s to 1 h, stable
+    /// after 10 min, ±5% jitter).
+    pub policy: Policy,
+    /// How long after an attempt starts before the next address may start
+    /// while it is still running, when `max_parallel` allows overlap
+    /// (default [`Config::DEFAULT_STAGGER`]). A failed attempt frees its slot
+    /// at once, without waiting for the stagger.
+    pub stagger: Duration,
+    /// Attempts one worker keeps in flight at once (default
+    /// [`Config::DEFAULT_MAX_PARALLEL`], lnd's sequential behaviour).
+    pub max_parallel: NonZeroUsize,
+    /// Dials in flight across all workers of the spawner (default
+    /// [`Config::DEFAULT_MAX_DIALS_IN_FLIGHT`]). An attempt waits for a slot
+    /// before it calls the dialer; the wait is cancelled like the dial.
+    pub max_dials_in_flight: NonZeroUsize,
+    /// Seed for the jitter of backoff delays; `None` (the default) draws one
+    /// from the process's hash randomness. Fix it for reproducible tests.
+    pub seed: Option<u64>,
+}
+
+impl Config {
+    /// lnd's delay between a peer's addresses: 10 s.
+    pub const DEFAULT_STAGGER: Duration = Duration::from_secs(10);
+    /// One attempt at a time per peer, as lnd.
+    pub const DEFAULT_MAX_PARALLEL: NonZeroUsize = NonZeroUsize::MIN;
+    /// Ten dials in flight across all peers, as Core Lightning.
+    pub const DEFAULT_MAX_DIALS_IN_FLIGHT: NonZeroUsize = match NonZeroUsize::new(10) {
+        Some(n) => n,
+        None => NonZeroUsize::MIN,
+    };
+
+    /// Replaces the backoff policy.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Replaces the stagger between a peer's addresses.
+    #[must_use]
+    pub fn with_stagger(mut self, stagger: Duration) -> Self {
+        self.stagger = stagger;
+        self
+    }
+
+    /// Replaces the number of attempts one worker keeps in flight.
+    #[must_use]
+    pub fn with_max_parallel(mut self, max_parallel: NonZeroUsize) -> Self {
+        self.max_parallel = max_parallel;
+        self
+    }
+
+    /// Replaces the limit on dials in flight across all workers.
+    #[must_use]
+    pub fn with_max_dials_in_flight(mut self, max: NonZeroUsize) -> Self {
+        self.max_dials_in_flight = max;
+        self
+    }
+
+    /// Fixes the jitter seed (workers derive their own from it in spawn
+    /// order).
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            policy: Policy::default(),
+            stagger: Self::DEFAULT_STAGGER,
+            max_parallel: Self::DEFAULT_MAX_PARALLEL,
+            max_dials_in_flight: Self::DEFAULT_MAX_DIALS_IN_FLIGHT,
+            seed: None,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Starts workers that share a clock, settings, a dial limit, an event
+//! channel, a root token and a task tracker.
+
+use std::fmt::{self, Debug};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::command::Mailbox;
+use crate::event::Events;
+use crate::rng::SplitMix64;
+use crate::worker::Worker;
+use crate::{Clock, Config, Dialer, Event, Status, WorkerHandle};
+
+/// Starts workers.
+///
+/// All workers of a spawner share its [`Config`], its clock, one limit on
+/// dials in flight ([`Config::max_dials_in_flight`]), one event channel, and
+/// run as children of its root token on its task tracker: cancelling the
+/// root token stops every worker, and once the tracker is closed,
+/// [`TaskTracker::wait`] returns when the last one has ended.
+///
+/// Cloning is cheap; clones share everything.
+pub struct Spawner<P, D: Dialer, C> {
+    clock: C,
+    config: Config,
+    limit: Arc<Semaphore>,
+    root: CancellationToken,
+    tracker: TaskTracker,
+    events: mpsc::UnboundedSender<Event<P, D>>,
+    seed: u64,
+    spawned: Arc<AtomicU64>,
+}
+
+impl<P, D: Dialer, C: Clone> Clone for Spawner<P, D, C> {
+    fn clone(&self) -> Self {
+        Spawner {
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            limit: Arc::clone(&self.limit),
+            root: self.root.clone(),
+            tracker: self.tracker.clone(),
+            events: self.events.clone(),
+            seed: self.seed,
+            spawned: Arc::clone(&self.spawned),
+        }
+    }
+}
+
+impl<P, D: Dialer, C> Debug for Spawner<P, D, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spawner")
+            .field("config", &self.config)
+            .field("dials_in_flight", &self.dials_in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P, D, C> Spawner<P, D, C>
+where
+    P: Clone + Debug + Send + Sync + 'static,
+    D: Dialer,
+    C: Clock,
+{
+    /// A spawner whose workers are children of `root` and run on `tracker`,
+    /// and the receiver of their events (drain it: see [`Events`]).
+    pub fn new(
+        clock: C,
+        config: Config,
+        root: CancellationToken,
+        tracker: TaskTracker,
+    ) -> (Self, Events<P, D>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let seed = config.seed.unwrap_or_else(SplitMix64::random_seed);
+        let spawner = Spawner {
+            clock,
+            limit: Arc::new(Semaphore::new(config.max_dials_in_flight.get())),
+            config,
+            root,
+            tracker,
+            events,
+            seed,
+            spawned: Arc::new(AtomicU64::new(0)),
+        };
+        (spawner, rx)
+    }
+
+    /// Starts an idle worker for `peer` that dials with `dialer` (pass an
+    /// `Arc` to share one dialer between workers).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (the worker is a tokio task).
+    pub fn spawn(&self, peer: P, dialer: D) -> WorkerHandle<P, D> {
+        let cancel = self.root.child_token();
+        let mailbox = Arc::new(Mailbox::new());
+        let (status_tx, status_rx) = watch::channel(Status::initial());
+        let index = self.spawned.fetch_add(1, Ordering::Relaxed);
+        let mut seeder = SplitMix64::new(self.seed ^ index.wrapping_mul(0xA076_1D64_78BD_642F));
+        let span = tracing::info_span!("conn_worker", peer = ?peer);
+        let worker = Worker {
+            peer: peer.clone(),
+            dialer: Arc::new(dialer),
+            clock: self.clock.clone(),
+            policy: self.config.policy,
+            stagger: self.config.stagger,
+            max_parallel: self.config.max_parallel.get(),
+            limit: Arc::clone(&self.limit),
+            mailbox: Arc::clone(&mailbox),
+            cancel: cancel.clone(),
+            events: self.events.clone(),
+            status: status_tx,
+            rng: SplitMix64::new(seeder.next_u64()),
+            addrs: Vec::new(),
+            last_good: None,
+            backoff: None,
+            attempts: 0,
+            last_error: None,
+        };
+        self.tracker.spawn(worker.run().instrument(span));
+        WorkerHandle::new(peer, mailbox, cancel, status_rx)
+    }
+
+    /// The shared settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The root token: cancelling it stops every worker.
+    pub fn root(&self) -> &CancellationToken {
+        &self.root
+    }
+
+    /// The tracker the workers run on.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+}
+
+impl<P, D: Dialer, C> Spawner<P, D, C> {
+    /// Dials in flight now across all workers (at most
+    /// [`Config::max_dials_in_flight`]).
+    pub fn dials_in_flight(&self) -> usize {
+        self.config.max_dials_in_flight.get() - self.limit.available_permits()
+    }
+}

@@ -34,7 +34,12 @@ struct CipherState {
 
 impl CipherState {
     fn new(ck: [u8; 32], k: [u8; 32]) -> Self {
-        CipherState { ck, k, key: AeadKey::new(&k), nonce: 0 }
+        CipherState {
+            ck,
+            k,
+            key: AeadKey::new(&k),
+            nonce: 0,
+        }
     }
 
     /// Advances the nonce after a use of the key, rotating after 1000 uses.
@@ -70,7 +75,9 @@ impl Encryptor {
     /// The handshake builds these; this constructor exists for test vectors
     /// and in-memory test pairs.
     pub fn new(chaining_key: [u8; 32], sending_key: [u8; 32]) -> Self {
-        Encryptor { state: CipherState::new(chaining_key, sending_key) }
+        Encryptor {
+            state: CipherState::new(chaining_key, sending_key),
+        }
     }
 
     /// Encrypts `msg` into `out`, which must be exactly
@@ -84,7 +91,11 @@ impl Encryptor {
     /// If `out` has the wrong length (a caller bug, never peer input).
     pub fn encrypt_to_slice(&mut self, msg: &[u8], out: &mut [u8]) -> Result<(), MessageTooLarge> {
         let len = u16::try_from(msg.len()).map_err(|_| MessageTooLarge { len: msg.len() })?;
-        assert_eq!(out.len(), frame_len(msg.len()), "output must be frame_len(msg.len()) bytes");
+        assert_eq!(
+            out.len(),
+            frame_len(msg.len()),
+            "output must be frame_len(msg.len()) bytes"
+        );
         let (header, body) = out.split_at_mut(HEADER_LEN);
         header[..2].copy_from_slice(&len.to_be_bytes());
         let tag = self.state.seal(&mut header[..2]);
@@ -130,7 +141,9 @@ impl Encryptor {
 
 impl std::fmt::Debug for Encryptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encryptor").field("nonce", &self.state.nonce).finish_non_exhaustive()
+        f.debug_struct("Encryptor")
+            .field("nonce", &self.state.nonce)
+            .finish_non_exhaustive()
     }
 }
 
@@ -150,7 +163,10 @@ impl Decryptor {
     /// The handshake builds these; this constructor exists for test vectors
     /// and in-memory test pairs.
     pub fn new(chaining_key: [u8; 32], receiving_key: [u8; 32]) -> Self {
-        Decryptor { state: CipherState::new(chaining_key, receiving_key), poisoned: false }
+        Decryptor {
+            state: CipherState::new(chaining_key, receiving_key),
+            poisoned: false,
+        }
     }
 
     /// Decrypts a frame's 18-byte header and returns the body length (the
@@ -188,7 +204,10 @@ impl Decryptor {
         }
         let Some(len) = body.len().checked_sub(BODY_TAG_LEN) else {
             self.poisoned = true;
-            return Err(DecryptError::WrongLength { expected: BODY_TAG_LEN, got: body.len() });
+            return Err(DecryptError::WrongLength {
+                expected: BODY_TAG_LEN,
+                got: body.len(),
+            });
         };
         let (plain, tag) = body.split_at_mut(len);
         let mut tag_bytes = [0u8; TAG_LEN];
@@ -209,14 +228,20 @@ impl Decryptor {
     /// [`DecryptError::WrongLength`] if `frame` is not exactly one frame.
     pub fn decrypt_frame<'a>(&mut self, frame: &'a mut [u8]) -> Result<&'a mut [u8], DecryptError> {
         let Some(header) = frame.get(..HEADER_LEN) else {
-            return Err(DecryptError::WrongLength { expected: HEADER_LEN, got: frame.len() });
+            return Err(DecryptError::WrongLength {
+                expected: HEADER_LEN,
+                got: frame.len(),
+            });
         };
         let mut header_bytes = [0u8; HEADER_LEN];
         header_bytes.copy_from_slice(header);
         let len = usize::from(self.decrypt_header(&header_bytes)?);
         if frame.len() != frame_len(len) {
             self.poisoned = true;
-            return Err(DecryptError::WrongLength { expected: frame_len(len), got: frame.len() });
+            return Err(DecryptError::WrongLength {
+                expected: frame_len(len),
+                got: frame.len(),
+            });
         }
         self.decrypt_body_in_place(&mut frame[HEADER_LEN..])
     }

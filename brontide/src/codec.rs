@@ -59,7 +59,10 @@ pub struct MessageDecoder {
 impl MessageDecoder {
     /// A decoder over `decryptor`.
     pub fn new(decryptor: Decryptor) -> Self {
-        MessageDecoder { decryptor, state: ReadState::Header }
+        MessageDecoder {
+            decryptor,
+            state: ReadState::Header,
+        }
     }
 
     /// The cipher state back.
@@ -119,7 +122,10 @@ pub struct MessageCodec {
 impl MessageCodec {
     /// A codec over an established session's cipher states.
     pub fn new(encryptor: Encryptor, decryptor: Decryptor) -> Self {
-        MessageCodec { encoder: MessageEncoder::new(encryptor), decoder: MessageDecoder::new(decryptor) }
+        MessageCodec {
+            encoder: MessageEncoder::new(encryptor),
+            decoder: MessageDecoder::new(decryptor),
+        }
     }
 
     /// The two halves, to use in different tasks.

@@ -42,13 +42,7 @@ impl AeadKey {
         tag: &[u8; TAG_LEN],
     ) -> Result<(), ()> {
         self.0
-            .open_in_place_separate_tag(
-                nonce96(nonce),
-                Aad::from(ad),
-                Tag::from(*tag),
-                in_out,
-                0..,
-            )
+            .open_in_place_separate_tag(nonce96(nonce), Aad::from(ad), Tag::from(*tag), in_out, 0..)
             .map(|_| ())
             .map_err(|_| ())
     }

@@ -64,11 +64,17 @@ fn random_ephemeral(act: Act) -> Result<SecretKey, HandshakeError> {
             return Ok(key);
         }
     }
-    Err(HandshakeError::Local { act, reason: "no valid ephemeral key drawn" })
+    Err(HandshakeError::Local {
+        act,
+        reason: "no valid ephemeral key drawn",
+    })
 }
 
 fn local(act: Act) -> impl Fn(snow::Error) -> HandshakeError {
-    move |_| HandshakeError::Local { act, reason: "noise state machine error" }
+    move |_| HandshakeError::Local {
+        act,
+        reason: "noise state machine error",
+    }
 }
 
 /// Checks an act's length and version byte.
@@ -76,7 +82,10 @@ fn check_act(act: Act, bytes: &[u8]) -> Result<(), HandshakeError> {
     if bytes.len() != act.wire_len() {
         return Err(HandshakeError::peer(
             act,
-            PeerFault::ReadFailed { expected: act.wire_len(), got: bytes.len() },
+            PeerFault::ReadFailed {
+                expected: act.wire_len(),
+                got: bytes.len(),
+            },
         ));
     }
     if bytes[0] != VERSION {
@@ -121,14 +130,18 @@ impl Core {
             shared.remember(key);
             key.serialize()
         });
-        let builder = Builder::with_resolver(params(), Box::new(Resolver::new(Arc::clone(&shared))))
-            .prologue(PROLOGUE)
-            .map_err(local(act))?
-            .local_private_key(&secret)
-            .map_err(local(act))?
-            .fixed_ephemeral_key_for_testing_only(&ephemeral);
+        let builder =
+            Builder::with_resolver(params(), Box::new(Resolver::new(Arc::clone(&shared))))
+                .prologue(PROLOGUE)
+                .map_err(local(act))?
+                .local_private_key(&secret)
+                .map_err(local(act))?
+                .fixed_ephemeral_key_for_testing_only(&ephemeral);
         let hs = match &remote_bytes {
-            Some(rs) => builder.remote_public_key(rs).map_err(local(act))?.build_initiator(),
+            Some(rs) => builder
+                .remote_public_key(rs)
+                .map_err(local(act))?
+                .build_initiator(),
             None => builder.build_responder(),
         }
         .map_err(local(act))?;
@@ -138,21 +151,36 @@ impl Core {
     fn write<const N: usize>(&mut self, act: Act) -> Result<[u8; N], HandshakeError> {
         let mut out = [0u8; N];
         out[0] = VERSION;
-        let n = self.hs.write_message(&[], &mut out[1..]).map_err(local(act))?;
+        let n = self
+            .hs
+            .write_message(&[], &mut out[1..])
+            .map_err(local(act))?;
         if n != N - 1 {
-            return Err(HandshakeError::Local { act, reason: "act of unexpected length" });
+            return Err(HandshakeError::Local {
+                act,
+                reason: "act of unexpected length",
+            });
         }
         Ok(out)
     }
 
     /// The session after the final split; `initiator` picks which split key
     /// sends.
-    fn session(&self, act: Act, remote: PublicKey, initiator: bool) -> Result<Session, HandshakeError> {
-        let split = self
-            .shared
-            .split()
-            .ok_or(HandshakeError::Local { act, reason: "handshake did not split" })?;
-        let (sk, rk) = if initiator { (split.k1, split.k2) } else { (split.k2, split.k1) };
+    fn session(
+        &self,
+        act: Act,
+        remote: PublicKey,
+        initiator: bool,
+    ) -> Result<Session, HandshakeError> {
+        let split = self.shared.split().ok_or(HandshakeError::Local {
+            act,
+            reason: "handshake did not split",
+        })?;
+        let (sk, rk) = if initiator {
+            (split.k1, split.k2)
+        } else {
+            (split.k2, split.k1)
+        };
         Ok(Session {
             remote,
             encryptor: Encryptor::new(split.ck, sk),
@@ -190,7 +218,10 @@ impl Initiator {
         ephemeral: &SecretKey,
     ) -> Result<Self, HandshakeError> {
         let core = Core::build(local, Some(remote), ephemeral)?;
-        Ok(Initiator { core, remote: *remote })
+        Ok(Initiator {
+            core,
+            remote: *remote,
+        })
     }
 
     /// Produces act one (50 bytes) to send to the responder.
@@ -199,13 +230,21 @@ impl Initiator {
     /// [`HandshakeError::Local`] only on an internal error.
     pub fn act_one(mut self) -> Result<([u8; ACT_ONE_LEN], AwaitingActTwo), HandshakeError> {
         let act = self.core.write::<ACT_ONE_LEN>(Act::One)?;
-        Ok((act, AwaitingActTwo { core: self.core, remote: self.remote }))
+        Ok((
+            act,
+            AwaitingActTwo {
+                core: self.core,
+                remote: self.remote,
+            },
+        ))
     }
 }
 
 impl std::fmt::Debug for Initiator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Initiator").field("remote", &self.remote).finish_non_exhaustive()
+        f.debug_struct("Initiator")
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
     }
 }
 
@@ -240,7 +279,9 @@ impl AwaitingActTwo {
 
 impl std::fmt::Debug for AwaitingActTwo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwaitingActTwo").field("remote", &self.remote).finish_non_exhaustive()
+        f.debug_struct("AwaitingActTwo")
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
     }
 }
 
@@ -265,8 +306,13 @@ impl Responder {
     /// # Errors
     /// [`HandshakeError::Local`] only on an internal error of the Noise state
     /// machine.
-    pub fn with_ephemeral(local: &NodeKeyPair, ephemeral: &SecretKey) -> Result<Self, HandshakeError> {
-        Ok(Responder { core: Core::build(local, None, ephemeral)? })
+    pub fn with_ephemeral(
+        local: &NodeKeyPair,
+        ephemeral: &SecretKey,
+    ) -> Result<Self, HandshakeError> {
+        Ok(Responder {
+            core: Core::build(local, None, ephemeral)?,
+        })
     }
 
     /// Consumes act one (must be exactly 50 bytes) and produces act two (50
@@ -374,6 +420,8 @@ impl Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("remote", &self.remote).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
     }
 }

@@ -41,6 +41,8 @@ impl NodeKeyPair {
 
 impl std::fmt::Debug for NodeKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeKeyPair").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("NodeKeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }

@@ -1,21 +1,124 @@
-//! BOLT 8, the Lightning transport (`Noise_XK_secp256k1_ChaChaPoly_SHA256`).
+//! BOLT 8, the Lightning peer transport (`Noise_XK_secp256k1_ChaChaPoly_SHA256`).
 //!
-//! TODO: crate docs.
+//! What it does:
+//! - **Handshake, sans-IO**: [`Initiator`] and [`Responder`] are consumed
+//!   state by state (act one → act two → act three → [`Session`]); no I/O,
+//!   no clock. The Noise XK state machine is `snow`'s, with a secp256k1
+//!   resolver. Errors name the act and the spec's failure
+//!   ([`HandshakeError::code`] gives e.g. `ACT2_BAD_VERSION`).
+//! - **Messages**: [`Encryptor`] and [`Decryptor`] frame messages of up to
+//!   [`MAX_MESSAGE_LEN`] bytes, rotating keys every 1000 uses; the
+//!   [`MessageCodec`] (and its halves [`MessageEncoder`], [`MessageDecoder`])
+//!   plug them into `tokio_util::codec`.
+//! - **Dial and accept** (tokio): [`dial`] connects and runs the handshake,
+//!   ends at once when its `CancellationToken` fires, and has a connect
+//!   timeout and a per-act timeout. The byte stream is pluggable through
+//!   [`Transport`] (plain [`Tcp`] by default). [`Listener`] accepts TCP and
+//!   runs handshakes concurrently with a bound; [`accept`] runs the responder
+//!   on a stream you already have.
+//!
+//! What it does not do: the Lightning messages above BOLT 8 (`init`, pings,
+//! gossip...), reconnection, peer management, or proxies (implement
+//! [`Transport`] for those).
+//!
+//! # Example: a handshake without I/O
+//!
+//! ```
+//! use brontide::{Initiator, NodeKeyPair, Responder, SecretKey};
+//!
+//! let alice = NodeKeyPair::new(SecretKey::from_slice(&[0x11; 32]).unwrap());
+//! let bob = NodeKeyPair::new(SecretKey::from_slice(&[0x21; 32]).unwrap());
+//!
+//! let (act_one, alice) = Initiator::new(&alice, &bob.public_key())?.act_one()?;
+//! let (act_two, bob_waiting) = Responder::new(&bob)?.read_act_one(&act_one)?;
+//! let (act_three, alice_session) = alice.read_act_two(&act_two)?;
+//! let bob_session = bob_waiting.read_act_three(&act_three)?;
+//! assert_eq!(bob_session.remote_pubkey(), NodeKeyPair::new(SecretKey::from_slice(&[0x11; 32]).unwrap()).public_key());
+//!
+//! let (mut alice_tx, _) = alice_session.into_parts();
+//! let (_, mut bob_rx) = bob_session.into_parts();
+//! let mut frame = alice_tx.encrypt(b"hello")?;
+//! assert_eq!(bob_rx.decrypt_frame(&mut frame)?, b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Example: dial a node
+//!
+//! ```no_run
+//! use brontide::{dial, DialConfig, NodeKeyPair, PublicKey, SecretKey};
+//! use futures::{SinkExt, StreamExt};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn run(remote: PublicKey) -> Result<(), Box<dyn std::error::Error>> {
+//! let local = NodeKeyPair::new(SecretKey::from_slice(&[0x11; 32])?);
+//! let cancel = CancellationToken::new();
+//! let conn = dial(
+//!     "127.0.0.1:9735".parse()?,
+//!     &local,
+//!     &remote,
+//!     &DialConfig::default(),
+//!     &cancel,
+//! )
+//! .await?;
+//! let mut framed = conn.into_framed();
+//! framed.send(&[0u8, 16, 0, 0, 0, 0][..]).await?; // an empty `init`
+//! if let Some(msg) = framed.next().await {
+//!     println!("received {} bytes", msg?.len());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Example: listen
+//!
+//! ```no_run
+//! use brontide::{Listener, ListenerConfig, NodeKeyPair, SecretKey};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let local = NodeKeyPair::new(SecretKey::from_slice(&[0x21; 32])?);
+//! let config = ListenerConfig::default().with_filter(|key, _addr| {
+//!     // refuse banned keys here
+//!     let _ = key;
+//!     true
+//! });
+//! let mut listener = Listener::bind("0.0.0.0:9735", local, config).await?;
+//! while let Some(accepted) = listener.accept().await {
+//!     let peer = accepted.remote_pubkey();
+//!     let framed = accepted.connection.into_framed();
+//!     tokio::spawn(async move {
+//!         // speak the Lightning protocol with `peer` over `framed`
+//!         let _ = (peer, framed);
+//!     });
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod cipher;
 mod codec;
+mod connection;
 mod crypto;
+mod dial;
 mod error;
 mod handshake;
+mod io;
 mod keys;
+mod listener;
 mod resolver;
 
 pub use bitcoin::secp256k1::{PublicKey, SecretKey};
 pub use cipher::{frame_len, Decryptor, Encryptor, BODY_TAG_LEN, HEADER_LEN, MAX_MESSAGE_LEN};
 pub use codec::{MessageCodec, MessageDecoder, MessageEncoder};
+pub use connection::Connection;
+pub use dial::{
+    accept, dial, dial_with, handshake_outbound, DialConfig, Tcp, Transport, DEFAULT_ACT_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+};
 pub use error::{Act, DecryptError, Error, HandshakeError, MessageTooLarge, PeerFault};
 pub use handshake::{
     AwaitingActThree, AwaitingActTwo, Initiator, Responder, Session, ACT_ONE_LEN, ACT_THREE_LEN,
     ACT_TWO_LEN,
 };
 pub use keys::NodeKeyPair;
+pub use listener::{Accepted, Listener, ListenerConfig, DEFAULT_MAX_HANDSHAKES};
+pub use tokio_util::sync::CancellationToken;

@@ -48,7 +48,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(local: NodeKeyPair) -> Arc<Self> {
-        Arc::new(Shared { local, state: Mutex::new(State::default()) })
+        Arc::new(Shared {
+            local,
+            state: Mutex::new(State::default()),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -292,7 +295,10 @@ impl Cipher for ChaChaPoly {
         out: &mut [u8],
     ) -> Result<usize, snow::Error> {
         let key = self.key.as_ref().ok_or(snow::Error::Decrypt)?;
-        let len = ciphertext.len().checked_sub(TAG_LEN).ok_or(snow::Error::Decrypt)?;
+        let len = ciphertext
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(snow::Error::Decrypt)?;
         let out = out.get_mut(..len).ok_or(snow::Error::Decrypt)?;
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&ciphertext[len..]);

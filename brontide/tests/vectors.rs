@@ -30,7 +30,8 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     for key in path {
         cur = &cur[*key];
     }
-    cur.as_str().unwrap_or_else(|| panic!("missing string at {path:?}"))
+    cur.as_str()
+        .unwrap_or_else(|| panic!("missing string at {path:?}"))
 }
 
 fn case(group: &str, name: &str) -> Value {
@@ -66,7 +67,11 @@ fn assert_encryptor_is(enc: &mut Encryptor, ck: [u8; 32], k: [u8; 32]) {
     let mut reference = Encryptor::new(ck, k);
     for i in 0..1002u32 {
         let msg = i.to_be_bytes();
-        assert_eq!(enc.encrypt(&msg).unwrap(), reference.encrypt(&msg).unwrap(), "message {i}");
+        assert_eq!(
+            enc.encrypt(&msg).unwrap(),
+            reference.encrypt(&msg).unwrap(),
+            "message {i}"
+        );
     }
 }
 
@@ -76,15 +81,26 @@ fn assert_decryptor_is(dec: &mut Decryptor, ck: [u8; 32], k: [u8; 32]) {
     for i in 0..1002u32 {
         let msg = i.to_be_bytes();
         let mut frame = reference.encrypt(&msg).unwrap();
-        assert_eq!(dec.decrypt_frame(&mut frame).unwrap(), &msg[..], "message {i}");
+        assert_eq!(
+            dec.decrypt_frame(&mut frame).unwrap(),
+            &msg[..],
+            "message {i}"
+        );
     }
 }
 
 fn assert_expected_error(c: &Value, err: &HandshakeError) {
     let expected = &c["expected"];
     assert_eq!(expected["result"], "error", "unexpected error {err}");
-    assert_eq!(err.code().as_deref(), expected["code"].as_str(), "error was {err}");
-    assert_eq!(u64::from(err.act().number()), expected["at_act"].as_u64().unwrap());
+    assert_eq!(
+        err.code().as_deref(),
+        expected["code"].as_str(),
+        "error was {err}"
+    );
+    assert_eq!(
+        u64::from(err.act().number()),
+        expected["at_act"].as_u64().unwrap()
+    );
     if let Some(detail) = expected["detail"].as_str() {
         match err.peer_fault() {
             Some(PeerFault::BadVersion(v)) => assert_eq!(v.to_string(), detail),
@@ -107,7 +123,10 @@ fn run_initiator(name: &str) {
     match awaiting.read_act_two(&hex(str_at(&c, &["acts", "act2_input"]))) {
         Ok((act_three, mut session)) => {
             assert_eq!(c["expected"]["result"], "ok");
-            assert_eq!(act_three.to_vec(), hex(str_at(&c, &["acts", "act3_output"])));
+            assert_eq!(
+                act_three.to_vec(),
+                hex(str_at(&c, &["acts", "act3_output"]))
+            );
             assert_eq!(session.remote_pubkey(), remote);
             let ck = final_ck();
             let sk = hex32(str_at(&c, &["expected", "sk"]));
@@ -126,18 +145,24 @@ fn run_responder(name: &str) {
     let e = secret(str_at(&c, &["keys", "e_priv"]));
 
     let responder = Responder::with_ephemeral(&local, &e).unwrap();
-    let (act_two, awaiting) = match responder.read_act_one(&hex(str_at(&c, &["acts", "act1_input"])))
-    {
-        Ok(ok) => ok,
-        Err(err) => return assert_expected_error(&c, &err),
-    };
+    let (act_two, awaiting) =
+        match responder.read_act_one(&hex(str_at(&c, &["acts", "act1_input"]))) {
+            Ok(ok) => ok,
+            Err(err) => return assert_expected_error(&c, &err),
+        };
     assert_eq!(act_two.to_vec(), hex(str_at(&c, &["acts", "act2_output"])));
 
     match awaiting.read_act_three(&hex(str_at(&c, &["acts", "act3_input"]))) {
         Ok(mut session) => {
             assert_eq!(c["expected"]["result"], "ok");
-            let initiator = case("initiator_tests", "transport-initiator successful handshake");
-            assert_eq!(session.remote_pubkey(), pubkey(str_at(&initiator, &["keys", "ls_pub"])));
+            let initiator = case(
+                "initiator_tests",
+                "transport-initiator successful handshake",
+            );
+            assert_eq!(
+                session.remote_pubkey(),
+                pubkey(str_at(&initiator, &["keys", "ls_pub"]))
+            );
             let ck = final_ck();
             let sk = hex32(str_at(&c, &["expected", "sk"]));
             let rk = hex32(str_at(&c, &["expected", "rk"]));
@@ -247,7 +272,10 @@ fn every_vector_case_has_a_test() {
     assert_eq!(names("initiator_tests"), INITIATOR_CASES);
     assert_eq!(names("responder_tests"), RESPONDER_CASES);
     assert_eq!(INITIATOR_CASES.len() + RESPONDER_CASES.len(), 15);
-    let outputs: Vec<&String> =
-        v["message_tests"][0]["outputs"].as_object().unwrap().keys().collect();
+    let outputs: Vec<&String> = v["message_tests"][0]["outputs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(outputs.len(), 6);
 }

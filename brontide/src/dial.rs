@@ -1,0 +1,160 @@
+//! Dialing: open a byte stream through a [`Transport`], then run the
+//! handshake as initiator. Also [`handshake_outbound`] and [`accept`] for
+//! streams the caller already holds.
+//!
+//! Cancellation ends the connect or the handshake at once. The stream is
+//! owned by the dial's future and dropped (closed) exactly once, whichever way
+//! it ends; no task is spawned.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bitcoin::secp256k1::PublicKey;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::io::{cancellable, initiate, respond};
+use crate::keys::NodeKeyPair;
+
+/// Default time allowed for the connect (lnd's, also over Tor).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Default time allowed for each handshake act (lnd's read timeout).
+pub const DEFAULT_ACT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a byte stream to a peer is opened. Plain TCP is [`Tcp`]; a SOCKS5
+/// proxy (for Tor) can implement this without touching the handshake.
+pub trait Transport: Send + Sync {
+    /// The address type this transport dials.
+    type Addr: Send + Sync;
+    /// The byte stream it opens.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Opens a byte stream to `addr`. Dropping the future must abandon the
+    /// attempt and release whatever it holds.
+    fn connect(&self, addr: &Self::Addr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain TCP, with `TCP_NODELAY` set (messages are written whole).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tcp;
+
+impl Transport for Tcp {
+    type Addr = SocketAddr;
+    type Stream = TcpStream;
+
+    async fn connect(&self, addr: &SocketAddr) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect(*addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// Timeouts for [`dial`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DialConfig {
+    /// Time allowed for the connect. Default [`DEFAULT_CONNECT_TIMEOUT`].
+    pub connect_timeout: Duration,
+    /// Time allowed for each handshake act. Default [`DEFAULT_ACT_TIMEOUT`].
+    pub act_timeout: Duration,
+}
+
+impl Default for DialConfig {
+    fn default() -> Self {
+        DialConfig {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            act_timeout: DEFAULT_ACT_TIMEOUT,
+        }
+    }
+}
+
+impl DialConfig {
+    /// Sets the connect timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the per-act handshake timeout.
+    pub fn with_act_timeout(mut self, timeout: Duration) -> Self {
+        self.act_timeout = timeout;
+        self
+    }
+}
+
+/// Connects to `addr` over TCP and runs the handshake as initiator with the
+/// node `remote`.
+///
+/// # Errors
+/// [`Error::Cancelled`] as soon as `cancel` fires; [`Error::ConnectTimedOut`],
+/// [`Error::Connect`]; [`Error::HandshakeTimedOut`] naming the act;
+/// [`Error::Handshake`] naming the act and the failure; [`Error::HandshakeIo`].
+pub async fn dial(
+    addr: SocketAddr,
+    local: &NodeKeyPair,
+    remote: &PublicKey,
+    config: &DialConfig,
+    cancel: &CancellationToken,
+) -> Result<Connection<TcpStream>, Error> {
+    dial_with(&Tcp, &addr, local, remote, config, cancel).await
+}
+
+/// [`dial`] over any [`Transport`].
+///
+/// # Errors
+/// As [`dial`].
+pub async fn dial_with<T: Transport>(
+    transport: &T,
+    addr: &T::Addr,
+    local: &NodeKeyPair,
+    remote: &PublicKey,
+    config: &DialConfig,
+    cancel: &CancellationToken,
+) -> Result<Connection<T::Stream>, Error> {
+    let stream = cancellable(cancel, async {
+        match tokio::time::timeout(config.connect_timeout, transport.connect(addr)).await {
+            Err(_) => Err(Error::ConnectTimedOut),
+            Ok(Err(e)) => Err(Error::Connect(e)),
+            Ok(Ok(stream)) => Ok(stream),
+        }
+    })
+    .await?;
+    handshake_outbound(stream, local, remote, config.act_timeout, cancel).await
+}
+
+/// Runs the initiator's handshake on a stream that is already connected.
+///
+/// # Errors
+/// As [`dial`], without the connect errors.
+pub async fn handshake_outbound<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    local: &NodeKeyPair,
+    remote: &PublicKey,
+    act_timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Connection<S>, Error> {
+    let session = cancellable(cancel, initiate(&mut stream, local, remote, act_timeout)).await?;
+    Ok(Connection::new(stream, session))
+}
+
+/// Runs the responder's handshake on a stream that is already connected (for
+/// callers with their own listener).
+///
+/// # Errors
+/// [`Error::Cancelled`], [`Error::HandshakeTimedOut`], [`Error::Handshake`],
+/// [`Error::HandshakeIo`].
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    local: &NodeKeyPair,
+    act_timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Connection<S>, Error> {
+    let session = cancellable(cancel, respond(&mut stream, local, act_timeout)).await?;
+    Ok(Connection::new(stream, session))
+}

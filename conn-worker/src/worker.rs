@@ -185,7 +185,7 @@ where
         loop {
             // Start what the slots and the stagger allow.
             let now = self.clock.now();
-            while flight.len() < self.max_parallel && gate_open(gate, now) {
+            while flight.len() < self.max_parallel && (flight.is_empty() || gate_open(gate, now)) {
                 let Some(addr) = queue.pop_front() else { break };
                 tried.insert(addr.clone());
                 let cancel = self.cancel.child_token();
@@ -265,9 +265,8 @@ where
                 }
                 RoundWake::Attempt(i, Stage::Cancelled) => {
                     let attempt = flight.remove(i);
-                    if gate == Gate::Blocked {
-                        gate = Gate::Open;
-                    }
+                    // Its slot frees at once, as after a failure.
+                    gate = Gate::Open;
                     if attempt.started {
                         self.emit(EventKind::DialCancelled { addr: attempt.addr });
                     }

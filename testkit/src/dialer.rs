@@ -247,6 +247,15 @@ where
         self.lock().in_flight
     }
 
+    /// How many dials are in flight now for `peer`.
+    pub fn in_flight_for(&self, peer: &P) -> usize {
+        self.lock()
+            .in_flight_by_peer
+            .get(peer)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The most dials seen in flight at once, all peers together.
     pub fn max_in_flight(&self) -> usize {
         self.lock().max_in_flight

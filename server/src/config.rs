@@ -1,0 +1,49 @@
+use std::time::Duration;
+
+use crate::DuplicateRule;
+
+/// How the server behaves. Every field has a documented default
+/// ([`Config::default`]); change what you need and pass it to
+/// [`Server::new`](crate::Server::new).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The workers' settings: backoff policy (lnd's 1 s to 1 h), stagger
+    /// between a peer's addresses (lnd's 10 s), dials in flight per peer (1)
+    /// and across all peers (10, as Core Lightning), and the jitter seed.
+    /// See [`conn_worker::Config`].
+    pub worker: conn_worker::Config,
+    /// Persistent peers dialed at once by [`Server::startup`](crate::Server::startup):
+    /// [`Config::DEFAULT_STARTUP_BATCH`] (lnd's 10).
+    pub startup_batch: usize,
+    /// The other startup peers wait a random whole number of seconds below
+    /// this: [`Config::DEFAULT_STARTUP_SPREAD`] (lnd's 0..29 s).
+    pub startup_spread: Duration,
+    /// Time allowed for a one-off (non-perm) dial, connect and handshake:
+    /// [`Config::DEFAULT_DIAL_TIMEOUT`] (lnd's 120 s connect timeout).
+    pub dial_timeout: Duration,
+    /// Which connection to keep when a peer has two:
+    /// [`DuplicateRule::SmallerKeyInitiates`].
+    pub duplicate_rule: DuplicateRule,
+}
+
+impl Config {
+    /// lnd's number of peers connected at once at startup.
+    pub const DEFAULT_STARTUP_BATCH: usize = 10;
+    /// lnd's spread of the remaining startup connections.
+    pub const DEFAULT_STARTUP_SPREAD: Duration = Duration::from_secs(30);
+    /// lnd's TCP connect timeout.
+    pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(120);
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            worker: conn_worker::Config::default(),
+            startup_batch: Self::DEFAULT_STARTUP_BATCH,
+            startup_spread: Self::DEFAULT_STARTUP_SPREAD,
+            dial_timeout: Self::DEFAULT_DIAL_TIMEOUT,
+            duplicate_rule: DuplicateRule::default(),
+        }
+    }
+}

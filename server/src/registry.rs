@@ -1,0 +1,81 @@
+//! The server's state: who is persistent, who is connected. Only ever touched
+//! under the server's lock, never across an `.await`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bitcoin::secp256k1::PublicKey;
+use conn_worker::WorkerHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Direction, NetAddress};
+
+/// A persistent peer: one worker, and whether a user asked for it.
+pub(crate) struct Persistent<D: conn_worker::Dialer> {
+    pub(crate) handle: WorkerHandle<PublicKey, Arc<D>>,
+    pub(crate) perm: bool,
+}
+
+/// A live connection.
+pub(crate) struct Live {
+    /// Tells this connection from a later one to the same peer.
+    pub(crate) id: u64,
+    pub(crate) direction: Direction,
+    pub(crate) since: Instant,
+    pub(crate) addr: Option<NetAddress>,
+    /// Cancels the peer handler running this connection.
+    pub(crate) cancel: CancellationToken,
+}
+
+pub(crate) struct Registry<D: conn_worker::Dialer> {
+    pub(crate) workers: HashMap<PublicKey, Persistent<D>>,
+    pub(crate) conns: HashMap<PublicKey, Live>,
+    /// Addresses from node announcements (or startup).
+    pub(crate) advertised: HashMap<PublicKey, Vec<NetAddress>>,
+    /// The address our last outbound connection to a peer used.
+    pub(crate) last_dialed: HashMap<PublicKey, NetAddress>,
+    /// Open channels per peer, as the application reports them.
+    pub(crate) channels: HashMap<PublicKey, usize>,
+    pub(crate) banned: HashSet<PublicKey>,
+    pub(crate) next_conn_id: u64,
+    pub(crate) shut_down: bool,
+}
+
+impl<D: conn_worker::Dialer> Default for Registry<D> {
+    fn default() -> Self {
+        Self {
+            workers: HashMap::new(),
+            conns: HashMap::new(),
+            advertised: HashMap::new(),
+            last_dialed: HashMap::new(),
+            channels: HashMap::new(),
+            banned: HashSet::new(),
+            next_conn_id: 0,
+            shut_down: false,
+        }
+    }
+}
+
+impl<D: conn_worker::Dialer> Registry<D> {
+    /// The addresses to redial a peer at: the advertised ones, else the one
+    /// we last dialed. Never an inbound peer's source address: its port is
+    /// ephemeral (lnd issues #10086, #9698).
+    pub(crate) fn redial_addrs(&self, peer: &PublicKey) -> Vec<NetAddress> {
+        match self.advertised.get(peer) {
+            Some(addrs) if !addrs.is_empty() => addrs.clone(),
+            _ => self.last_dialed.get(peer).cloned().into_iter().collect(),
+        }
+    }
+
+    /// Removes a peer's worker and stops it. Returns whether there was one.
+    pub(crate) fn stop_worker(&mut self, peer: &PublicKey) -> bool {
+        match self.workers.remove(peer) {
+            Some(p) => {
+                p.handle.stop();
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -17,15 +17,19 @@ pub struct Config {
     pub policy: Policy,
     /// How long after an attempt starts before the next address may start
     /// while it is still running, when `max_parallel` allows overlap
-    /// (default [`Config::DEFAULT_STAGGER`]). A failed attempt frees its slot
-    /// at once, without waiting for the stagger.
+    /// (default [`Config::DEFAULT_STAGGER`]), counted from when the previous
+    /// attempt got its global dial slot. A failed attempt frees its slot at
+    /// once, without waiting for the stagger. With `max_parallel` 1 the next
+    /// address starts when the previous attempt ends, so the stagger is
+    /// unused (the dialer's own timeouts bound each attempt).
     pub stagger: Duration,
     /// Attempts one worker keeps in flight at once (default
     /// [`Config::DEFAULT_MAX_PARALLEL`], lnd's sequential behaviour).
     pub max_parallel: NonZeroUsize,
     /// Dials in flight across all workers of the spawner (default
     /// [`Config::DEFAULT_MAX_DIALS_IN_FLIGHT`]). An attempt waits for a slot
-    /// before it calls the dialer; the wait is cancelled like the dial.
+    /// (first come, first served: tokio's semaphore is fair) before it calls
+    /// the dialer; the wait is cancelled like the dial.
     pub max_dials_in_flight: NonZeroUsize,
     /// Seed for the jitter of backoff delays; `None` (the default) draws one
     /// from the process's hash randomness. Fix it for reproducible tests.

@@ -42,7 +42,7 @@ pub struct Status<D: Dialer> {
     pub last_error: Option<Arc<D::Error>>,
     /// When the next round starts, while [`State::Waiting`].
     pub next_attempt: Option<Instant>,
-    /// Attempts in flight now.
+    /// Attempts in flight now (dialing, or waiting for a global dial slot).
     pub in_flight: usize,
     /// The addresses the worker knows, in the order given.
     pub addrs: Vec<D::Addr>,

@@ -399,3 +399,54 @@ fn dropping_every_handle_stops_the_worker() {
         assert_eq!(h.seen().await.last(), Some(&Seen::Stopped));
     });
 }
+
+/// Defect 2 (deadlock on the owner's lock): the worker never waits for its
+/// owner. Here the owner never drains events while the worker runs a
+/// thousand failed rounds.
+#[test]
+fn worker_never_waits_for_its_owner_to_drain_events() {
+    testkit::run(async {
+        let policy = conn_worker::Policy::new(MS, MS).unwrap();
+        let mut h: H = Harness::new(H::pr10640_config().with_policy(policy));
+        let w = h.spawn(1);
+        // The owner holds its own lock while commanding: posting never
+        // blocks, so this cannot deadlock.
+        let registry = std::sync::Mutex::new(());
+        {
+            let _guard = registry.lock().unwrap();
+            w.connect(Some(vec!["a"]), When::Now).unwrap();
+        }
+        for _ in 0..1000 {
+            h.advance(MS).await;
+        }
+        assert_eq!(h.dialer.dialed().len(), 1001);
+        // Every step is still reported, in order, when the owner gets to it.
+        let seen = h.seen().await;
+        let failed = seen
+            .iter()
+            .filter(|s| matches!(s, Seen::DialFailed(_)))
+            .count();
+        assert_eq!(failed, 1001);
+    });
+}
+
+/// Defect 5 (the owner reads the worker's backoff from another thread): the
+/// status is a snapshot any thread can read, with no shared mutable state.
+#[test]
+fn handle_is_send_sync_and_status_is_a_snapshot() {
+    fn send_sync<T: Send + Sync + Clone + 'static>() {}
+    send_sync::<testkit::MockHandle<u32, &'static str>>();
+    testkit::run(async {
+        let h = harness();
+        let w = h.spawn(1);
+        w.connect(Some(vec!["a"]), When::Now).unwrap();
+        h.settle().await;
+        let from_thread = std::thread::spawn({
+            let w = w.clone();
+            move || w.status().backoff
+        })
+        .join()
+        .unwrap();
+        assert_eq!(from_thread, Some(100 * MS));
+    });
+}

@@ -103,7 +103,11 @@ impl<P, D: Dialer> WorkerHandle<P, D> {
     }
 
     /// Stops the worker. Cannot be lost or reordered: it cancels the
-    /// worker's token, and no dial starts after this returns. Idempotent.
+    /// worker's token, which every attempt's token is a child of: once this
+    /// returns, every attempt in flight is cancelled, the worker starts no
+    /// new one (a dialer racing it on another thread is handed an
+    /// already-cancelled token and dropped), and the task ends at its next
+    /// poll. Idempotent.
     pub fn stop(&self) {
         self.inner.cancel.cancel();
     }

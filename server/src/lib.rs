@@ -63,6 +63,7 @@ mod duplicate;
 mod error;
 mod event;
 mod handler;
+mod net;
 mod registry;
 mod server;
 
@@ -72,4 +73,5 @@ pub use duplicate::{Direction, DuplicateRule};
 pub use error::ServerError;
 pub use event::ServerEvent;
 pub use handler::{DisconnectReason, PeerHandler};
+pub use net::BrontideDialer;
 pub use server::{ConnectionInfo, PeerStatus, Server, StartupPeer};

@@ -116,6 +116,27 @@ where
     seed: u64,
 }
 
+/// A server reference that does not keep it alive.
+pub(crate) struct WeakServer<D, K, H>
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    inner: Weak<Inner<D, K, H>>,
+}
+
+impl<D, K, H> WeakServer<D, K, H>
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    pub(crate) fn upgrade(&self) -> Option<Server<D, K, H>> {
+        self.inner.upgrade().map(|inner| Server { inner })
+    }
+}
+
 impl<D, K, H> Drop for Inner<D, K, H>
 where
     D: Dialer<Addr = NodeAddr>,
@@ -435,6 +456,35 @@ where
     /// Tasks still running: workers, peer handlers and the server's own.
     pub fn tasks(&self) -> usize {
         self.inner.tracker.len()
+    }
+
+    /// A predicate for a listener's key filter
+    /// ([`ListenerConfig::with_filter`](brontide::ListenerConfig::with_filter)):
+    /// refuses banned peers right after the handshake.
+    pub fn accept_filter(
+        &self,
+    ) -> impl Fn(&PublicKey, &SocketAddr) -> bool + Send + Sync + 'static {
+        let inner = Arc::downgrade(&self.inner);
+        move |peer, _| {
+            inner
+                .upgrade()
+                .is_some_and(|i| !i.lock().banned.contains(peer))
+        }
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakServer<D, K, H> {
+        WeakServer {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    pub(crate) fn root_token(&self) -> CancellationToken {
+        self.inner.root.clone()
+    }
+
+    /// Runs `task` on the server's tracker: shutdown waits for it.
+    pub(crate) fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner.tracker.spawn(task);
     }
 
     /// Shuts down: every worker stops, every connection's handler is

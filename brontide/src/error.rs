@@ -200,9 +200,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The local node refused the remote key after act three.
-    #[error("remote key refused")]
-    Refused,
     /// A message frame failed to authenticate.
     #[error("decrypt failed: {0}")]
     Decrypt(#[from] DecryptError),

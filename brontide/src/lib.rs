@@ -42,7 +42,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # Example: dial a node
+//! # Example: dial a remote node
 //!
 //! ```no_run
 //! use brontide::{dial, DialConfig, NodeKeyPair, PublicKey, SecretKey};
@@ -69,30 +69,46 @@
 //! # }
 //! ```
 //!
-//! # Example: listen
+//! # Example: listen, and dial the listener (on loopback)
 //!
-//! ```no_run
-//! use brontide::{Listener, ListenerConfig, NodeKeyPair, SecretKey};
+//! ```
+//! use brontide::{dial, DialConfig, Listener, ListenerConfig, NodeKeyPair, SecretKey};
+//! use futures::{SinkExt, StreamExt};
+//! use tokio_util::sync::CancellationToken;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let local = NodeKeyPair::new(SecretKey::from_slice(&[0x21; 32])?);
-//! let config = ListenerConfig::default().with_filter(|key, _addr| {
-//!     // refuse banned keys here
-//!     let _ = key;
-//!     true
-//! });
-//! let mut listener = Listener::bind("0.0.0.0:9735", local, config).await?;
-//! while let Some(accepted) = listener.accept().await {
-//!     let peer = accepted.remote_pubkey();
-//!     let framed = accepted.connection.into_framed();
-//!     tokio::spawn(async move {
-//!         // speak the Lightning protocol with `peer` over `framed`
-//!         let _ = (peer, framed);
-//!     });
-//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server_key = NodeKeyPair::new(SecretKey::from_slice(&[0x21; 32])?);
+//! let client_key = NodeKeyPair::new(SecretKey::from_slice(&[0x11; 32])?);
+//!
+//! // Refuse nobody; a real node would refuse banned keys here.
+//! let config = ListenerConfig::default().with_filter(|_key, _addr| true);
+//! let mut listener = Listener::bind("127.0.0.1:0", server_key.clone(), config).await?;
+//!
+//! let cancel = CancellationToken::new();
+//! let conn = dial(
+//!     listener.local_addr(),
+//!     &client_key,
+//!     &server_key.public_key(),
+//!     &DialConfig::default(),
+//!     &cancel,
+//! )
+//! .await?;
+//! let accepted = listener.accept().await.ok_or("listener stopped")?;
+//! assert_eq!(accepted.remote_pubkey(), client_key.public_key());
+//!
+//! let mut client = conn.into_framed();
+//! let mut server = accepted.connection.into_framed();
+//! client.send(b"hello".as_slice()).await?;
+//! assert_eq!(&server.next().await.ok_or("closed")??[..], b"hello");
+//! listener.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Cancelling `cancel` (for example when another connection to the same peer
+//! won) ends the dial at once with [`Error::Cancelled`], in the connect or in
+//! any act; the socket is dropped with the dial's future.
 
 mod cipher;
 mod codec;

@@ -419,3 +419,21 @@ async fn peer_closing_mid_act_is_a_short_read() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The futures callers spawn must be `Send`.
+#[test]
+fn dial_accept_and_listener_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let (alice, bob) = (key(1), key(2));
+    let bob_pub = bob.public_key();
+    let cancel = CancellationToken::new();
+    let config = DialConfig::default();
+    let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    assert_send(&dial(addr, &alice, &bob_pub, &config, &cancel));
+    assert_send(&dial_with(&Tcp, &addr, &alice, &bob_pub, &config, &cancel));
+    let (a, _b) = pipe(64);
+    assert_send(&accept(a, &bob, ACT_TIMEOUT, &cancel));
+    fn assert_send_type<T: Send + Sync>() {}
+    assert_send_type::<brontide::Listener>();
+    assert_send_type::<brontide::Connection<TcpStream>>();
+}

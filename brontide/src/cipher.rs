@@ -90,20 +90,15 @@ impl Encryptor {
     /// # Panics
     /// If `out` has the wrong length (a caller bug, never peer input).
     pub fn encrypt_to_slice(&mut self, msg: &[u8], out: &mut [u8]) -> Result<(), MessageTooLarge> {
-        let len = u16::try_from(msg.len()).map_err(|_| MessageTooLarge { len: msg.len() })?;
+        let len = checked_len(msg)?;
         assert_eq!(
             out.len(),
             frame_len(msg.len()),
             "output must be frame_len(msg.len()) bytes"
         );
-        let (header, body) = out.split_at_mut(HEADER_LEN);
-        header[..2].copy_from_slice(&len.to_be_bytes());
-        let tag = self.state.seal(&mut header[..2]);
-        header[2..].copy_from_slice(&tag);
-        let (body, body_tag) = body.split_at_mut(msg.len());
-        body.copy_from_slice(msg);
-        let tag = self.state.seal(body);
-        body_tag.copy_from_slice(&tag);
+        out[..2].copy_from_slice(&len);
+        out[HEADER_LEN..HEADER_LEN + msg.len()].copy_from_slice(msg);
+        self.seal_frame(out);
         Ok(())
     }
 
@@ -117,12 +112,15 @@ impl Encryptor {
         msg: &[u8],
         out: &mut bytes::BytesMut,
     ) -> Result<(), MessageTooLarge> {
-        if msg.len() > MAX_MESSAGE_LEN {
-            return Err(MessageTooLarge { len: msg.len() });
-        }
+        let len = checked_len(msg)?;
         let start = out.len();
-        out.resize(start + frame_len(msg.len()), 0);
-        self.encrypt_to_slice(msg, &mut out[start..])
+        out.reserve(frame_len(msg.len()));
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&[0; TAG_LEN]);
+        out.extend_from_slice(msg);
+        out.extend_from_slice(&[0; BODY_TAG_LEN]);
+        self.seal_frame(&mut out[start..]);
+        Ok(())
     }
 
     /// Encrypts `msg` into a new frame.
@@ -130,13 +128,33 @@ impl Encryptor {
     /// # Errors
     /// [`MessageTooLarge`] if `msg` exceeds [`MAX_MESSAGE_LEN`].
     pub fn encrypt(&mut self, msg: &[u8]) -> Result<Vec<u8>, MessageTooLarge> {
-        if msg.len() > MAX_MESSAGE_LEN {
-            return Err(MessageTooLarge { len: msg.len() });
-        }
-        let mut out = vec![0u8; frame_len(msg.len())];
-        self.encrypt_to_slice(msg, &mut out)?;
+        let len = checked_len(msg)?;
+        let mut out = Vec::with_capacity(frame_len(msg.len()));
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&[0; TAG_LEN]);
+        out.extend_from_slice(msg);
+        out.extend_from_slice(&[0; BODY_TAG_LEN]);
+        self.seal_frame(&mut out);
         Ok(out)
     }
+
+    /// Seals a frame laid out as `length (2) | space (16) | body | space (16)`
+    /// with the plaintext length and body in place.
+    fn seal_frame(&mut self, frame: &mut [u8]) {
+        let (header, rest) = frame.split_at_mut(HEADER_LEN);
+        let (len, header_tag) = header.split_at_mut(2);
+        header_tag.copy_from_slice(&self.state.seal(len));
+        let body_len = rest.len() - BODY_TAG_LEN;
+        let (body, body_tag) = rest.split_at_mut(body_len);
+        body_tag.copy_from_slice(&self.state.seal(body));
+    }
+}
+
+/// The big-endian length of `msg`, if it fits a frame.
+fn checked_len(msg: &[u8]) -> Result<[u8; 2], MessageTooLarge> {
+    u16::try_from(msg.len())
+        .map(u16::to_be_bytes)
+        .map_err(|_| MessageTooLarge { len: msg.len() })
 }
 
 impl std::fmt::Debug for Encryptor {

@@ -90,7 +90,9 @@ impl<P, D: Dialer> WorkerHandle<P, D> {
     /// Idle: only stored. Waiting: if a new address appeared, the wait is
     /// shortened to at most the policy's `min` from now (never lengthened);
     /// the backoff level is kept. Dialing: attempts at withdrawn addresses
-    /// are cancelled, new ones join the round.
+    /// are cancelled, new ones join the round (an empty list ends the round
+    /// without a backoff step, and the worker awaits addresses). Awaiting
+    /// addresses: a non-empty list is dialed at once.
     pub fn update_addrs(&self, addrs: Vec<D::Addr>) -> Result<(), Error> {
         self.post(None, Some(addrs), None)
     }

@@ -199,7 +199,12 @@ where
                 gate = Gate::Blocked;
             }
             if flight.is_empty() {
-                // Every address of the round failed (or was withdrawn).
+                if self.addrs.is_empty() {
+                    // Every address was withdrawn: nothing failed, nothing
+                    // to dial until an update brings one.
+                    return Plan::AwaitAddrs;
+                }
+                // Every address of the round was tried and failed.
                 return self.round_failed();
             }
             self.publish(State::Dialing, None, flight.len());

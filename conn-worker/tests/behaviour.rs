@@ -326,3 +326,34 @@ fn manual_clock_wakes_due_sleeps_in_deadline_order() {
         assert_eq!(h.dialer.dialed(), ["b", "a", "b"]);
     });
 }
+
+#[test]
+fn withdrawing_every_address_mid_round_awaits_addresses_without_a_backoff_step() {
+    testkit::run(async {
+        let mut h = harness();
+        h.dialer.set("a", Behavior::Hang);
+        h.dialer.set("b", Behavior::Succeed);
+        let w = h.spawn(1);
+        w.connect(Some(vec!["a"]), When::Now).unwrap();
+        h.settle().await;
+        w.update_addrs(vec![]).unwrap();
+        h.settle().await;
+        assert_eq!(w.status().state, State::AwaitingAddrs);
+        assert_eq!(w.status().backoff, None);
+        assert_eq!(h.dialer.in_flight(), 0);
+
+        w.update_addrs(vec!["b"]).unwrap();
+        assert_eq!(
+            h.seen().await,
+            [
+                Seen::Idle,
+                Seen::DialStarted("a"),
+                Seen::DialCancelled("a"),
+                Seen::AwaitingAddrs,
+                Seen::DialStarted("b"),
+                Seen::Connected("b"),
+                Seen::Idle,
+            ]
+        );
+    });
+}

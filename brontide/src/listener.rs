@@ -307,6 +307,11 @@ async fn handshake_task(
     slots: Arc<Slots>,
     id: u64,
 ) {
+    // Frees the slot however the task ends (even if the filter panics).
+    let _slot = SlotGuard {
+        slots: Arc::clone(&slots),
+        id,
+    };
     let result = accept(stream, &local, config.act_timeout, &cancel).await;
     slots.finished_handshake(id);
     match result {
@@ -332,5 +337,15 @@ async fn handshake_task(
         Err(Error::Cancelled) => tracing::debug!(%remote_addr, "handshake dropped"),
         Err(e) => tracing::debug!(%remote_addr, error = %e, "inbound handshake failed"),
     }
-    slots.release(id);
+}
+
+struct SlotGuard {
+    slots: Arc<Slots>,
+    id: u64,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.slots.release(self.id);
+    }
 }

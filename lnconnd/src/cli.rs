@@ -1,0 +1,144 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use server::NodeAddr;
+
+/// Keeps a Lightning node connected to its peers: BOLT 8 over TCP, one
+/// worker per persistent peer with backoff, and lnd's peer lifecycle.
+///
+/// With no subcommand it runs `demo`: peers on 127.0.0.1 kept connected
+/// through churn, with a summary of what held.
+#[derive(Debug, Parser)]
+#[command(name = "lnconnd", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Print one JSON object per line, each with an `event` field.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Self-contained demo on 127.0.0.1 (the default): in-process peers
+    /// restarted, moved and dialing us while we keep connected to them.
+    Demo(DemoArgs),
+    /// Dial a Lightning node, complete BOLT 8, exchange `init`, answer pings.
+    Connect(ConnectArgs),
+    /// Accept BOLT 8 connections, exchange `init`, answer pings.
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// How many in-process peers to run.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub(crate) peers: u16,
+    /// How long to churn them (e.g. 20s, 1500ms, 2m).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub(crate) duration: Duration,
+    /// Seed for the churn and the backoff jitter (random if absent).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        DemoArgs {
+            peers: 16,
+            duration: Duration::from_secs(20),
+            seed: None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// Our node's secret key, 64 hex characters (random if absent).
+    #[arg(long, value_name = "HEX", conflicts_with = "key_file")]
+    pub(crate) key: Option<String>,
+    /// A file holding our node's secret key (64 hex characters or 32 bytes).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConnectArgs {
+    /// The node: <pubkey>@<host>[:<port>] (port 9735 if left out).
+    #[arg(value_name = "PUBKEY@HOST:PORT")]
+    pub(crate) node: NodeAddr,
+    /// Keep the connection up: reconnect with backoff until Ctrl-C.
+    #[arg(long)]
+    pub(crate) perm: bool,
+    /// Exit with status 0 once the remote's `init` arrives.
+    #[arg(long)]
+    pub(crate) exit_after_init: bool,
+    /// Give up a one-off connect (TCP and handshake) after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9735")]
+    pub(crate) bind: SocketAddr,
+    /// Send every custom message (type >= 32768) back unchanged.
+    #[arg(long)]
+    pub(crate) echo: bool,
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+}
+
+/// Reads `20s`, `1500ms`, `2m`, `1h` or a bare number of seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 20s or 500ms"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?}: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 * 365.0 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_units() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,144 @@
+//! The example application above BOLT 8: exchange `init`, answer pings,
+//! optionally echo custom messages, close on unknown even types.
+
+use std::sync::Arc;
+
+use bitcoin::secp256k1::PublicKey;
+use brontide::{Connection, MessageDecoder, MessageEncoder};
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use server::{Direction, DisconnectReason, PeerHandler};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::output::Output;
+use crate::wire::{self, Hex, Message};
+
+/// What a session does besides the BOLT 1 basics.
+#[derive(Clone, Default)]
+pub(crate) struct SessionOpts {
+    /// Print events here (`None`: quiet).
+    pub(crate) out: Option<Arc<Output>>,
+    /// Send custom messages (type >= 32768) back unchanged.
+    pub(crate) echo: bool,
+    /// Told the peer's key when its `init` arrives.
+    pub(crate) on_init: Option<mpsc::UnboundedSender<PublicKey>>,
+}
+
+/// The server's peer handler: one [`run_session`] per connection.
+pub(crate) struct App {
+    pub(crate) opts: SessionOpts,
+}
+
+impl PeerHandler<Connection<TcpStream>> for App {
+    async fn run(
+        &self,
+        peer: PublicKey,
+        conn: Connection<TcpStream>,
+        direction: Direction,
+        cancel: CancellationToken,
+    ) -> DisconnectReason {
+        run_session(peer, conn, direction, cancel, &self.opts).await
+    }
+}
+
+/// Runs one connection until it ends or `cancel` fires.
+pub(crate) async fn run_session(
+    peer: PublicKey,
+    conn: Connection<TcpStream>,
+    direction: Direction,
+    cancel: CancellationToken,
+    opts: &SessionOpts,
+) -> DisconnectReason {
+    let (stream, encryptor, decryptor) = conn.into_parts();
+    let (read, write) = stream.into_split();
+    let mut rx = FramedRead::new(read, MessageDecoder::new(decryptor));
+    let mut tx = FramedWrite::new(write, MessageEncoder::new(encryptor));
+    // Our init goes first (BOLT 1); it is a few bytes, so a peer that is
+    // writing its own init cannot wedge this.
+    tokio::select! {
+        () = cancel.cancelled() => return DisconnectReason::Cancelled,
+        sent = tx.send(wire::init()) => {
+            if let Err(e) = sent {
+                return DisconnectReason::Remote(e.to_string());
+            }
+        }
+    }
+    let mut got_init = false;
+    loop {
+        let msg = tokio::select! {
+            () = cancel.cancelled() => return DisconnectReason::Cancelled,
+            msg = rx.next() => msg,
+        };
+        let bytes = match msg {
+            None => return DisconnectReason::Remote("closed by peer".into()),
+            Some(Err(e)) => return DisconnectReason::Remote(e.to_string()),
+            Some(Ok(bytes)) => bytes,
+        };
+        let reply = match Message::parse(&bytes) {
+            Err(e) => return DisconnectReason::Local(format!("malformed message: {e}")),
+            Ok(Message::Init { features }) => {
+                if !got_init {
+                    got_init = true;
+                    if let Some(out) = &opts.out {
+                        out.event(
+                            "init",
+                            json!({
+                                "peer": peer.to_string(),
+                                "direction": direction_name(direction),
+                                "features": Hex(&features).to_string(),
+                            }),
+                            || format!("{peer}: init received, features 0x{}", Hex(&features)),
+                        );
+                    }
+                    if let Some(tx) = &opts.on_init {
+                        let _ = tx.send(peer);
+                    }
+                }
+                None
+            }
+            Ok(_) if !got_init => {
+                return DisconnectReason::Local("first message was not init".into());
+            }
+            Ok(Message::Ping { pong_len }) => wire::pong_for(pong_len),
+            Ok(Message::Pong) => None,
+            Ok(Message::ErrorOrWarning { kind, text }) => {
+                if let Some(out) = &opts.out {
+                    out.event(
+                        "peer_error",
+                        json!({ "peer": peer.to_string(), "type": kind, "text": text }),
+                        || format!("{peer}: error/warning {kind}: {text}"),
+                    );
+                }
+                if kind == wire::ERROR {
+                    return DisconnectReason::Remote(format!("peer sent error: {text}"));
+                }
+                None
+            }
+            Ok(Message::Other { kind, payload }) => {
+                if kind >= wire::CUSTOM_MIN && opts.echo {
+                    Some(wire::custom(kind, payload))
+                } else if kind % 2 == 0 {
+                    // BOLT 1: an unknown even type must close the connection.
+                    return DisconnectReason::Local(format!("unknown even message type {kind}"));
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(reply) = reply {
+            if let Err(e) = tx.send(reply).await {
+                return DisconnectReason::Remote(e.to_string());
+            }
+        }
+    }
+}
+
+pub(crate) fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
+    }
+}

@@ -1,0 +1,259 @@
+//! BOLT 8 (brontide), each figure beside its floor, in the same run:
+//!
+//! - handshake, both sides in memory, against the crypto it cannot avoid
+//!   with the same secp256k1 (the one `bitcoin` re-exports): 2 ephemeral key
+//!   generations, 6 ECDH (3 per side: es, ee, se) and 3 public-key parses
+//!   (the two ephemeral keys and the initiator's static key, each parsed by
+//!   the side that receives it). Target: ≤ 1.05× the floor.
+//! - transport, encrypt + decrypt of one message (1 KiB, 65535 B) against
+//!   one raw `ring` ChaCha20-Poly1305 seal + open of the same bytes. Targets:
+//!   ≤ 1.35× at 1 KiB (a frame is two AEAD operations, header and body);
+//!   ≥ 0.9× raw throughput at 65535 B.
+//! - loopback TCP, one way, messages of 1 KiB and 65535 B through
+//!   `FramedWrite`/`FramedRead` after a real `dial`/`Listener` handshake,
+//!   against raw TCP moving the same number of bytes (the frame sizes)
+//!   without encryption.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bitcoin::secp256k1::ecdh::SharedSecret;
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use brontide::{
+    dial, frame_len, CancellationToken, Decryptor, DialConfig, Encryptor, Initiator, Listener,
+    ListenerConfig, MessageDecoder, MessageEncoder, NodeKeyPair, Responder,
+};
+use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
+use futures::{SinkExt, StreamExt};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+const SIZES: [usize; 2] = [1024, 65535];
+
+fn sk(byte: u8) -> SecretKey {
+    // Invariant: 32 repeated bytes 0x01..=0x7f are a valid scalar.
+    SecretKey::from_slice(&[byte; 32]).expect("valid scalar")
+}
+
+fn handshake(c: &mut Criterion) {
+    let alice = NodeKeyPair::new(sk(0x11));
+    let bob = NodeKeyPair::new(sk(0x21));
+    let bob_id = bob.public_key();
+    let (ea, eb) = (sk(0x12), sk(0x22));
+
+    let mut group = c.benchmark_group("brontide_handshake");
+    group.bench_function("brontide_both_sides", |b| {
+        b.iter(|| {
+            let (act_one, alice) = Initiator::with_ephemeral(&alice, &bob_id, &ea)
+                .unwrap()
+                .act_one()
+                .unwrap();
+            let (act_two, bob) = Responder::with_ephemeral(&bob, &eb)
+                .unwrap()
+                .read_act_one(&act_one)
+                .unwrap();
+            let (act_three, alice_session) = alice.read_act_two(&act_two).unwrap();
+            let bob_session = bob.read_act_three(&act_three).unwrap();
+            black_box((alice_session, bob_session))
+        })
+    });
+
+    let secp = Secp256k1::new();
+    let (sa, sb) = (alice.secret_key(), bob.secret_key());
+    let wire_ea = PublicKey::from_secret_key(&secp, &ea).serialize();
+    let wire_eb = PublicKey::from_secret_key(&secp, &eb).serialize();
+    let wire_sa = alice.public_key().serialize();
+    group.bench_function("floor_2_keygen_6_ecdh_3_parse", |b| {
+        b.iter(|| {
+            // Initiator: its ephemeral key, es, then (act two) parse e_B, ee;
+            // (act three) se.
+            let pub_ea = PublicKey::from_secret_key(&secp, black_box(&ea));
+            let es_i = SharedSecret::new(black_box(&bob_id), &ea);
+            // Responder: parse e_A, es; its ephemeral key, ee.
+            let r_ea = PublicKey::from_slice(black_box(&wire_ea)).unwrap();
+            let es_r = SharedSecret::new(&r_ea, sb);
+            let pub_eb = PublicKey::from_secret_key(&secp, black_box(&eb));
+            let ee_r = SharedSecret::new(&r_ea, &eb);
+            // Initiator: parse e_B, ee, se.
+            let i_eb = PublicKey::from_slice(black_box(&wire_eb)).unwrap();
+            let ee_i = SharedSecret::new(&i_eb, &ea);
+            let se_i = SharedSecret::new(&i_eb, sa);
+            // Responder: parse s_A, se.
+            let r_sa = PublicKey::from_slice(black_box(&wire_sa)).unwrap();
+            let se_r = SharedSecret::new(&r_sa, &eb);
+            black_box((pub_ea, pub_eb, es_i, es_r, ee_r, ee_i, se_i, se_r))
+        })
+    });
+    group.finish();
+}
+
+fn nonce(n: u64) -> Nonce {
+    let mut bytes = [0u8; 12];
+    bytes[4..].copy_from_slice(&n.to_le_bytes());
+    Nonce::assume_unique_for_key(bytes)
+}
+
+fn transport(c: &mut Criterion) {
+    let (ck, k) = ([0x42u8; 32], [0x24u8; 32]);
+    let ring_key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &k).unwrap());
+
+    let mut group = c.benchmark_group("brontide_transport_encrypt_decrypt");
+    for size in SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        let msg = vec![0x5au8; size];
+        let mut frame = vec![0u8; frame_len(size)];
+        let mut enc = Encryptor::new(ck, k);
+        let mut dec = Decryptor::new(ck, k);
+        group.bench_with_input(BenchmarkId::new("brontide", size), &size, |b, _| {
+            b.iter(|| {
+                enc.encrypt_to_slice(black_box(&msg), &mut frame).unwrap();
+                let plain = dec.decrypt_frame(&mut frame).unwrap();
+                black_box(plain.len())
+            })
+        });
+
+        let mut buf = vec![0x5au8; size];
+        let mut n = 0u64;
+        group.bench_with_input(
+            BenchmarkId::new("floor_ring_seal_open", size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    n += 1;
+                    let tag = ring_key
+                        .seal_in_place_separate_tag(nonce(n), Aad::empty(), black_box(&mut buf))
+                        .unwrap();
+                    let plain = ring_key
+                        .open_in_place_separate_tag(nonce(n), Aad::empty(), tag, &mut buf, 0..)
+                        .unwrap();
+                    black_box(plain.len())
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+/// Two ends of an established brontide connection over loopback TCP.
+struct BrontidePair {
+    tx: FramedWrite<OwnedWriteHalf, MessageEncoder>,
+    rx: Option<FramedRead<OwnedReadHalf, MessageDecoder>>,
+}
+
+async fn brontide_pair() -> BrontidePair {
+    let alice = NodeKeyPair::new(sk(0x11));
+    let bob = NodeKeyPair::new(sk(0x21));
+    let bob_id = bob.public_key();
+    let mut listener = Listener::bind("127.0.0.1:0", bob, ListenerConfig::default())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let cancel = CancellationToken::new();
+    let config = DialConfig::default();
+    let (conn, accepted) = tokio::join!(
+        dial(addr, &alice, &bob_id, &config, &cancel),
+        listener.accept()
+    );
+    let (stream, enc, _) = conn.unwrap().into_parts();
+    let (_, tx) = stream.into_split();
+    let (stream, _, dec) = accepted.unwrap().connection.into_parts();
+    let (rx, _) = stream.into_split();
+    BrontidePair {
+        tx: FramedWrite::new(tx, MessageEncoder::new(enc)),
+        rx: Some(FramedRead::new(rx, MessageDecoder::new(dec))),
+    }
+}
+
+async fn tcp_pair() -> (OwnedWriteHalf, Option<OwnedReadHalf>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let (_, tx) = client.unwrap().into_split();
+    let (rx, _) = server.unwrap().0.into_split();
+    (tx, Some(rx))
+}
+
+fn loopback(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("brontide_loopback_one_way");
+    for size in SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        let msg = bytes::Bytes::from(vec![0x5au8; size]);
+
+        let mut pair = rt.block_on(brontide_pair());
+        group.bench_with_input(BenchmarkId::new("brontide", size), &size, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut rx = pair.rx.take().unwrap();
+                    let start = Instant::now();
+                    let reader = tokio::spawn(async move {
+                        for _ in 0..iters {
+                            let m = rx.next().await.unwrap().unwrap();
+                            assert_eq!(m.len(), size);
+                        }
+                        rx
+                    });
+                    for _ in 0..iters {
+                        pair.tx.feed(msg.clone()).await.unwrap();
+                    }
+                    SinkExt::<bytes::Bytes>::flush(&mut pair.tx).await.unwrap();
+                    pair.rx = Some(reader.await.unwrap());
+                    start.elapsed()
+                })
+            })
+        });
+
+        let wire = vec![0x5au8; frame_len(size)];
+        let (mut tx, mut rx) = rt.block_on(tcp_pair());
+        group.bench_with_input(BenchmarkId::new("floor_raw_tcp", size), &size, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut r = rx.take().unwrap();
+                    let start = Instant::now();
+                    let reader = tokio::spawn(async move {
+                        let mut buf = vec![0u8; frame_len(size)];
+                        for _ in 0..iters {
+                            r.read_exact(&mut buf).await.unwrap();
+                        }
+                        r
+                    });
+                    for _ in 0..iters {
+                        tx.write_all(&wire).await.unwrap();
+                    }
+                    tx.flush().await.unwrap();
+                    rx = Some(reader.await.unwrap());
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+    // The connections are idle; do not wait on them.
+    rt.shutdown_background();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+}
+
+/// Criterion's generated group function.
+mod group {
+    criterion::criterion_group! {
+        name = benches;
+        config = super::config();
+        targets = super::handshake, super::transport, super::loopback
+    }
+}
+
+criterion_main!(group::benches);

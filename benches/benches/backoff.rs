@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use backoff::Policy;
+use benches::{paired, report};
 use criterion::{criterion_main, Criterion};
 
 /// lnd's `computeNextBackoff` without its defects fixed, on `Duration`.
@@ -81,6 +82,26 @@ fn backoff(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    let mut k = 0usize;
+    let mut s1 = 1u64;
+    let mut s2 = 1u64;
+    report(
+        "backoff after_failure / lnd rule unfixed",
+        &paired(
+            41,
+            100_000,
+            || {
+                k = (k + 1) % levels.len();
+                let e = next_entropy(&mut s1);
+                black_box(policy.after_failure(black_box(levels[k]), e));
+            },
+            || {
+                let e = next_entropy(&mut s2);
+                black_box(lnd_next(black_box(levels[1]), max, e));
+            },
+        ),
+    );
 }
 
 fn config() -> Criterion {

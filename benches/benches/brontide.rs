@@ -12,12 +12,16 @@
 //! - loopback TCP, one way, messages of 1 KiB and 65535 B through
 //!   `FramedWrite`/`FramedRead` after a real `dial`/`Listener` handshake,
 //!   against raw TCP moving the same number of bytes (the frame sizes)
-//!   without encryption.
+//!   without encryption, buffered as the codec buffers (8 KiB).
+//!
+//! Lines starting `PAIRED` give the ratios measured interleaved (see
+//! [`benches::paired`]): on a busy machine they are the ones to trust.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use benches::{paired, report};
 use bitcoin::secp256k1::ecdh::SharedSecret;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use brontide::{
@@ -27,12 +31,15 @@ use brontide::{
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use futures::{SinkExt, StreamExt};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 const SIZES: [usize; 2] = [1024, 65535];
+
+/// Rounds of interleaved batches for the paired ratios.
+const PAIRED_ROUNDS: usize = 41;
 
 fn sk(byte: u8) -> SecretKey {
     // Invariant: 32 repeated bytes 0x01..=0x7f are a valid scalar.
@@ -45,50 +52,52 @@ fn handshake(c: &mut Criterion) {
     let bob_id = bob.public_key();
     let (ea, eb) = (sk(0x12), sk(0x22));
 
-    let mut group = c.benchmark_group("brontide_handshake");
-    group.bench_function("brontide_both_sides", |b| {
-        b.iter(|| {
-            let (act_one, alice) = Initiator::with_ephemeral(&alice, &bob_id, &ea)
-                .unwrap()
-                .act_one()
-                .unwrap();
-            let (act_two, bob) = Responder::with_ephemeral(&bob, &eb)
-                .unwrap()
-                .read_act_one(&act_one)
-                .unwrap();
-            let (act_three, alice_session) = alice.read_act_two(&act_two).unwrap();
-            let bob_session = bob.read_act_three(&act_three).unwrap();
-            black_box((alice_session, bob_session))
-        })
-    });
+    let both_sides = || {
+        let (act_one, alice) = Initiator::with_ephemeral(&alice, &bob_id, &ea)
+            .unwrap()
+            .act_one()
+            .unwrap();
+        let (act_two, bob) = Responder::with_ephemeral(&bob, &eb)
+            .unwrap()
+            .read_act_one(&act_one)
+            .unwrap();
+        let (act_three, alice_session) = alice.read_act_two(&act_two).unwrap();
+        let bob_session = bob.read_act_three(&act_three).unwrap();
+        black_box((alice_session, bob_session));
+    };
 
     let secp = Secp256k1::new();
     let (sa, sb) = (alice.secret_key(), bob.secret_key());
     let wire_ea = PublicKey::from_secret_key(&secp, &ea).serialize();
     let wire_eb = PublicKey::from_secret_key(&secp, &eb).serialize();
     let wire_sa = alice.public_key().serialize();
-    group.bench_function("floor_2_keygen_6_ecdh_3_parse", |b| {
-        b.iter(|| {
-            // Initiator: its ephemeral key, es, then (act two) parse e_B, ee;
-            // (act three) se.
-            let pub_ea = PublicKey::from_secret_key(&secp, black_box(&ea));
-            let es_i = SharedSecret::new(black_box(&bob_id), &ea);
-            // Responder: parse e_A, es; its ephemeral key, ee.
-            let r_ea = PublicKey::from_slice(black_box(&wire_ea)).unwrap();
-            let es_r = SharedSecret::new(&r_ea, sb);
-            let pub_eb = PublicKey::from_secret_key(&secp, black_box(&eb));
-            let ee_r = SharedSecret::new(&r_ea, &eb);
-            // Initiator: parse e_B, ee, se.
-            let i_eb = PublicKey::from_slice(black_box(&wire_eb)).unwrap();
-            let ee_i = SharedSecret::new(&i_eb, &ea);
-            let se_i = SharedSecret::new(&i_eb, sa);
-            // Responder: parse s_A, se.
-            let r_sa = PublicKey::from_slice(black_box(&wire_sa)).unwrap();
-            let se_r = SharedSecret::new(&r_sa, &eb);
-            black_box((pub_ea, pub_eb, es_i, es_r, ee_r, ee_i, se_i, se_r))
-        })
-    });
+    let floor = || {
+        // Initiator: its ephemeral key, es.
+        let pub_ea = PublicKey::from_secret_key(&secp, black_box(&ea));
+        let es_i = SharedSecret::new(black_box(&bob_id), &ea);
+        // Responder: parse e_A, es; its ephemeral key, ee.
+        let r_ea = PublicKey::from_slice(black_box(&wire_ea)).unwrap();
+        let es_r = SharedSecret::new(&r_ea, sb);
+        let pub_eb = PublicKey::from_secret_key(&secp, black_box(&eb));
+        let ee_r = SharedSecret::new(&r_ea, &eb);
+        // Initiator: parse e_B, ee, se.
+        let i_eb = PublicKey::from_slice(black_box(&wire_eb)).unwrap();
+        let ee_i = SharedSecret::new(&i_eb, &ea);
+        let se_i = SharedSecret::new(&i_eb, sa);
+        // Responder: parse s_A, se.
+        let r_sa = PublicKey::from_slice(black_box(&wire_sa)).unwrap();
+        let se_r = SharedSecret::new(&r_sa, &eb);
+        black_box((pub_ea, pub_eb, es_i, es_r, ee_r, ee_i, se_i, se_r));
+    };
+
+    let mut group = c.benchmark_group("brontide_handshake");
+    group.bench_function("brontide_both_sides", |b| b.iter(both_sides));
+    group.bench_function("floor_2_keygen_6_ecdh_3_parse", |b| b.iter(floor));
     group.finish();
+    report(
+        "brontide_handshake both sides / floor",
+        &paired(PAIRED_ROUNDS, 20, both_sides, floor),
+    );
 }
 
 fn nonce(n: u64) -> Nonce {
@@ -108,31 +117,35 @@ fn transport(c: &mut Criterion) {
         let mut frame = vec![0u8; frame_len(size)];
         let mut enc = Encryptor::new(ck, k);
         let mut dec = Decryptor::new(ck, k);
-        group.bench_with_input(BenchmarkId::new("brontide", size), &size, |b, _| {
-            b.iter(|| {
-                enc.encrypt_to_slice(black_box(&msg), &mut frame).unwrap();
-                let plain = dec.decrypt_frame(&mut frame).unwrap();
-                black_box(plain.len())
-            })
-        });
-
+        let mut ours = || {
+            enc.encrypt_to_slice(black_box(&msg), &mut frame).unwrap();
+            let plain = dec.decrypt_frame(&mut frame).unwrap();
+            black_box(plain.len());
+        };
         let mut buf = vec![0x5au8; size];
         let mut n = 0u64;
+        let mut floor = || {
+            n += 1;
+            let tag = ring_key
+                .seal_in_place_separate_tag(nonce(n), Aad::empty(), black_box(&mut buf))
+                .unwrap();
+            let plain = ring_key
+                .open_in_place_separate_tag(nonce(n), Aad::empty(), tag, &mut buf, 0..)
+                .unwrap();
+            black_box(plain.len());
+        };
+        group.bench_with_input(BenchmarkId::new("brontide", size), &size, |b, _| {
+            b.iter(&mut ours)
+        });
         group.bench_with_input(
             BenchmarkId::new("floor_ring_seal_open", size),
             &size,
-            |b, _| {
-                b.iter(|| {
-                    n += 1;
-                    let tag = ring_key
-                        .seal_in_place_separate_tag(nonce(n), Aad::empty(), black_box(&mut buf))
-                        .unwrap();
-                    let plain = ring_key
-                        .open_in_place_separate_tag(nonce(n), Aad::empty(), tag, &mut buf, 0..)
-                        .unwrap();
-                    black_box(plain.len())
-                })
-            },
+            |b, _| b.iter(&mut floor),
+        );
+        let batch = if size > 4096 { 20 } else { 1000 };
+        report(
+            &format!("brontide_transport encrypt+decrypt {size} B / ring seal+open"),
+            &paired(PAIRED_ROUNDS, batch, ours, floor),
         );
     }
     group.finish();
@@ -168,13 +181,18 @@ async fn brontide_pair() -> BrontidePair {
     }
 }
 
-async fn tcp_pair() -> (OwnedWriteHalf, Option<OwnedReadHalf>) {
+/// Raw TCP with 8 KiB buffers both ways, as `FramedWrite` (its
+/// backpressure boundary) and `FramedRead` (its initial buffer) use.
+async fn tcp_pair() -> (BufWriter<OwnedWriteHalf>, Option<BufReader<OwnedReadHalf>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
     let (_, tx) = client.unwrap().into_split();
     let (rx, _) = server.unwrap().0.into_split();
-    (tx, Some(rx))
+    (
+        BufWriter::with_capacity(8192, tx),
+        Some(BufReader::with_capacity(8192, rx)),
+    )
 }
 
 fn loopback(c: &mut Criterion) {
@@ -213,27 +231,31 @@ fn loopback(c: &mut Criterion) {
 
         let wire = vec![0x5au8; frame_len(size)];
         let (mut tx, mut rx) = rt.block_on(tcp_pair());
-        group.bench_with_input(BenchmarkId::new("floor_raw_tcp", size), &size, |b, _| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut r = rx.take().unwrap();
-                    let start = Instant::now();
-                    let reader = tokio::spawn(async move {
-                        let mut buf = vec![0u8; frame_len(size)];
+        group.bench_with_input(
+            BenchmarkId::new("floor_raw_tcp_buffered", size),
+            &size,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut r = rx.take().unwrap();
+                        let start = Instant::now();
+                        let reader = tokio::spawn(async move {
+                            let mut buf = vec![0u8; frame_len(size)];
+                            for _ in 0..iters {
+                                r.read_exact(&mut buf).await.unwrap();
+                            }
+                            r
+                        });
                         for _ in 0..iters {
-                            r.read_exact(&mut buf).await.unwrap();
+                            tx.write_all(&wire).await.unwrap();
                         }
-                        r
-                    });
-                    for _ in 0..iters {
-                        tx.write_all(&wire).await.unwrap();
-                    }
-                    tx.flush().await.unwrap();
-                    rx = Some(reader.await.unwrap());
-                    start.elapsed()
+                        tx.flush().await.unwrap();
+                        rx = Some(reader.await.unwrap());
+                        start.elapsed()
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     group.finish();
     // The connections are idle; do not wait on them.

@@ -170,8 +170,67 @@ fn command_latency(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    let paired_result = rt.block_on(async {
+        let mut ours = Vec::new();
+        let mut floor = Vec::new();
+        let mut ratios = Vec::new();
+        for round in 0..41 {
+            let (o, f) = if round % 2 == 0 {
+                let o = ours_round(&worker, &mut events).await;
+                (o, floor_round_trip(&cmd_tx, &mut rx_back).await)
+            } else {
+                let f = floor_round_trip(&cmd_tx, &mut rx_back).await;
+                (ours_round(&worker, &mut events).await, f)
+            };
+            ours.push(o);
+            floor.push(f);
+            ratios.push(o.as_secs_f64() / f.as_secs_f64());
+        }
+        ours.sort_unstable();
+        floor.sort_unstable();
+        ratios.sort_unstable_by(f64::total_cmp);
+        benches::Paired {
+            ours: ours[20],
+            floor: floor[20],
+            ratio: ratios[20],
+        }
+    });
+    benches::report(
+        "conn_worker command -> dial started / channel round trip",
+        &paired_result,
+    );
     drop(worker);
     drop(cmd_tx);
+}
+
+/// 200 commands to dial started; the time per command.
+async fn ours_round<D: conn_worker::Dialer<Addr = u32>>(
+    worker: &WorkerHandle<u32, D>,
+    events: &mut Events<u32, D>,
+) -> Duration {
+    let mut t = Duration::ZERO;
+    for _ in 0..200 {
+        let start = Instant::now();
+        worker.connect(Some(vec![7]), When::Now).unwrap();
+        next_kind(events, |k| matches!(k, EventKind::DialStarted { .. })).await;
+        t += start.elapsed();
+        next_kind(events, |k| matches!(k, EventKind::Idle)).await;
+    }
+    t / 200
+}
+
+/// 200 raw round trips; the time per trip.
+async fn floor_round_trip(
+    tx: &mpsc::UnboundedSender<u32>,
+    rx: &mut mpsc::UnboundedReceiver<u32>,
+) -> Duration {
+    let start = Instant::now();
+    for i in 0..200 {
+        tx.send(i).unwrap();
+        black_box(rx.recv().await.unwrap());
+    }
+    start.elapsed() / 200
 }
 
 type Handles = Vec<WorkerHandle<u32, Dial>>;

@@ -17,9 +17,11 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use benches::{paired, report};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use conn_worker::{dial_fn, Clock, TokioClock};
 use criterion::{criterion_main, Criterion, SamplingMode};
+use futures::FutureExt;
 use server::{
     Config, Direction, DisconnectReason, NetAddress, NodeAddr, PeerHandler, Server, StartupPeer,
 };
@@ -120,6 +122,40 @@ fn rapid_connects(c: &mut Criterion) {
             })
         })
     });
+    let status = server.status();
+    assert_eq!(status.len(), 1, "one worker for one peer");
+    assert_eq!(server.dials_in_flight(), 1, "one dial in flight");
+
+    // Paired: the 10 calls against 10 raw locked lookups and sends.
+    let (tx, mut rx) = mpsc::unbounded_channel::<NodeAddr>();
+    let map: Mutex<HashMap<PublicKey, mpsc::UnboundedSender<NodeAddr>>> =
+        Mutex::new(HashMap::from([(peer, tx)]));
+    let result = {
+        let _guard = rt.enter();
+        paired(
+            41,
+            1000,
+            || {
+                for _ in 0..10 {
+                    // A perm connect never waits: it is ready at once.
+                    let call = server.connect(node.clone(), true).now_or_never();
+                    call.expect("perm connect is ready at once").unwrap();
+                }
+            },
+            || {
+                for _ in 0..10 {
+                    let map = map.lock().unwrap();
+                    map[&peer].send(node.clone()).unwrap();
+                }
+                while rx.try_recv().is_ok() {}
+            },
+        )
+    };
+    report(
+        "server 10 perm connects (calls) / 10 locked lookups+sends",
+        &result,
+    );
+    rt.block_on(settle());
     let status = server.status();
     assert_eq!(status.len(), 1, "one worker for one peer");
     assert_eq!(server.dials_in_flight(), 1, "one dial in flight");

@@ -1,2 +1,82 @@
-//! Criterion benchmarks for the workspace. The benches live in `benches/`;
-//! this library is empty. Run them with `cargo bench -p benches`.
+//! Criterion benchmarks for the workspace. The benches live in `benches/`,
+//! one file per layer; run them with `cargo bench -p benches`.
+//!
+//! This library holds what the bench files share: [`paired`], which
+//! measures a figure and its floor interleaved, batch after batch, so that
+//! the noise of a busy machine hits both alike and their ratio holds even
+//! when absolute times drift.
+
+use std::time::{Duration, Instant};
+
+/// A figure and its floor measured interleaved, with their ratio.
+#[derive(Debug, Clone, Copy)]
+pub struct Paired {
+    /// Median time per call of the figure.
+    pub ours: Duration,
+    /// Median time per call of the floor.
+    pub floor: Duration,
+    /// Median, over rounds, of the ratio figure ÷ floor within a round.
+    pub ratio: f64,
+}
+
+/// Measures `ours` and `floor` in alternating batches of `batch` calls,
+/// `rounds` times (the order flips every round), and returns the medians.
+///
+/// Each round's ratio compares two batches taken back to back, so a burst of
+/// load from another process inflates both or neither; the median of those
+/// ratios is what BENCHMARKS.md reports as "paired ratio".
+pub fn paired(
+    rounds: usize,
+    batch: u64,
+    mut ours: impl FnMut(),
+    mut floor: impl FnMut(),
+) -> Paired {
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..batch {
+            f();
+        }
+        start.elapsed() / batch as u32
+    };
+    // Warm both up once.
+    time(&mut ours);
+    time(&mut floor);
+    let mut ours_t = Vec::with_capacity(rounds);
+    let mut floor_t = Vec::with_capacity(rounds);
+    let mut ratios = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let (o, f) = if round % 2 == 0 {
+            let o = time(&mut ours);
+            (o, time(&mut floor))
+        } else {
+            let f = time(&mut floor);
+            (time(&mut ours), f)
+        };
+        ours_t.push(o);
+        floor_t.push(f);
+        ratios.push(o.as_secs_f64() / f.as_secs_f64().max(1e-12));
+    }
+    Paired {
+        ours: median(&mut ours_t),
+        floor: median(&mut floor_t),
+        ratio: median_f64(&mut ratios),
+    }
+}
+
+/// Prints a [`Paired`] result on one line, prefixed by `name`.
+pub fn report(name: &str, p: &Paired) {
+    println!(
+        "PAIRED {name}: ours {:.3?} per call, floor {:.3?} per call, ratio {:.3} (median of per-round ratios)",
+        p.ours, p.floor, p.ratio
+    );
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn median_f64(v: &mut [f64]) -> f64 {
+    v.sort_unstable_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}

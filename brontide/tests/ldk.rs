@@ -2,26 +2,15 @@
 //! over 127.0.0.1, in both directions, with enough messages each way to cross
 //! several key rotations (a key rotates every 500 messages).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use brontide::{
     dial, Connection, DialConfig, Listener, ListenerConfig, NodeKeyPair, PublicKey, SecretKey,
 };
 use futures::{SinkExt, StreamExt};
-use lightning::ln::msgs::{DecodeError, Init, LightningError};
-use lightning::ln::peer_handler::{
-    CustomMessageHandler, ErroringMessageHandler, IgnoringMessageHandler, MessageHandler,
-    PeerManager,
-};
-use lightning::ln::wire::{CustomMessageReader, Type};
-use lightning::sign::KeysManager;
-use lightning::types::features::{InitFeatures, NodeFeatures};
-use lightning::util::logger::{Logger, Record};
-use lightning::util::ser::{LengthLimitedRead, Writeable, Writer};
-use lightning_net_tokio::SocketDescriptor;
+use testkit::ldk::LdkNode;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Messages each way: more than two rotations of each key.
@@ -36,143 +25,6 @@ const PONG: u16 = 19;
 /// Safety cap for each wait; the exchange takes well under a second.
 const CAP: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone)]
-struct Custom {
-    type_id: u16,
-    payload: Vec<u8>,
-}
-
-impl Writeable for Custom {
-    fn write<W: Writer>(&self, w: &mut W) -> Result<(), lightning::io::Error> {
-        w.write_all(&self.payload)
-    }
-}
-
-impl Type for Custom {
-    fn type_id(&self) -> u16 {
-        self.type_id
-    }
-}
-
-/// LDK's custom handler: records what arrives, queues what to send.
-#[derive(Default)]
-struct Customs {
-    received: Mutex<Vec<u32>>,
-    outbox: Mutex<Vec<(PublicKey, Custom)>>,
-    connected: Mutex<Option<PublicKey>>,
-    changed: Notify,
-}
-
-impl CustomMessageReader for Customs {
-    type CustomMessage = Custom;
-
-    fn read<R: LengthLimitedRead>(
-        &self,
-        message_type: u16,
-        buffer: &mut R,
-    ) -> Result<Option<Custom>, DecodeError> {
-        if message_type != TO_LDK {
-            return Ok(None);
-        }
-        let mut payload = vec![0u8; buffer.remaining_bytes() as usize];
-        buffer
-            .read_exact(&mut payload)
-            .map_err(|_| DecodeError::ShortRead)?;
-        Ok(Some(Custom {
-            type_id: message_type,
-            payload,
-        }))
-    }
-}
-
-impl CustomMessageHandler for Customs {
-    fn handle_custom_message(&self, msg: Custom, _sender: PublicKey) -> Result<(), LightningError> {
-        let seq = u32::from_be_bytes(msg.payload[..4].try_into().unwrap());
-        self.received.lock().unwrap().push(seq);
-        self.changed.notify_waiters();
-        Ok(())
-    }
-
-    fn get_and_clear_pending_msg(&self) -> Vec<(PublicKey, Custom)> {
-        std::mem::take(&mut *self.outbox.lock().unwrap())
-    }
-
-    fn peer_disconnected(&self, _their_node_id: PublicKey) {}
-
-    fn peer_connected(
-        &self,
-        their_node_id: PublicKey,
-        _msg: &Init,
-        _inbound: bool,
-    ) -> Result<(), ()> {
-        *self.connected.lock().unwrap() = Some(their_node_id);
-        self.changed.notify_waiters();
-        Ok(())
-    }
-
-    fn provided_node_features(&self) -> NodeFeatures {
-        NodeFeatures::empty()
-    }
-
-    fn provided_init_features(&self, _their_node_id: PublicKey) -> InitFeatures {
-        InitFeatures::empty()
-    }
-}
-
-struct QuietLogger;
-
-impl Logger for QuietLogger {
-    fn log(&self, _record: Record<'_>) {}
-}
-
-type Ldk = PeerManager<
-    SocketDescriptor,
-    Arc<ErroringMessageHandler>,
-    Arc<IgnoringMessageHandler>,
-    Arc<IgnoringMessageHandler>,
-    Arc<QuietLogger>,
-    Arc<Customs>,
-    Arc<KeysManager>,
-    Arc<IgnoringMessageHandler>,
->;
-
-struct LdkNode {
-    manager: Arc<Ldk>,
-    customs: Arc<Customs>,
-    node_id: PublicKey,
-}
-
-fn ldk_node(seed: u8) -> LdkNode {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let keys = Arc::new(KeysManager::new(
-        &[seed; 32],
-        now.as_secs(),
-        now.subsec_nanos(),
-        true,
-    ));
-    let node_id = NodeKeyPair::new(keys.get_node_secret_key()).public_key();
-    let customs = Arc::new(Customs::default());
-    let handler = MessageHandler {
-        chan_handler: Arc::new(ErroringMessageHandler::new()),
-        route_handler: Arc::new(IgnoringMessageHandler {}),
-        onion_message_handler: Arc::new(IgnoringMessageHandler {}),
-        custom_message_handler: Arc::clone(&customs),
-        send_only_message_handler: Arc::new(IgnoringMessageHandler {}),
-    };
-    let manager = Arc::new(PeerManager::new(
-        handler,
-        now.as_secs() as u32,
-        &[seed.wrapping_add(1); 32],
-        Arc::new(QuietLogger),
-        keys,
-    ));
-    LdkNode {
-        manager,
-        customs,
-        node_id,
-    }
-}
-
 fn message(type_id: u16, payload: &[u8]) -> Vec<u8> {
     let mut msg = type_id.to_be_bytes().to_vec();
     msg.extend_from_slice(payload);
@@ -186,25 +38,6 @@ fn type_of(msg: &[u8]) -> u16 {
 /// An `init` with no features and no TLVs.
 fn init() -> Vec<u8> {
     message(INIT, &[0, 0, 0, 0])
-}
-
-/// Waits until `done` holds, re-checking whenever LDK's handler changes.
-async fn wait_for(customs: &Customs, what: &str, done: impl Fn(&Customs) -> bool) {
-    let wait = async {
-        loop {
-            let changed = customs.changed.notified();
-            if done(customs) {
-                return;
-            }
-            tokio::select! {
-                () = changed => {}
-                () = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
-        }
-    };
-    tokio::time::timeout(CAP, wait)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
 /// Runs the exchange over an established connection to `ldk`: init both ways,
@@ -233,25 +66,14 @@ async fn exchange(conn: Connection<TcpStream>, ldk: &LdkNode, our_id: PublicKey)
         tx
     });
     out.send(init()).unwrap();
-    wait_for(&ldk.customs, "LDK to see our init", |c| {
-        *c.connected.lock().unwrap() == Some(our_id)
-    })
-    .await;
+    ldk.wait_for("LDK to see our init", |c| c.connected().contains(&our_id))
+        .await;
 
     // LDK -> us: queue them all, let LDK flush them as the socket allows.
-    {
-        let mut outbox = ldk.customs.outbox.lock().unwrap();
-        for seq in 0..MESSAGES {
-            let mut payload = seq.to_be_bytes().to_vec();
-            payload.extend_from_slice(&[seq as u8; 100]);
-            outbox.push((
-                our_id,
-                Custom {
-                    type_id: FROM_LDK,
-                    payload,
-                },
-            ));
-        }
+    for seq in 0..MESSAGES {
+        let mut payload = seq.to_be_bytes().to_vec();
+        payload.extend_from_slice(&[seq as u8; 100]);
+        ldk.send_custom(our_id, FROM_LDK, payload);
     }
     // A timer tick makes LDK ping us (ahead of the queued messages); we must
     // answer.
@@ -291,14 +113,20 @@ async fn exchange(conn: Connection<TcpStream>, ldk: &LdkNode, our_id: PublicKey)
         out.send(message(TO_LDK, &payload)).unwrap();
     }
     let (rx, pings) = tokio::time::timeout(CAP, reader).await.unwrap().unwrap();
-    wait_for(&ldk.customs, "LDK to receive every message", |c| {
-        c.received.lock().unwrap().len() == MESSAGES as usize
+    ldk.wait_for("LDK to receive every message", |c| {
+        c.received().len() == MESSAGES as usize
     })
     .await;
-    assert_eq!(
-        *ldk.customs.received.lock().unwrap(),
-        (0..MESSAGES).collect::<Vec<_>>()
-    );
+    let seqs: Vec<u32> = ldk
+        .customs
+        .received()
+        .iter()
+        .map(|(from, m)| {
+            assert_eq!((*from, m.type_id), (our_id, TO_LDK));
+            u32::from_be_bytes(m.payload[..4].try_into().unwrap())
+        })
+        .collect();
+    assert_eq!(seqs, (0..MESSAGES).collect::<Vec<_>>());
     assert!(pings >= 1, "LDK never pinged");
     // Still connected after the pings: LDK got our pongs.
     ldk.manager.timer_tick_occurred();
@@ -314,15 +142,9 @@ async fn exchange(conn: Connection<TcpStream>, ldk: &LdkNode, our_id: PublicKey)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_dial_to_an_ldk_listener() {
-    let ldk = ldk_node(7);
+    let ldk = LdkNode::new(7);
     let ours = NodeKeyPair::new(SecretKey::from_slice(&[0x42; 32]).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let manager = Arc::clone(&ldk.manager);
-    let accept_task = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        lightning_net_tokio::setup_inbound(manager, stream.into_std().unwrap()).await;
-    });
+    let addr = ldk.listen().await;
 
     let conn = dial(
         addr,
@@ -336,29 +158,21 @@ async fn our_dial_to_an_ldk_listener() {
     assert_eq!(conn.remote_pubkey(), ldk.node_id);
     exchange(conn, &ldk, ours.public_key()).await;
     ldk.manager.disconnect_all_peers();
-    tokio::time::timeout(CAP, accept_task)
-        .await
-        .unwrap()
-        .unwrap();
+    ldk.wait_for("LDK to drop us", |c| c.connected().is_empty())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ldk_dial_to_our_listener() {
-    let ldk = ldk_node(9);
+    let ldk = LdkNode::new(9);
     let ours = NodeKeyPair::new(SecretKey::from_slice(&[0x43; 32]).unwrap());
     let mut listener = Listener::bind("127.0.0.1:0", ours.clone(), ListenerConfig::default())
         .await
         .unwrap();
     let addr = listener.local_addr();
 
-    let manager = Arc::clone(&ldk.manager);
     let our_id = ours.public_key();
-    let connect_task = tokio::spawn(async move {
-        let done = lightning_net_tokio::connect_outbound(manager, our_id, addr)
-            .await
-            .expect("LDK connected");
-        done.await;
-    });
+    let connect_task = ldk.connect(our_id, addr);
 
     let accepted = tokio::time::timeout(CAP, listener.accept())
         .await
@@ -367,9 +181,10 @@ async fn ldk_dial_to_our_listener() {
     assert_eq!(accepted.remote_pubkey(), ldk.node_id);
     exchange(accepted.connection, &ldk, our_id).await;
     ldk.manager.disconnect_all_peers();
-    tokio::time::timeout(CAP, connect_task)
+    let connected = tokio::time::timeout(CAP, connect_task)
         .await
         .unwrap()
         .unwrap();
+    assert!(connected, "LDK's TCP connect succeeded");
     listener.shutdown().await;
 }

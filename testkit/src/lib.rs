@@ -29,6 +29,8 @@ use std::hash::Hash;
 mod clock;
 mod dialer;
 mod harness;
+#[cfg(feature = "ldk")]
+pub mod ldk;
 
 pub use clock::ManualClock;
 pub use dialer::{Attempt, Behavior, MockConn, MockDialer, MockError, Outcome};

@@ -1,0 +1,212 @@
+//! The decryptor fed arbitrary frames after a valid handshake, in both
+//! directions.
+//!
+//! The input is a small program. Its first byte picks the direction
+//! (bit 0: initiator to responder, or back) and the read size (the other
+//! bits, 1 to 127 bytes per read). Then, one op per byte:
+//!
+//! - `op % 4 == 0`: a valid message; the next two bytes give its length
+//!   (big-endian, up to 65535) and the sender encrypts it;
+//! - `op % 4 == 1`: a valid short message (length: the next byte);
+//! - `op % 4 == 2`: raw bytes: the next byte gives a count, then that many
+//!   input bytes go on the wire as they are;
+//! - `op % 4 == 3`: a flipped byte: the next two bytes pick a position in
+//!   the wire so far, the byte after them is XORed in (0 becomes 1).
+//!
+//! The wire is fed to a [`MessageDecoder`] read by read. What must hold:
+//! every message delivered is the one sent at that position (nothing forged,
+//! nothing reordered); an untouched wire delivers every message and ends
+//! cleanly; a touched one ends in a typed peer fault (a decrypt error or a
+//! truncated frame). The rest of the input is also handed, as one frame,
+//! to the other direction's [`Decryptor`], which must answer with a typed
+//! error or a message and never panic.
+
+use brontide::{DecryptError, Decryptor, Error, MessageDecoder, HEADER_LEN, MAX_MESSAGE_LEN};
+use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+use crate::handshake::spec_sessions;
+
+/// The wire never grows past this (keeps each run short).
+const MAX_WIRE: usize = 1 << 20;
+
+/// What one run of [`decrypt_frames`] did.
+#[derive(Debug, Default)]
+pub struct FramesReport {
+    /// Messages the sender encrypted onto the wire.
+    pub sent: usize,
+    /// Messages the decoder delivered (always a prefix of `sent`).
+    pub delivered: usize,
+    /// Whether raw bytes or flips touched the wire.
+    pub tampered: bool,
+    /// The decoder's error, if it stopped on one.
+    pub error: Option<String>,
+}
+
+/// A deterministic message body: `len` bytes that differ per position.
+fn body(len: usize, index: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ (index as u8))
+        .collect()
+}
+
+/// Runs one program (see the module docs).
+///
+/// # Panics
+/// If a property above is broken.
+pub fn decrypt_frames(data: &[u8]) -> FramesReport {
+    let mut report = FramesReport::default();
+    let Some((&control, mut ops)) = data.split_first() else {
+        return report;
+    };
+    let to_responder = control & 1 == 0;
+    let read_size = usize::from(control >> 1).max(1);
+
+    let (initiator, responder) = spec_sessions();
+    let (initiator_tx, initiator_rx) = initiator.into_parts();
+    let (responder_tx, responder_rx) = responder.into_parts();
+    let (mut tx, rx, mut other_rx) = if to_responder {
+        (initiator_tx, responder_rx, initiator_rx)
+    } else {
+        (responder_tx, initiator_rx, responder_rx)
+    };
+
+    let mut wire = BytesMut::new();
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    while let Some((&op, rest)) = ops.split_first() {
+        ops = rest;
+        match op % 4 {
+            0 | 1 => {
+                let len = if op % 4 == 0 {
+                    let (hi, lo) = (take(&mut ops), take(&mut ops));
+                    usize::from(u16::from_be_bytes([hi, lo]))
+                } else {
+                    usize::from(take(&mut ops))
+                };
+                if wire.len() + brontide::frame_len(len) > MAX_WIRE {
+                    continue;
+                }
+                let msg = body(len, sent.len());
+                tx.encrypt_into(&msg, &mut wire)
+                    .expect("at most MAX_MESSAGE_LEN bytes");
+                sent.push(msg);
+            }
+            2 => {
+                let n = usize::from(take(&mut ops)).min(ops.len());
+                let (raw, rest) = ops.split_at(n);
+                ops = rest;
+                wire.extend_from_slice(raw);
+                report.tampered |= n > 0;
+            }
+            _ => {
+                let (hi, lo) = (take(&mut ops), take(&mut ops));
+                let mask = take(&mut ops).max(1);
+                if !wire.is_empty() {
+                    let at = usize::from(u16::from_be_bytes([hi, lo])) % wire.len();
+                    wire[at] ^= mask;
+                    report.tampered = true;
+                }
+            }
+        }
+    }
+    report.sent = sent.len();
+
+    // Feed the wire read by read.
+    let mut decoder = MessageDecoder::new(rx);
+    let mut buf = BytesMut::new();
+    let mut failed: Option<Error> = None;
+    'reads: for chunk in wire.chunks(read_size) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(msg)) => deliver(&mut report, &sent, &msg),
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break 'reads;
+                }
+            }
+        }
+    }
+    if failed.is_none() {
+        match decoder.decode_eof(&mut buf) {
+            Ok(Some(msg)) => deliver(&mut report, &sent, &msg),
+            Ok(None) => {}
+            Err(e) => failed = Some(e),
+        }
+    }
+    match &failed {
+        None => {
+            assert!(buf.is_empty(), "a clean end leaves no bytes behind");
+            if !report.tampered {
+                assert_eq!(report.delivered, report.sent, "an untouched wire delivers all");
+            }
+        }
+        Some(e) => {
+            assert!(e.is_peer_fault(), "not a peer fault: {e}");
+            assert!(
+                matches!(e, Error::Decrypt(_) | Error::TruncatedFrame),
+                "unexpected error {e:?}"
+            );
+            assert!(report.tampered, "an untouched wire failed: {e}");
+            // After a decrypt error the decoder never delivers again, even
+            // with a whole frame's worth of bytes (in either read state).
+            if let Error::Decrypt(_) = e {
+                buf.extend_from_slice(&vec![0u8; brontide::frame_len(MAX_MESSAGE_LEN)]);
+                match decoder.decode(&mut buf) {
+                    Err(Error::Decrypt(DecryptError::Poisoned)) => {}
+                    other => panic!("a failed decoder answered {other:?}"),
+                }
+            }
+            report.error = Some(e.to_string());
+        }
+    }
+
+    raw_frame(&mut other_rx, ops_tail(data));
+    report
+}
+
+/// The input after the control byte, as one frame for the other direction.
+fn ops_tail(data: &[u8]) -> &[u8] {
+    data.get(1..).unwrap_or_default()
+}
+
+/// Hands `raw` to a decryptor as one frame: a typed error or a message.
+fn raw_frame(decryptor: &mut Decryptor, raw: &[u8]) {
+    let mut frame = raw.to_vec();
+    match decryptor.decrypt_frame(&mut frame) {
+        Ok(msg) => assert!(msg.len() <= MAX_MESSAGE_LEN),
+        Err(DecryptError::WrongLength { expected, got }) => {
+            assert_eq!(got, raw.len());
+            assert_ne!(expected, got);
+        }
+        Err(DecryptError::BadLengthTag | DecryptError::BadBodyTag) => {
+            let header = [0u8; HEADER_LEN];
+            assert_eq!(
+                decryptor.decrypt_header(&header),
+                Err(DecryptError::Poisoned),
+                "a failed decryptor must stay failed"
+            );
+        }
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+fn deliver(report: &mut FramesReport, sent: &[Vec<u8>], msg: &[u8]) {
+    let Some(expected) = sent.get(report.delivered) else {
+        panic!("delivered a message that was never sent ({} bytes)", msg.len());
+    };
+    assert_eq!(msg, &expected[..], "message {} was altered", report.delivered);
+    report.delivered += 1;
+}
+
+/// The next input byte, or 0 once the input is used up.
+fn take(ops: &mut &[u8]) -> u8 {
+    match ops.split_first() {
+        Some((&b, rest)) => {
+            *ops = rest;
+            b
+        }
+        None => 0,
+    }
+}

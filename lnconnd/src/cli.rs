@@ -69,7 +69,7 @@ pub(crate) struct KeyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
-    /// The node: <pubkey>@<host>[:<port>] (port 9735 if left out).
+    /// The node: `<pubkey>@<host>[:<port>]` (port 9735 if left out).
     #[arg(value_name = "PUBKEY@HOST:PORT")]
     pub(crate) node: NodeAddr,
     /// Keep the connection up: reconnect with backoff until Ctrl-C.

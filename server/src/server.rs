@@ -229,12 +229,23 @@ where
             if perm {
                 let connected = reg.conns.contains_key(&peer);
                 let handle = inner.get_or_create(&mut reg, peer, true);
-                // The worker lives while it is in the registry, so neither
-                // post can fail.
-                let _ = if connected {
-                    handle.update_addrs(vec![node])
+                // The given address first, the advertised ones after it.
+                let mut addrs = vec![node.clone()];
+                for a in node_addrs(peer, &reg.redial_addrs(&peer)) {
+                    if a != node {
+                        addrs.push(a);
+                    }
+                }
+                // Connected: only record the addresses. Dialing already: a
+                // new connect would cancel a handshake that may be about to
+                // succeed, so the round just takes the addresses in. Else
+                // (idle, waiting a backoff): dial now. The worker lives
+                // while it is in the registry, so no post can fail.
+                let dialing = handle.status().state == State::Dialing;
+                let _ = if connected || dialing {
+                    handle.update_addrs(addrs)
                 } else {
-                    handle.connect(Some(vec![node]), When::Now)
+                    handle.connect(Some(addrs), When::Now)
                 };
                 return Ok(());
             }

@@ -36,6 +36,29 @@ fn connect_to_peer_accumulation() {
 }
 
 #[test]
+fn perm_connect_during_a_dial_keeps_the_dial() {
+    // A repeated `connect --perm` must not cancel a handshake that may be
+    // about to succeed: the worker takes the addresses into its round.
+    run(async {
+        let f = Fixture::new(key(US));
+        let peer = key(1);
+        f.dialer.set(node(peer, 1), Behavior::SucceedAfter(Duration::from_secs(3)));
+        f.server.connect(node(peer, 1), true).await.expect("perm connect");
+        settle().await;
+        for _ in 0..10 {
+            f.clock.advance(Duration::from_millis(100)).await;
+            f.server.connect(node(peer, 1), true).await.expect("perm connect");
+        }
+        f.clock.advance(Duration::from_secs(3)).await;
+        assert!(f.server.is_connected(&peer));
+        let attempts = f.dialer.attempts();
+        assert_eq!(attempts.len(), 1, "one dial, never restarted");
+        assert!(!attempts[0].cancelled);
+        f.server.shutdown().await;
+    });
+}
+
+#[test]
 fn perm_connect_dials_and_hands_the_connection_to_the_handler() {
     run(async {
         let f = Fixture::new(key(US));

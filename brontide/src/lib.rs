@@ -13,13 +13,17 @@
 //! - **Dial and accept** (tokio): [`dial`] connects and runs the handshake,
 //!   ends at once when its `CancellationToken` fires, and has a connect
 //!   timeout and a per-act timeout. The byte stream is pluggable through
-//!   [`Transport`] (plain [`Tcp`] by default). [`Listener`] accepts TCP and
+//!   [`Transport`] (plain [`Tcp`] by default; [`Socks5`] through a SOCKS5
+//!   proxy such as Tor, with stream isolation). [`Listener`] accepts TCP and
 //!   runs handshakes concurrently with a bound; [`accept`] runs the responder
 //!   on a stream you already have.
 //!
 //! What it does not do: the Lightning messages above BOLT 8 (`init`, pings,
-//! gossip...), reconnection, peer management, or proxies (implement
-//! [`Transport`] for those).
+//! gossip...), reconnection, peer management, DNS resolution or Lightning
+//! address types (callers turn their addresses into a [`SocketAddr`] or a
+//! [`SocksTarget`]).
+//!
+//! [`SocketAddr`]: std::net::SocketAddr
 //!
 //! # Example: a handshake without I/O
 //!
@@ -121,6 +125,7 @@ mod io;
 mod keys;
 mod listener;
 mod resolver;
+mod socks;
 
 pub use bitcoin::secp256k1::{PublicKey, SecretKey};
 pub use cipher::{frame_len, Decryptor, Encryptor, BODY_TAG_LEN, HEADER_LEN, MAX_MESSAGE_LEN};
@@ -137,4 +142,7 @@ pub use handshake::{
 };
 pub use keys::NodeKeyPair;
 pub use listener::{Accepted, Listener, ListenerConfig, DEFAULT_MAX_HANDSHAKES};
+pub use socks::{
+    Socks5, SocksAuth, SocksError, SocksReply, SocksTarget, DEFAULT_SOCKS_CONNECT_TIMEOUT,
+};
 pub use tokio_util::sync::CancellationToken;

@@ -1,17 +1,26 @@
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use bitcoin::secp256k1::PublicKey;
 
+use crate::OnionV3;
+
 /// The port Lightning nodes listen on unless they say otherwise (BOLT 1).
 pub const DEFAULT_PORT: u16 = 9735;
 
-/// Where a node can be reached: an IP socket address or a DNS host name with
-/// a port.
+/// The longest BOLT 7 address descriptor: type 5 with a 255-byte name.
+pub const MAX_DESCRIPTOR_LEN: usize = 1 + 1 + 255 + 2;
+
+/// Where a node can be reached: BOLT 7's address descriptors. IPv4 (type 1)
+/// and IPv6 (type 2) are [`NetAddress::Ip`], Tor v3 (type 4) is
+/// [`NetAddress::Onion`], a DNS host name (type 5) is [`NetAddress::Host`].
+/// Tor v2 (type 3) is obsolete and refused.
 ///
-/// Text forms: `1.2.3.4:9735`, `[::1]:9735`, `host.example:9735`; the port
-/// may be left out and defaults to [`DEFAULT_PORT`].
+/// Text forms: `1.2.3.4:9735`, `[::1]:9735`, `<56 characters>.onion:9735`,
+/// `host.example:9735`; the port may be left out and defaults to
+/// [`DEFAULT_PORT`]. Wire form: [`NetAddress::write_to`] and
+/// [`NetAddress::read_from`].
 ///
 /// ```
 /// use server::NetAddress;
@@ -22,6 +31,14 @@ pub const DEFAULT_PORT: u16 = 9735;
 /// assert_eq!(b.to_string(), "[::1]:10011");
 /// let c: NetAddress = "node.example:9736".parse()?;
 /// assert_eq!(c.port(), 9736);
+/// let d: NetAddress =
+///     "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion".parse()?;
+/// assert!(matches!(d, NetAddress::Onion { port: 9735, .. }));
+///
+/// // BOLT 7 wire form: type, body, port.
+/// let bytes = a.to_bytes()?;
+/// assert_eq!(bytes, [1, 127, 0, 0, 1, 0x26, 0x07]);
+/// assert_eq!(NetAddress::read_from(&bytes)?, (a, 7));
 /// # Ok::<(), server::AddressError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +53,50 @@ pub enum NetAddress {
         /// The port.
         port: u16,
     },
+    /// A Tor v3 onion service and port, reached through a SOCKS5 proxy.
+    Onion {
+        /// The onion service.
+        onion: OnionV3,
+        /// The port.
+        port: u16,
+    },
+}
+
+/// The kinds of [`NetAddress`], by BOLT 7 descriptor type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum AddressKind {
+    /// IPv4 (type 1).
+    Ipv4,
+    /// IPv6 (type 2).
+    Ipv6,
+    /// Tor v3 onion service (type 4).
+    Onion,
+    /// DNS host name (type 5).
+    Dns,
+}
+
+impl AddressKind {
+    /// The BOLT 7 descriptor type.
+    pub fn descriptor_type(self) -> u8 {
+        match self {
+            Self::Ipv4 => 1,
+            Self::Ipv6 => 2,
+            Self::Onion => 4,
+            Self::Dns => 5,
+        }
+    }
+}
+
+impl fmt::Display for AddressKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+            Self::Onion => "onion",
+            Self::Dns => "dns",
+        })
+    }
 }
 
 impl NetAddress {
@@ -43,9 +104,193 @@ impl NetAddress {
     pub fn port(&self) -> u16 {
         match self {
             Self::Ip(a) => a.port(),
-            Self::Host { port, .. } => *port,
+            Self::Host { port, .. } | Self::Onion { port, .. } => *port,
         }
     }
+
+    /// Which kind of address this is.
+    pub fn kind(&self) -> AddressKind {
+        match self {
+            Self::Ip(SocketAddr::V4(_)) => AddressKind::Ipv4,
+            Self::Ip(SocketAddr::V6(_)) => AddressKind::Ipv6,
+            Self::Onion { .. } => AddressKind::Onion,
+            Self::Host { .. } => AddressKind::Dns,
+        }
+    }
+
+    /// The host part as a SOCKS5 proxy takes it: an IP literal (without
+    /// brackets), an onion name or a DNS name.
+    pub fn host(&self) -> String {
+        match self {
+            Self::Ip(a) => a.ip().to_string(),
+            Self::Host { name, .. } => name.clone(),
+            Self::Onion { onion, .. } => onion.to_string(),
+        }
+    }
+
+    /// The length of the BOLT 7 descriptor, type byte included.
+    pub fn encoded_len(&self) -> usize {
+        1 + match self {
+            Self::Ip(SocketAddr::V4(_)) => 4 + 2,
+            Self::Ip(SocketAddr::V6(_)) => 16 + 2,
+            Self::Onion { .. } => OnionV3::ENCODED_LEN + 2,
+            Self::Host { name, .. } => 1 + name.len() + 2,
+        }
+    }
+
+    /// Appends the BOLT 7 address descriptor (type byte, body, big-endian
+    /// port). An IPv6 address's flow info and scope id are not encoded.
+    ///
+    /// # Errors
+    /// [`AddressError::BadPort`] for port 0; [`AddressError::BadHost`] for a
+    /// host name that BOLT 7 cannot carry (not ASCII, empty, over 255 bytes,
+    /// or otherwise malformed). Nothing is written then.
+    pub fn write_to(&self, out: &mut Vec<u8>) -> Result<(), AddressError> {
+        if self.port() == 0 {
+            return Err(AddressError::BadPort("0".to_owned()));
+        }
+        out.push(self.kind().descriptor_type());
+        match self {
+            Self::Ip(SocketAddr::V4(a)) => out.extend_from_slice(&a.ip().octets()),
+            Self::Ip(SocketAddr::V6(a)) => out.extend_from_slice(&a.ip().octets()),
+            Self::Onion { onion, .. } => out.extend_from_slice(&onion.encoded()),
+            Self::Host { name, .. } => {
+                let len = u8::try_from(name.len())
+                    .ok()
+                    .filter(|_| valid_host_name(name));
+                let Some(len) = len else {
+                    out.pop();
+                    return Err(AddressError::BadHost(name.clone()));
+                };
+                out.push(len);
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        out.extend_from_slice(&self.port().to_be_bytes());
+        Ok(())
+    }
+
+    /// The BOLT 7 address descriptor.
+    ///
+    /// # Errors
+    /// As [`NetAddress::write_to`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>, AddressError> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.write_to(&mut out)?;
+        Ok(out)
+    }
+
+    /// Reads one BOLT 7 address descriptor from the start of `bytes`, and
+    /// how many bytes it took.
+    ///
+    /// # Errors
+    /// [`AddressError::Empty`] for no bytes; [`AddressError::Truncated`] if
+    /// the descriptor is cut short; [`AddressError::UnknownType`] (its
+    /// length is unknown, so nothing after it can be read);
+    /// [`AddressError::OnionV2`] for type 3; [`AddressError::OnionVersion`]
+    /// and [`AddressError::OnionChecksum`] for a bad type 4;
+    /// [`AddressError::BadHost`] for a type 5 name that is not a valid ASCII
+    /// DNS name (or is an onion name); [`AddressError::BadPort`] for port 0.
+    pub fn read_from(bytes: &[u8]) -> Result<(NetAddress, usize), AddressError> {
+        let (&ty, body) = bytes.split_first().ok_or(AddressError::Empty)?;
+        let take = |n: usize| -> Result<&[u8], AddressError> {
+            body.get(..n).ok_or(AddressError::Truncated {
+                descriptor: ty,
+                needed: 1 + n,
+                got: bytes.len(),
+            })
+        };
+        let (addr, len) = match ty {
+            1 => {
+                let b = take(4 + 2)?;
+                let ip = Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+                let port = read_port(&b[4..])?;
+                (Self::Ip(SocketAddr::new(IpAddr::V4(ip), port)), b.len())
+            }
+            2 => {
+                let b = take(16 + 2)?;
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&b[..16]);
+                let port = read_port(&b[16..])?;
+                let ip = Ipv6Addr::from(octets);
+                (Self::Ip(SocketAddr::new(IpAddr::V6(ip), port)), b.len())
+            }
+            3 => return Err(AddressError::OnionV2),
+            4 => {
+                let b = take(OnionV3::ENCODED_LEN + 2)?;
+                let mut encoded = [0u8; OnionV3::ENCODED_LEN];
+                encoded.copy_from_slice(&b[..OnionV3::ENCODED_LEN]);
+                let onion = OnionV3::from_encoded(&encoded)?;
+                let port = read_port(&b[OnionV3::ENCODED_LEN..])?;
+                (Self::Onion { onion, port }, b.len())
+            }
+            5 => {
+                let n = usize::from(*take(1)?.first().ok_or(AddressError::Empty)?);
+                let b = take(1 + n + 2)?;
+                let raw = &b[1..1 + n];
+                let name = std::str::from_utf8(raw)
+                    .ok()
+                    .filter(|name| valid_host_name(name) && !is_onion_name(name))
+                    .ok_or_else(|| {
+                        AddressError::BadHost(String::from_utf8_lossy(raw).into_owned())
+                    })?;
+                let port = read_port(&b[1 + n..])?;
+                let host = Self::Host {
+                    name: name.to_ascii_lowercase(),
+                    port,
+                };
+                (host, b.len())
+            }
+            other => return Err(AddressError::UnknownType(other)),
+        };
+        Ok((addr, 1 + len))
+    }
+
+    /// Reads the `addresses` field of a `node_announcement`: descriptors one
+    /// after another. As BOLT 7 asks, reading stops at the first descriptor
+    /// of an unknown type (the rest is ignored), and obsolete Tor v2
+    /// descriptors (type 3) are skipped.
+    ///
+    /// # Errors
+    /// As [`NetAddress::read_from`] for a known descriptor that is cut
+    /// short or malformed.
+    pub fn read_list(mut bytes: &[u8]) -> Result<Vec<NetAddress>, AddressError> {
+        /// Type 3: 10 bytes of address and a port.
+        const ONION_V2_LEN: usize = 1 + 10 + 2;
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            match Self::read_from(bytes) {
+                Ok((addr, n)) => {
+                    out.push(addr);
+                    bytes = &bytes[n..];
+                }
+                Err(AddressError::UnknownType(_)) => break,
+                Err(AddressError::OnionV2) => {
+                    bytes = bytes.get(ONION_V2_LEN..).ok_or(AddressError::Truncated {
+                        descriptor: 3,
+                        needed: ONION_V2_LEN,
+                        got: bytes.len(),
+                    })?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn read_port(b: &[u8]) -> Result<u16, AddressError> {
+    match b {
+        [0, 0] => Err(AddressError::BadPort("0".to_owned())),
+        [hi, lo] => Ok(u16::from_be_bytes([*hi, *lo])),
+        _ => Err(AddressError::BadPort(format!("{b:?}"))),
+    }
+}
+
+/// Whether a DNS name is in Tor's `.onion` domain.
+fn is_onion_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name).as_bytes();
+    name.len() >= 6 && name[name.len() - 6..].eq_ignore_ascii_case(b".onion")
 }
 
 impl From<SocketAddr> for NetAddress {
@@ -59,11 +304,13 @@ impl fmt::Display for NetAddress {
         match self {
             Self::Ip(a) => a.fmt(f),
             Self::Host { name, port } => write!(f, "{name}:{port}"),
+            Self::Onion { onion, port } => write!(f, "{onion}:{port}"),
         }
     }
 }
 
-/// Why a text could not be read as an address.
+/// Why a text or a BOLT 7 descriptor could not be read (or a host name
+/// written) as an address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AddressError {
@@ -85,6 +332,36 @@ pub enum AddressError {
     /// The public key is not 33 bytes of hex encoding a valid point.
     #[error("bad public key {0:?}")]
     BadPubkey(String),
+    /// A Tor v2 onion address (16 characters, BOLT 7 type 3): obsolete.
+    #[error("tor v2 onion addresses are obsolete; use a v3 (56 characters) address")]
+    OnionV2,
+    /// A `.onion` name that is not 56 base32 characters.
+    #[error("bad onion address {0:?}: expected 56 base32 characters then .onion")]
+    BadOnion(String),
+    /// An onion address whose checksum does not match its key (a typo).
+    #[error("onion address checksum mismatch: expected {expected:02x?}, found {found:02x?}")]
+    OnionChecksum {
+        /// The checksum computed from the key.
+        expected: [u8; 2],
+        /// The checksum in the address.
+        found: [u8; 2],
+    },
+    /// An onion address whose version byte is not 3.
+    #[error("onion address version {0}, expected 3")]
+    OnionVersion(u8),
+    /// A BOLT 7 descriptor cut short.
+    #[error("address descriptor type {descriptor} needs {needed} bytes, got {got}")]
+    Truncated {
+        /// The descriptor type.
+        descriptor: u8,
+        /// Bytes the descriptor needs, type byte included.
+        needed: usize,
+        /// Bytes there were.
+        got: usize,
+    },
+    /// A BOLT 7 descriptor of a type this code does not know.
+    #[error("unknown address descriptor type {0}")]
+    UnknownType(u8),
 }
 
 impl FromStr for NetAddress {
@@ -120,6 +397,10 @@ impl FromStr for NetAddress {
         };
         if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
             return Ok(Self::Ip(SocketAddr::new(IpAddr::V4(ip), port)));
+        }
+        if is_onion_name(host) {
+            let onion = host.parse()?;
+            return Ok(Self::Onion { onion, port });
         }
         let name = host.strip_suffix('.').unwrap_or(host);
         if !valid_host_name(name) {
@@ -305,5 +586,224 @@ mod tests {
                 port: 9735
             }
         );
+    }
+
+    const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+
+    #[test]
+    fn onion_text_forms_round_trip() {
+        let a: NetAddress = format!("{ONION}:9735").parse().expect("onion");
+        assert_eq!(a.kind(), AddressKind::Onion);
+        assert_eq!(a.to_string(), format!("{ONION}:9735"));
+        assert_eq!(a.host(), ONION);
+        let b: NetAddress = ONION.to_uppercase().parse().expect("upper case");
+        assert_eq!(b, a);
+        let n: NodeAddr = format!("{KEY}@{ONION}:10000").parse().expect("node");
+        assert_eq!(n.addr.port(), 10000);
+        assert_eq!(n.to_string().parse::<NodeAddr>(), Ok(n));
+    }
+
+    #[test]
+    fn bad_onion_text_is_refused() {
+        assert_eq!(
+            "expyuzz4wqqyqhjn.onion:9735".parse::<NetAddress>(),
+            Err(AddressError::OnionV2)
+        );
+        assert!(matches!(
+            "short.onion:9735".parse::<NetAddress>(),
+            Err(AddressError::BadOnion(_))
+        ));
+        let typo = ONION.replacen('2', "3", 1);
+        assert!(matches!(
+            format!("{typo}:9735").parse::<NetAddress>(),
+            Err(AddressError::OnionChecksum { .. })
+        ));
+        assert!(matches!(
+            format!("{ONION}:0").parse::<NetAddress>(),
+            Err(AddressError::BadPort(_))
+        ));
+    }
+
+    #[test]
+    fn kinds_name_their_descriptor_types() {
+        let cases = [
+            ("1.2.3.4:1", AddressKind::Ipv4, 1),
+            ("[::1]:1", AddressKind::Ipv6, 2),
+            ("h.example:1", AddressKind::Dns, 5),
+        ];
+        for (s, kind, ty) in cases {
+            let a: NetAddress = s.parse().expect(s);
+            assert_eq!(a.kind(), kind);
+            assert_eq!(kind.descriptor_type(), ty);
+            assert_eq!(a.to_bytes().expect(s)[0], ty);
+        }
+        assert_eq!(AddressKind::Onion.descriptor_type(), 4);
+    }
+
+    /// The examples of BOLT 7's descriptor layouts, byte for byte.
+    #[test]
+    fn wire_layouts() {
+        let v4: NetAddress = "1.2.3.4:9735".parse().expect("v4");
+        assert_eq!(v4.to_bytes(), Ok(vec![1, 1, 2, 3, 4, 0x26, 0x07]));
+        let v6: NetAddress = "[::1]:258".parse().expect("v6");
+        let mut want = vec![2];
+        want.extend_from_slice(&[0; 15]);
+        want.extend_from_slice(&[1, 1, 2]);
+        assert_eq!(v6.to_bytes(), Ok(want));
+        let host: NetAddress = "ab.cd:1".parse().expect("host");
+        assert_eq!(
+            host.to_bytes(),
+            Ok(vec![5, 5, b'a', b'b', b'.', b'c', b'd', 0, 1])
+        );
+        let onion: NetAddress = ONION.parse().expect("onion");
+        let bytes = onion.to_bytes().expect("onion");
+        assert_eq!(bytes.len(), 1 + 35 + 2);
+        assert_eq!((bytes[0], bytes[35]), (4, 3));
+        for a in [v4, v6, host, onion] {
+            let bytes = a.to_bytes().expect("encodes");
+            assert_eq!(bytes.len(), a.encoded_len());
+            assert_eq!(NetAddress::read_from(&bytes), Ok((a, bytes.len())));
+        }
+    }
+
+    #[test]
+    fn truncated_descriptors_are_refused() {
+        for s in ["1.2.3.4:1", "[::1]:1", "h.example:1", ONION] {
+            let a: NetAddress = s.parse().expect(s);
+            let bytes = a.to_bytes().expect(s);
+            for cut in 1..bytes.len() {
+                assert!(
+                    matches!(
+                        NetAddress::read_from(&bytes[..cut]),
+                        Err(AddressError::Truncated { descriptor, .. }) if descriptor == bytes[0]
+                    ),
+                    "{s} cut at {cut}"
+                );
+            }
+        }
+        assert_eq!(NetAddress::read_from(&[]), Err(AddressError::Empty));
+    }
+
+    #[test]
+    fn bad_descriptors_are_refused() {
+        let onion: NetAddress = ONION.parse().expect("onion");
+        let good = onion.to_bytes().expect("onion");
+        let mut bad_sum = good.clone();
+        bad_sum[33] ^= 0xff;
+        assert!(matches!(
+            NetAddress::read_from(&bad_sum),
+            Err(AddressError::OnionChecksum { .. })
+        ));
+        let mut bad_version = good.clone();
+        bad_version[35] = 2;
+        assert_eq!(
+            NetAddress::read_from(&bad_version),
+            Err(AddressError::OnionVersion(2))
+        );
+        assert_eq!(NetAddress::read_from(&[3; 13]), Err(AddressError::OnionV2));
+        assert_eq!(
+            NetAddress::read_from(&[9, 0, 0]),
+            Err(AddressError::UnknownType(9))
+        );
+        assert_eq!(
+            NetAddress::read_from(&[1, 1, 2, 3, 4, 0, 0]),
+            Err(AddressError::BadPort("0".into()))
+        );
+        // Type 5: not ASCII, empty, an IP literal, an onion name.
+        for name in [&b"h\xc3\xa9.example"[..], b"", b"1.2.3.4", ONION.as_bytes()] {
+            let mut d = vec![5, name.len() as u8];
+            d.extend_from_slice(name);
+            d.extend_from_slice(&[0, 1]);
+            assert!(
+                matches!(NetAddress::read_from(&d), Err(AddressError::BadHost(_))),
+                "{name:?}"
+            );
+        }
+        let long = NetAddress::Host {
+            name: "a".repeat(256),
+            port: 1,
+        };
+        assert!(matches!(long.to_bytes(), Err(AddressError::BadHost(_))));
+        let mut out = vec![7];
+        assert!(long.write_to(&mut out).is_err());
+        assert_eq!(out, [7], "nothing written on error");
+    }
+
+    #[test]
+    fn address_lists_skip_v2_and_stop_at_unknown_types() {
+        let a: NetAddress = "1.2.3.4:1".parse().expect("v4");
+        let b: NetAddress = ONION.parse().expect("onion");
+        let mut list = a.to_bytes().expect("a");
+        list.extend_from_slice(&[3; 13]); // a v2 onion: skipped
+        list.extend(b.to_bytes().expect("b"));
+        list.extend_from_slice(&[42, 1, 2, 3]); // unknown: the rest is ignored
+        assert_eq!(NetAddress::read_list(&list), Ok(vec![a, b]));
+        assert!(matches!(
+            NetAddress::read_list(&[1, 1, 2]),
+            Err(AddressError::Truncated { .. })
+        ));
+        assert!(matches!(
+            NetAddress::read_list(&[3; 5]),
+            Err(AddressError::Truncated { descriptor: 3, .. })
+        ));
+    }
+
+    fn any_address() -> impl proptest::strategy::Strategy<Value = NetAddress> {
+        use proptest::prelude::*;
+        let port = 1..=u16::MAX;
+        let label = "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?";
+        prop_oneof![
+            (any::<[u8; 4]>(), port.clone())
+                .prop_map(|(ip, p)| NetAddress::Ip(SocketAddr::from((ip, p)))),
+            (any::<[u8; 16]>(), port.clone())
+                .prop_map(|(ip, p)| NetAddress::Ip(SocketAddr::from((ip, p)))),
+            (any::<[u8; 32]>(), port.clone()).prop_map(|(k, port)| NetAddress::Onion {
+                onion: OnionV3::from_pubkey(k),
+                port
+            }),
+            (
+                proptest::collection::vec(label, 1..5),
+                "[a-z][a-z0-9]{1,10}",
+                port
+            )
+                .prop_map(|(labels, tld, port)| NetAddress::Host {
+                    name: format!("{}.{tld}", labels.join(".")),
+                    port
+                }),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wire_round_trip(addrs in proptest::collection::vec(any_address(), 0..6)) {
+            let mut bytes = Vec::new();
+            for a in &addrs {
+                a.write_to(&mut bytes).expect("encodable");
+            }
+            proptest::prop_assert_eq!(NetAddress::read_list(&bytes), Ok(addrs.clone()));
+            if let Some(first) = addrs.first() {
+                proptest::prop_assert_eq!(
+                    NetAddress::read_from(&bytes),
+                    Ok((first.clone(), first.encoded_len()))
+                );
+            }
+        }
+
+        #[test]
+        fn text_round_trip(a in any_address()) {
+            proptest::prop_assert_eq!(a.to_string().parse::<NetAddress>(), Ok(a));
+        }
+
+        #[test]
+        fn any_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = NetAddress::read_from(&bytes);
+            let _ = NetAddress::read_list(&bytes);
+        }
+
+        #[test]
+        fn any_text_never_panics(s in "\\PC{0,80}") {
+            let _ = s.parse::<NetAddress>();
+            let _ = s.parse::<NodeAddr>();
+        }
     }
 }

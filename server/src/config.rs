@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::DuplicateRule;
+use crate::{AddressPolicy, DuplicateRule};
 
 /// How the server behaves. Every field has a documented default
 /// ([`Config::default`]); change what you need and pass it to
@@ -25,6 +25,10 @@ pub struct Config {
     /// Which connection to keep when a peer has two:
     /// [`DuplicateRule::SmallerKeyInitiates`].
     pub duplicate_rule: DuplicateRule,
+    /// Which of a peer's addresses its worker dials, in what order:
+    /// IPv6, IPv4, DNS, then onion, and onion addresses skipped (with a
+    /// reason) unless [`AddressPolicy::onion`] says a proxy is configured.
+    pub addresses: AddressPolicy,
 }
 
 impl Config {
@@ -44,6 +48,7 @@ impl Default for Config {
             startup_spread: Self::DEFAULT_STARTUP_SPREAD,
             dial_timeout: Self::DEFAULT_DIAL_TIMEOUT,
             duplicate_rule: DuplicateRule::default(),
+            addresses: AddressPolicy::default(),
         }
     }
 }

@@ -1,5 +1,7 @@
 use bitcoin::secp256k1::PublicKey;
 
+use crate::{NetAddress, SkipReason};
+
 /// Why a server operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -22,6 +24,14 @@ pub enum ServerError {
     /// A one-off dial did not finish within its timeout.
     #[error("dial timed out")]
     DialTimedOut,
+    /// The address cannot be dialed (an onion address without a proxy).
+    #[error("cannot dial {addr}: {reason}")]
+    Unreachable {
+        /// The address.
+        addr: NetAddress,
+        /// Why.
+        reason: SkipReason,
+    },
     /// A one-off dial failed.
     #[error("dial failed: {0}")]
     Dial(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -3,7 +3,7 @@ use std::time::Duration;
 use bitcoin::secp256k1::PublicKey;
 use tokio::time::Instant;
 
-use crate::{Direction, DisconnectReason, NetAddress};
+use crate::{Direction, DisconnectReason, NetAddress, SkipReason};
 
 /// What the server did, for the application to observe (see
 /// [`Server::events`](crate::Server::events)).
@@ -66,6 +66,16 @@ pub enum ServerEvent {
         peer: PublicKey,
         /// When it dials again.
         until: Instant,
+    },
+    /// A peer's address is not handed to its worker (for example an onion
+    /// address when no proxy is configured).
+    AddressSkipped {
+        /// The peer.
+        peer: PublicKey,
+        /// The address.
+        addr: NetAddress,
+        /// Why.
+        reason: SkipReason,
     },
     /// A worker wants to connect but knows no address to dial.
     AwaitingAddrs {

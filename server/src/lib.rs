@@ -64,14 +64,20 @@ mod error;
 mod event;
 mod handler;
 mod net;
+mod onion;
+mod preference;
 mod registry;
 mod server;
 
-pub use address::{AddressError, NetAddress, NodeAddr, DEFAULT_PORT};
+pub use address::{
+    AddressError, AddressKind, NetAddress, NodeAddr, DEFAULT_PORT, MAX_DESCRIPTOR_LEN,
+};
 pub use config::Config;
 pub use duplicate::{Direction, DuplicateRule};
 pub use error::ServerError;
 pub use event::ServerEvent;
 pub use handler::{DisconnectReason, PeerHandler};
-pub use net::BrontideDialer;
+pub use net::{BrontideDialer, ProxyScope};
+pub use onion::OnionV3;
+pub use preference::{AddressPolicy, SkipReason, SkippedAddr};
 pub use server::{ConnectionInfo, PeerStatus, Server, StartupPeer};

@@ -31,6 +31,8 @@ mod dialer;
 mod harness;
 #[cfg(feature = "ldk")]
 pub mod ldk;
+#[cfg(feature = "socks")]
+pub mod socks;
 
 pub use clock::ManualClock;
 pub use dialer::{Attempt, Behavior, MockConn, MockDialer, MockError, Outcome};

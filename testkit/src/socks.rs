@@ -1,0 +1,186 @@
+//! A fake SOCKS5 proxy on 127.0.0.1 (feature `socks`): it records what each
+//! client asked for (methods offered, credentials, address type, host,
+//! port) and connects wherever the test routes it, so onion names can reach
+//! a local listener and a test can check what a client sent.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// One CONNECT request as the fake proxy received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocksRequest {
+    /// The authentication methods the client offered (0: none, 2: password).
+    pub methods: Vec<u8>,
+    /// The username and password, if the client authenticated (RFC 1929).
+    pub credentials: Option<(String, String)>,
+    /// The address type: 1 IPv4, 3 domain name, 4 IPv6.
+    pub atyp: u8,
+    /// The host: the name as sent, or the IP address as text.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// What the fake proxy does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Connect to this address and relay bytes both ways.
+    To(SocketAddr),
+    /// Answer with this SOCKS5 reply code (1 to 8) and close.
+    Refuse(u8),
+    /// Never answer (for timeout tests); the connection is held open.
+    Stall,
+}
+
+type Router = dyn Fn(&SocksRequest) -> Route + Send + Sync;
+
+/// A fake SOCKS5 proxy; stops (and drops its connections) when dropped.
+pub struct FakeSocks5 {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<SocksRequest>>>,
+    task: JoinHandle<()>,
+}
+
+impl FakeSocks5 {
+    /// Starts a proxy on a free port of 127.0.0.1 that routes each request
+    /// with `route`.
+    ///
+    /// # Errors
+    /// If it cannot bind.
+    pub async fn start(
+        route: impl Fn(&SocksRequest) -> Route + Send + Sync + 'static,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let route: Arc<Router> = Arc::new(route);
+        let seen = Arc::clone(&requests);
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let route = Arc::clone(&route);
+                let seen = Arc::clone(&seen);
+                conns.spawn(async move {
+                    let _ = serve(client, &*route, &seen).await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            requests,
+            task,
+        })
+    }
+
+    /// A proxy that sends every request to `target`, whatever it names.
+    ///
+    /// # Errors
+    /// If it cannot bind.
+    pub async fn forwarding_to(target: SocketAddr) -> io::Result<Self> {
+        Self::start(move |_| Route::To(target)).await
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<SocksRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for FakeSocks5 {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every
+        // connection.
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    route: &Router,
+    seen: &Mutex<Vec<SocksRequest>>,
+) -> io::Result<()> {
+    let mut head = [0u8; 2];
+    client.read_exact(&mut head).await?;
+    let mut methods = vec![0u8; usize::from(head[1])];
+    client.read_exact(&mut methods).await?;
+    let credentials = if methods.contains(&2) {
+        client.write_all(&[5, 2]).await?;
+        let _version = client.read_u8().await?;
+        let user = read_short(&mut client).await?;
+        let pass = read_short(&mut client).await?;
+        client.write_all(&[1, 0]).await?;
+        Some((user, pass))
+    } else {
+        client.write_all(&[5, 0]).await?;
+        None
+    };
+    let mut req = [0u8; 4];
+    client.read_exact(&mut req).await?;
+    let atyp = req[3];
+    let host = match atyp {
+        1 => {
+            let mut ip = [0u8; 4];
+            client.read_exact(&mut ip).await?;
+            std::net::Ipv4Addr::from(ip).to_string()
+        }
+        4 => {
+            let mut ip = [0u8; 16];
+            client.read_exact(&mut ip).await?;
+            std::net::Ipv6Addr::from(ip).to_string()
+        }
+        _ => read_short(&mut client).await?,
+    };
+    let port = client.read_u16().await?;
+    let request = SocksRequest {
+        methods,
+        credentials,
+        atyp,
+        host,
+        port,
+    };
+    let decision = route(&request);
+    seen.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(request);
+    const BOUND: [u8; 6] = [0, 0, 0, 0, 0, 0];
+    match decision {
+        Route::To(target) => match TcpStream::connect(target).await {
+            Ok(mut upstream) => {
+                client.write_all(&[5, 0, 0, 1]).await?;
+                client.write_all(&BOUND).await?;
+                tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+            }
+            Err(_) => {
+                client.write_all(&[5, 5, 0, 1]).await?;
+                client.write_all(&BOUND).await?;
+            }
+        },
+        Route::Refuse(code) => {
+            client.write_all(&[5, code, 0, 1]).await?;
+            client.write_all(&BOUND).await?;
+        }
+        Route::Stall => std::future::pending::<()>().await,
+    }
+    Ok(())
+}
+
+/// A length byte then that many bytes, as text.
+async fn read_short(s: &mut TcpStream) -> io::Result<String> {
+    let len = s.read_u8().await?;
+    let mut buf = vec![0u8; usize::from(len)];
+    s.read_exact(&mut buf).await?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}

@@ -195,6 +195,50 @@ async fn tcp_pair() -> (BufWriter<OwnedWriteHalf>, Option<BufReader<OwnedReadHal
     )
 }
 
+type RawTx = BufWriter<OwnedWriteHalf>;
+type RawRx = BufReader<OwnedReadHalf>;
+
+/// Sends `count` messages of `msg` one way over brontide; the time until
+/// the last one is received and decrypted.
+async fn brontide_batch(pair: &mut BrontidePair, msg: &bytes::Bytes, count: u64) -> Duration {
+    let size = msg.len();
+    let mut rx = pair.rx.take().unwrap();
+    let start = Instant::now();
+    let reader = tokio::spawn(async move {
+        for _ in 0..count {
+            let m = rx.next().await.unwrap().unwrap();
+            assert_eq!(m.len(), size);
+        }
+        rx
+    });
+    for _ in 0..count {
+        pair.tx.feed(msg.clone()).await.unwrap();
+    }
+    SinkExt::<bytes::Bytes>::flush(&mut pair.tx).await.unwrap();
+    pair.rx = Some(reader.await.unwrap());
+    start.elapsed()
+}
+
+/// The same bytes over raw buffered TCP.
+async fn raw_batch(tx: &mut RawTx, rx: &mut Option<RawRx>, wire: &[u8], count: u64) -> Duration {
+    let len = wire.len();
+    let mut r = rx.take().unwrap();
+    let start = Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; len];
+        for _ in 0..count {
+            r.read_exact(&mut buf).await.unwrap();
+        }
+        r
+    });
+    for _ in 0..count {
+        tx.write_all(wire).await.unwrap();
+    }
+    tx.flush().await.unwrap();
+    *rx = Some(reader.await.unwrap());
+    start.elapsed()
+}
+
 fn loopback(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -205,56 +249,39 @@ fn loopback(c: &mut Criterion) {
     for size in SIZES {
         group.throughput(Throughput::Bytes(size as u64));
         let msg = bytes::Bytes::from(vec![0x5au8; size]);
-
         let mut pair = rt.block_on(brontide_pair());
         group.bench_with_input(BenchmarkId::new("brontide", size), &size, |b, _| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut rx = pair.rx.take().unwrap();
-                    let start = Instant::now();
-                    let reader = tokio::spawn(async move {
-                        for _ in 0..iters {
-                            let m = rx.next().await.unwrap().unwrap();
-                            assert_eq!(m.len(), size);
-                        }
-                        rx
-                    });
-                    for _ in 0..iters {
-                        pair.tx.feed(msg.clone()).await.unwrap();
-                    }
-                    SinkExt::<bytes::Bytes>::flush(&mut pair.tx).await.unwrap();
-                    pair.rx = Some(reader.await.unwrap());
-                    start.elapsed()
-                })
-            })
+            b.iter_custom(|iters| rt.block_on(brontide_batch(&mut pair, &msg, iters)))
         });
-
         let wire = vec![0x5au8; frame_len(size)];
         let (mut tx, mut rx) = rt.block_on(tcp_pair());
         group.bench_with_input(
             BenchmarkId::new("floor_raw_tcp_buffered", size),
             &size,
-            |b, _| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let mut r = rx.take().unwrap();
-                        let start = Instant::now();
-                        let reader = tokio::spawn(async move {
-                            let mut buf = vec![0u8; frame_len(size)];
-                            for _ in 0..iters {
-                                r.read_exact(&mut buf).await.unwrap();
-                            }
-                            r
-                        });
-                        for _ in 0..iters {
-                            tx.write_all(&wire).await.unwrap();
-                        }
-                        tx.flush().await.unwrap();
-                        rx = Some(reader.await.unwrap());
-                        start.elapsed()
-                    })
-                })
+            |b, _| b.iter_custom(|iters| rt.block_on(raw_batch(&mut tx, &mut rx, &wire, iters))),
+        );
+        let count = if size > 4096 { 32 } else { 1024 };
+        let p = paired(
+            PAIRED_ROUNDS,
+            1,
+            || {
+                rt.block_on(brontide_batch(&mut pair, &msg, count));
             },
+            || {
+                rt.block_on(raw_batch(&mut tx, &mut rx, &wire, count));
+            },
+        );
+        let per_msg = |d: Duration| d / count as u32;
+        let mib_s = |d: Duration| size as f64 / per_msg(d).as_secs_f64() / (1024.0 * 1024.0);
+        println!(
+            "PAIRED brontide loopback one way {size} B / raw buffered TCP: ours {:.3?} per message \
+             ({:.0} msg/s, {:.0} MiB/s), floor {:.3?} per message ({:.0} MiB/s), ratio {:.3}",
+            per_msg(p.ours),
+            1.0 / per_msg(p.ours).as_secs_f64(),
+            mib_s(p.ours),
+            per_msg(p.floor),
+            mib_s(p.floor),
+            p.ratio
         );
     }
     group.finish();

@@ -35,6 +35,14 @@ struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
+/// Live allocations by size class: bucket `i` holds sizes in `(2^(i-1), 2^i]`.
+static BUCKETS: [AtomicIsize; 24] = [const { AtomicIsize::new(0) }; 24];
+
+fn bucket(size: usize) -> &'static AtomicIsize {
+    let i = (usize::BITS - size.saturating_sub(1).leading_zeros()) as usize;
+    &BUCKETS[i.min(BUCKETS.len() - 1)]
+}
+
 // SAFETY: every method forwards to `System` with the caller's arguments
 // unchanged; the counter has no effect on the memory handed out.
 unsafe impl GlobalAlloc for Counting {
@@ -42,6 +50,7 @@ unsafe impl GlobalAlloc for Counting {
         let p = System.alloc(layout);
         if !p.is_null() {
             LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            bucket(layout.size()).fetch_add(1, Ordering::Relaxed);
         }
         p
     }
@@ -49,12 +58,14 @@ unsafe impl GlobalAlloc for Counting {
         let p = System.alloc_zeroed(layout);
         if !p.is_null() {
             LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            bucket(layout.size()).fetch_add(1, Ordering::Relaxed);
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout);
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        bucket(layout.size()).fetch_sub(1, Ordering::Relaxed);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = System.realloc(ptr, layout, new_size);
@@ -73,6 +84,22 @@ static ALLOC: Counting = Counting;
 
 fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
+}
+
+fn buckets() -> Vec<isize> {
+    BUCKETS.iter().map(|b| b.load(Ordering::Relaxed)).collect()
+}
+
+/// Live allocations per item by size class, between two `buckets()`.
+fn per_item_classes(before: &[isize], after: &[isize], items: usize) -> String {
+    let mut out = Vec::new();
+    for (i, (b, a)) in before.iter().zip(after).enumerate() {
+        let n = (a - b) as f64 / items as f64;
+        if n >= 0.05 {
+            out.push(format!("{n:.2} of <={} B", 1usize << i));
+        }
+    }
+    out.join(", ")
 }
 
 const WORKERS: usize = 100_000;
@@ -304,10 +331,15 @@ fn heap_per_worker(rt: &Runtime) {
     rt.block_on(async {
         let mut handles: Handles = Vec::with_capacity(WORKERS);
         let before = live();
+        let classes_before = buckets();
         let (spawner, mut events) = create_workers(&dialer, &mut handles).await;
         // Events are drained; what is left is the workers and their handles.
         while events.try_recv().is_ok() {}
         let after = live();
+        println!(
+            "conn_worker_idle_heap: allocations per idle worker by size class: {}",
+            per_item_classes(&classes_before, &buckets(), WORKERS)
+        );
         let per_worker = (after - before) as f64 / WORKERS as f64;
         stop_workers(&spawner, &mut handles).await;
         drop((spawner, events));

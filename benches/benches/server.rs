@@ -382,6 +382,16 @@ fn two_threads(c: &mut Criterion) {
         std::hint::black_box(snap);
     };
 
+    // The same snapshot sorted by serialized key, computed once per key:
+    // `PublicKey`'s `Ord` serializes both keys at every comparison.
+    let raw_status_cached_sort = || {
+        let map = map.lock().unwrap();
+        let mut snap: Vec<(PublicKey, u64)> = map.iter().map(|(k, v)| (*k, **v)).collect();
+        drop(map);
+        snap.sort_by_cached_key(|(k, _)| k.serialize());
+        std::hint::black_box(snap);
+    };
+
     let mut group = c.benchmark_group("server_two_threads_100_peers");
     group.bench_function("get_or_create_alone", |b| {
         b.iter(get_or_create);
@@ -400,6 +410,12 @@ fn two_threads(c: &mut Criterion) {
     });
     group.bench_function("floor_status_while_get_or_create_runs", |b| {
         b.iter_custom(|iters| contended(iters, raw_status, raw_get_or_create));
+    });
+    group.bench_function("floor_status_alone", |b| {
+        b.iter(raw_status);
+    });
+    group.bench_function("floor_status_alone_sorted_by_serialized_key", |b| {
+        b.iter(raw_status_cached_sort);
     });
     group.finish();
     rt.block_on(server.shutdown());

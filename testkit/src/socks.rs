@@ -1,7 +1,9 @@
-//! A fake SOCKS5 proxy on 127.0.0.1 (feature `socks`): it records what each
+//! SOCKS5 proxies for tests (feature `socks`). [`FakeSocks5`], a fake proxy
+//! on 127.0.0.1: it records what each
 //! client asked for (methods offered, credentials, address type, host,
 //! port) and connects wherever the test routes it, so onion names can reach
-//! a local listener and a test can check what a client sent.
+//! a local listener and a test can check what a client sent. [`Microsocks`],
+//! a real one.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -183,4 +185,75 @@ async fn read_short(s: &mut TcpStream) -> io::Result<String> {
     let mut buf = vec![0u8; usize::from(len)];
     s.read_exact(&mut buf).await?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A real SOCKS5 proxy: the `microsocks` program (Debian package
+/// `microsocks`), started on a free port of 127.0.0.1 and killed on drop.
+pub struct Microsocks {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Microsocks {
+    /// Starts `microsocks`, requiring `credentials` (username, password) if
+    /// given, and waits until it accepts connections.
+    ///
+    /// Returns `None`, after printing why, if the program is not installed
+    /// and this is not CI; in CI (`CI` set in the environment) a missing
+    /// program is a failure.
+    ///
+    /// # Panics
+    /// If it cannot be started in CI, or does not listen within 10 s.
+    pub fn start(credentials: Option<(&str, &str)>) -> Option<Self> {
+        use std::process::{Command, Stdio};
+        // A free port: bind, read it, release it.
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port on 127.0.0.1");
+        let mut cmd = Command::new("microsocks");
+        cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some((user, pass)) = credentials {
+            cmd.args(["-u", user, "-P", pass]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!(
+                    "skipped: cannot run microsocks ({e}); install it with \
+                     `apt-get install microsocks` (.ci/run does)"
+                );
+                return None;
+            }
+            Err(e) => panic!("microsocks is required in CI: {e}"),
+        };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let proxy = Self { child, addr };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "microsocks did not listen on {addr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Some(proxy)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Microsocks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

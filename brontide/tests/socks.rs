@@ -1,0 +1,312 @@
+//! BOLT 8 through a SOCKS5 proxy: a real one (microsocks) in front of a
+//! brontide listener, and a fake one that maps onion names to a local
+//! listener and records what the client sent.
+
+use std::io;
+use std::time::Duration;
+
+use brontide::{
+    dial_with, DialConfig, Error, Listener, ListenerConfig, NodeKeyPair, SecretKey, Socks5,
+    SocksAuth, SocksError, SocksReply, SocksTarget, Transport,
+};
+use futures::{SinkExt, StreamExt};
+use testkit::socks::{FakeSocks5, Microsocks, Route};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+
+fn key(byte: u8) -> NodeKeyPair {
+    NodeKeyPair::new(SecretKey::from_slice(&[byte; 32]).expect("valid key"))
+}
+
+async fn listener(server: &NodeKeyPair) -> Listener {
+    let config = ListenerConfig::default().with_filter(|_, _| true);
+    Listener::bind("127.0.0.1:0", server.clone(), config)
+        .await
+        .expect("bind")
+}
+
+/// Dials `target` through `proxy`, then checks a message gets across.
+async fn dial_and_exchange(proxy: &Socks5, target: &SocksTarget, listener: &mut Listener) {
+    let (client, server) = (key(1), key(2));
+    let conn = dial_with(
+        proxy,
+        target,
+        &client,
+        &server.public_key(),
+        &DialConfig::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("dial through the proxy");
+    let accepted = listener.accept().await.expect("accepted");
+    assert_eq!(accepted.remote_pubkey(), client.public_key());
+    let mut a = conn.into_framed();
+    let mut b = accepted.connection.into_framed();
+    a.send(&b"through the proxy"[..]).await.expect("send");
+    let got = b.next().await.expect("a message").expect("decrypts");
+    assert_eq!(&got[..], b"through the proxy");
+}
+
+fn socks_error(e: &io::Error) -> &SocksError {
+    e.get_ref()
+        .and_then(|e| e.downcast_ref::<SocksError>())
+        .expect("a SocksError inside")
+}
+
+#[tokio::test]
+async fn microsocks_carries_bolt8_to_a_listener() {
+    let Some(proxy) = Microsocks::start(None) else {
+        return;
+    };
+    let mut l = listener(&key(2)).await;
+    let socks = Socks5::new(proxy.addr());
+    dial_and_exchange(&socks, &SocksTarget::from(l.local_addr()), &mut l).await;
+    // A second connection through the same transport.
+    dial_and_exchange(&socks, &SocksTarget::from(l.local_addr()), &mut l).await;
+    l.shutdown().await;
+}
+
+#[tokio::test]
+async fn microsocks_with_a_password_takes_the_right_one_only() {
+    let Some(proxy) = Microsocks::start(Some(("alice", "s3cret"))) else {
+        return;
+    };
+    let mut l = listener(&key(2)).await;
+    let target = SocksTarget::from(l.local_addr());
+    let good = Socks5::new(proxy.addr())
+        .with_auth(SocksAuth::Password {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        })
+        .expect("valid credentials");
+    dial_and_exchange(&good, &target, &mut l).await;
+
+    let wrong = Socks5::new(proxy.addr())
+        .with_auth(SocksAuth::Password {
+            username: "alice".into(),
+            password: "wrong".into(),
+        })
+        .expect("valid credentials");
+    let none = Socks5::new(proxy.addr());
+    for socks in [wrong, none] {
+        let e = socks.connect_target(&target).await.expect_err("refused");
+        assert!(matches!(e, SocksError::AuthRefused), "{e}");
+        assert_eq!(io::Error::from(e).kind(), io::ErrorKind::PermissionDenied);
+    }
+    l.shutdown().await;
+}
+
+#[tokio::test]
+async fn onion_names_go_to_the_proxy_as_names() {
+    let mut l = listener(&key(2)).await;
+    let fake = FakeSocks5::forwarding_to(l.local_addr())
+        .await
+        .expect("fake proxy");
+    let socks = Socks5::new(fake.addr());
+    let target = SocksTarget::new(ONION, 9735).expect("target");
+    dial_and_exchange(&socks, &target, &mut l).await;
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].atyp, 3, "address type 3: a domain name");
+    assert_eq!((seen[0].host.as_str(), seen[0].port), (ONION, 9735));
+    assert_eq!(seen[0].methods, [0], "no authentication offered");
+    assert_eq!(seen[0].credentials, None);
+    l.shutdown().await;
+}
+
+#[tokio::test]
+async fn ip_targets_go_to_the_proxy_as_addresses() {
+    let fake = FakeSocks5::start(|_| Route::Refuse(5))
+        .await
+        .expect("fake proxy");
+    let socks = Socks5::new(fake.addr());
+    for (target, atyp, host) in [
+        ("10.1.2.3:9735", 1, "10.1.2.3"),
+        ("[2001:db8::1]:9735", 4, "2001:db8::1"),
+    ] {
+        let t = SocksTarget::from(target.parse::<std::net::SocketAddr>().expect("addr"));
+        let _ = socks.connect_target(&t).await;
+        let last = fake.requests().pop().expect("a request");
+        assert_eq!((last.atyp, last.host.as_str()), (atyp, host));
+    }
+}
+
+#[tokio::test]
+async fn stream_isolation_sends_fresh_credentials_on_each_connection() {
+    let mut l = listener(&key(2)).await;
+    let fake = FakeSocks5::forwarding_to(l.local_addr())
+        .await
+        .expect("fake proxy");
+    let socks = Socks5::new(fake.addr()).with_stream_isolation();
+    let clone = socks.clone();
+    let target = SocksTarget::new(ONION, 9735).expect("target");
+    dial_and_exchange(&socks, &target, &mut l).await;
+    dial_and_exchange(&socks, &target, &mut l).await;
+    dial_and_exchange(&clone, &target, &mut l).await;
+    let creds: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .map(|r| {
+            assert!(r.methods.contains(&2), "username/password offered");
+            r.credentials.expect("credentials sent")
+        })
+        .collect();
+    assert_eq!(creds.len(), 3);
+    assert_ne!(creds[0], creds[1]);
+    assert_ne!(creds[1], creds[2], "clones never reuse credentials");
+    assert_ne!(creds[0], creds[2]);
+    // A new transport (a restarted node) does not reuse them either.
+    let other = Socks5::new(fake.addr()).with_stream_isolation();
+    dial_and_exchange(&other, &target, &mut l).await;
+    let fourth = fake.requests()[3].credentials.clone().expect("credentials");
+    assert!(!creds.contains(&fourth));
+    l.shutdown().await;
+}
+
+#[tokio::test]
+async fn fixed_credentials_are_sent_as_given() {
+    let mut l = listener(&key(2)).await;
+    let fake = FakeSocks5::forwarding_to(l.local_addr())
+        .await
+        .expect("fake proxy");
+    let socks = Socks5::new(fake.addr())
+        .with_auth(SocksAuth::Password {
+            username: "u".into(),
+            password: "p".into(),
+        })
+        .expect("valid");
+    dial_and_exchange(&socks, &SocksTarget::new(ONION, 1).expect("t"), &mut l).await;
+    assert_eq!(
+        fake.requests()[0].credentials,
+        Some(("u".to_owned(), "p".to_owned()))
+    );
+    l.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_proxy_refusal_is_typed_and_reaches_the_dial_error() {
+    let fake = FakeSocks5::start(|_| Route::Refuse(4))
+        .await
+        .expect("fake proxy");
+    let socks = Socks5::new(fake.addr());
+    let target = SocksTarget::new(ONION, 9735).expect("target");
+    let e = dial_with(
+        &socks,
+        &target,
+        &key(1),
+        &key(2).public_key(),
+        &DialConfig::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("refused");
+    let Error::Connect(io) = e else {
+        panic!("expected a connect error, got {e}");
+    };
+    assert_eq!(io.kind(), io::ErrorKind::HostUnreachable);
+    assert!(matches!(
+        socks_error(&io),
+        SocksError::Refused {
+            reply: SocksReply::HostUnreachable,
+            ..
+        }
+    ));
+    assert!(io.to_string().contains(ONION), "{io}");
+}
+
+#[tokio::test]
+async fn an_unreachable_proxy_is_named() {
+    // A port nothing listens on: bind one and close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let socks = Socks5::new(port);
+    let target = SocksTarget::new(ONION, 9735).expect("target");
+    let e = socks.connect(&target).await.expect_err("unreachable");
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+    assert!(matches!(
+        socks_error(&e),
+        SocksError::ProxyUnreachable { proxy, .. } if *proxy == port
+    ));
+}
+
+#[tokio::test]
+async fn a_silent_proxy_times_out_with_the_transports_own_timeout() {
+    let fake = FakeSocks5::start(|_| Route::Stall).await.expect("fake");
+    let socks = Socks5::new(fake.addr()).with_connect_timeout(Duration::from_millis(200));
+    let target = SocksTarget::new(ONION, 9735).expect("target");
+    let started = Instant::now();
+    let e = socks.connect_target(&target).await.expect_err("times out");
+    assert!(
+        matches!(e, SocksError::TimedOut { after, .. } if after == Duration::from_millis(200)),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(io::Error::from(e).kind(), io::ErrorKind::TimedOut);
+}
+
+#[tokio::test]
+async fn cancelling_ends_a_dial_stuck_in_the_proxy_at_once() {
+    let fake = FakeSocks5::start(|_| Route::Stall).await.expect("fake");
+    let socks = Socks5::new(fake.addr());
+    let target = SocksTarget::new(ONION, 9735).expect("target");
+    let cancel = CancellationToken::new();
+    let (client, remote, config) = (key(1), key(2).public_key(), DialConfig::default());
+    let dial = dial_with(&socks, &target, &client, &remote, &config, &cancel);
+    let canceller = async {
+        // Cancel once the proxy has the request.
+        while fake.requests().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        cancel.cancel();
+    };
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::join!(dial, canceller)
+    })
+    .await
+    .expect("ends at once");
+    assert!(matches!(result, Err(Error::Cancelled)));
+}
+
+#[test]
+fn bad_targets_and_credentials_are_refused() {
+    assert!(matches!(
+        SocksTarget::new("", 1),
+        Err(SocksError::BadTarget(_))
+    ));
+    assert!(matches!(
+        SocksTarget::new("a".repeat(256), 1),
+        Err(SocksError::BadTarget(_))
+    ));
+    assert!(SocksTarget::new("a".repeat(255), 1).is_ok());
+    let proxy = "127.0.0.1:9050".parse().expect("addr");
+    for (u, p) in [("", "p"), ("u", ""), (&*"u".repeat(256), "p")] {
+        let auth = SocksAuth::Password {
+            username: u.into(),
+            password: p.into(),
+        };
+        assert!(matches!(
+            Socks5::new(proxy).with_auth(auth),
+            Err(SocksError::BadCredentials)
+        ));
+    }
+}
+
+#[test]
+fn defaults_are_documented_values() {
+    let socks = Socks5::new("127.0.0.1:9050".parse().expect("addr"));
+    assert_eq!(socks.connect_timeout(), Duration::from_secs(120));
+    assert_eq!(socks.auth(), &SocksAuth::None);
+    let debug = format!(
+        "{:?}",
+        socks
+            .with_auth(SocksAuth::Password {
+                username: "u".into(),
+                password: "hunter2".into()
+            })
+            .expect("valid")
+    );
+    assert!(!debug.contains("hunter2"), "{debug}");
+}

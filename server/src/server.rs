@@ -14,7 +14,8 @@ use tracing::debug;
 use crate::duplicate::{preferred_direction, Resolution};
 use crate::registry::{Live, Persistent, Registry};
 use crate::{
-    Config, Direction, DuplicateRule, NetAddress, NodeAddr, PeerHandler, ServerError, ServerEvent,
+    AddressPolicy, Config, Direction, DuplicateRule, NetAddress, NodeAddr, PeerHandler,
+    ServerError, ServerEvent, SkippedAddr,
 };
 
 /// How many events a slow [`Server::events`] subscriber may fall behind
@@ -55,6 +56,9 @@ pub struct PeerStatus<D: Dialer> {
     pub connection: Option<ConnectionInfo>,
     /// The worker's snapshot, if the peer is persistent.
     pub worker: Option<Status<Arc<D>>>,
+    /// The peer's addresses not handed to its worker, and why (see
+    /// [`Config::addresses`]).
+    pub skipped: Vec<SkippedAddr>,
 }
 
 impl<D: Dialer> std::fmt::Debug for PeerStatus<D> {
@@ -64,6 +68,7 @@ impl<D: Dialer> std::fmt::Debug for PeerStatus<D> {
             .field("persistent", &self.persistent)
             .field("connection", &self.connection)
             .field("worker", &self.worker)
+            .field("skipped", &self.skipped)
             .finish()
     }
 }
@@ -221,6 +226,12 @@ where
         if peer == inner.local {
             return Err(ServerError::SelfConnect);
         }
+        if let Some(reason) = inner.config.addresses.skip_reason(&node.addr) {
+            return Err(ServerError::Unreachable {
+                addr: node.addr,
+                reason,
+            });
+        }
         {
             let mut reg = inner.lock();
             if reg.shut_down {
@@ -231,7 +242,7 @@ where
                 let handle = inner.get_or_create(&mut reg, peer, true);
                 // The given address first, the advertised ones after it.
                 let mut addrs = vec![node.clone()];
-                for a in node_addrs(peer, &reg.redial_addrs(&peer)) {
+                for a in node_addrs(&inner.config.addresses, peer, &reg.redial_addrs(&peer)) {
                     if a != node {
                         addrs.push(a);
                     }
@@ -324,11 +335,15 @@ where
     /// A node announcement: `addrs` replace the peer's known addresses, and
     /// its worker, if it is persistent, dials them from now on.
     pub fn node_announcement(&self, peer: PublicKey, addrs: Vec<NetAddress>) {
+        let policy = &self.inner.config.addresses;
         let mut reg = self.inner.lock();
         if let Some(p) = reg.workers.get(&peer) {
-            let _ = p.handle.update_addrs(node_addrs(peer, &addrs));
+            let _ = p.handle.update_addrs(node_addrs(policy, peer, &addrs));
         }
+        let skipped = policy.plan(&addrs).1;
         reg.advertised.insert(peer, addrs);
+        drop(reg);
+        self.inner.report_skipped(peer, skipped);
     }
 
     /// A channel with the peer was opened: the peer becomes persistent (an
@@ -386,6 +401,7 @@ where
     pub fn startup(&self, peers: impl IntoIterator<Item = StartupPeer>) {
         let inner = &self.inner;
         let spread = inner.config.startup_spread.as_secs();
+        let mut skipped = Vec::new();
         let mut reg = inner.lock();
         if reg.shut_down {
             return;
@@ -396,6 +412,7 @@ where
             }
             if !peer.addrs.is_empty() {
                 reg.advertised.insert(peer.pubkey, peer.addrs.clone());
+                skipped.push((peer.pubkey, inner.config.addresses.plan(&peer.addrs).1));
             }
             let handle = inner.get_or_create(&mut reg, peer.pubkey, peer.perm);
             if reg.conns.contains_key(&peer.pubkey) {
@@ -407,8 +424,12 @@ where
                 let r = splitmix(inner.seed ^ 0x0005_7a27_u64, i as u64);
                 When::After(Duration::from_secs(r % spread))
             };
-            let addrs = node_addrs(peer.pubkey, &peer.addrs);
+            let addrs = node_addrs(&inner.config.addresses, peer.pubkey, &peer.addrs);
             let _ = handle.connect((!addrs.is_empty()).then_some(addrs), when);
+        }
+        drop(reg);
+        for (peer, skipped) in skipped {
+            inner.report_skipped(peer, skipped);
         }
     }
 
@@ -455,6 +476,9 @@ where
                     addr: l.addr.clone(),
                 }),
                 worker: reg.workers.get(&pubkey).map(|p| p.handle.status()),
+                skipped: (self.inner.config.addresses)
+                    .plan(&reg.redial_addrs(&pubkey))
+                    .1,
             })
             .collect()
     }
@@ -535,6 +559,19 @@ where
         let _ = self.events.send(event);
     }
 
+    /// Tells subscribers which of a peer's addresses its worker will not
+    /// dial, and why.
+    fn report_skipped(&self, peer: PublicKey, skipped: Vec<SkippedAddr>) {
+        for s in skipped {
+            debug!(%peer, addr = %s.addr, reason = %s.reason, "address skipped");
+            self.emit(ServerEvent::AddressSkipped {
+                peer,
+                addr: s.addr,
+                reason: s.reason,
+            });
+        }
+    }
+
     /// The peer's worker, created idle if it has none; `perm` upgrades it.
     fn get_or_create(
         &self,
@@ -547,7 +584,7 @@ where
             return p.handle.clone();
         }
         let handle = self.spawner.spawn(peer, Arc::clone(&self.dialer));
-        let addrs = node_addrs(peer, &reg.redial_addrs(&peer));
+        let addrs = node_addrs(&self.config.addresses, peer, &reg.redial_addrs(&peer));
         if !addrs.is_empty() {
             let _ = handle.update_addrs(addrs);
         }
@@ -678,7 +715,7 @@ where
         let mut reconnecting = false;
         if !reg.shut_down {
             if let Some(p) = reg.workers.get(&peer) {
-                let addrs = node_addrs(peer, &reg.redial_addrs(&peer));
+                let addrs = node_addrs(&self.config.addresses, peer, &reg.redial_addrs(&peer));
                 let addrs = (!addrs.is_empty()).then_some(addrs);
                 let when = When::AfterDisconnect {
                     connected_for: Some(lasted),
@@ -757,10 +794,14 @@ async fn drain_worker_events<D, K, H>(
     }
 }
 
-fn node_addrs(peer: PublicKey, addrs: &[NetAddress]) -> Vec<NodeAddr> {
-    addrs
-        .iter()
-        .map(|a| NodeAddr::new(peer, a.clone()))
+/// The addresses a peer's worker dials, in the policy's order of
+/// preference, without those it skips.
+fn node_addrs(policy: &AddressPolicy, peer: PublicKey, addrs: &[NetAddress]) -> Vec<NodeAddr> {
+    policy
+        .plan(addrs)
+        .0
+        .into_iter()
+        .map(|a| NodeAddr::new(peer, a))
         .collect()
 }
 

@@ -59,10 +59,7 @@ fn expected_code(name: &str) -> Option<&'static str> {
     CASES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
 }
 
-fn replay_acts(
-    target: &str,
-    harness: fn(&[u8]) -> Result<(), brontide::HandshakeError>,
-) -> usize {
+fn replay_acts(target: &str, harness: fn(&[u8]) -> Result<(), brontide::HandshakeError>) -> usize {
     let seeds = corpus(target);
     for (name, bytes) in &seeds {
         let result = harness(bytes);
@@ -107,7 +104,10 @@ fn corpus_replay_decrypt_frames_delivers_only_what_was_sent() {
             clean += 1;
         }
         if name.starts_with("max_message") {
-            assert!(report.sent >= 1 && report.delivered >= 1, "{name}: {report:?}");
+            assert!(
+                report.sent >= 1 && report.delivered >= 1,
+                "{name}: {report:?}"
+            );
         }
     }
     assert!(clean >= 3 && failed >= 3, "clean {clean}, failed {failed}");

@@ -58,10 +58,12 @@ pub fn parse_address(data: &[u8]) -> AddressReport {
         "key@{text:?} and {text:?} disagree"
     );
 
-    for err in [&net, &node, &keyed]
-        .into_iter()
-        .filter_map(|r| r.as_ref().err())
-    {
+    let errors = [
+        net.as_ref().err(),
+        node.as_ref().err(),
+        keyed.as_ref().err(),
+    ];
+    for err in errors.into_iter().flatten() {
         let _ = err.to_string();
     }
     AddressReport { net, node, keyed }

@@ -139,7 +139,10 @@ pub fn decrypt_frames(data: &[u8]) -> FramesReport {
         None => {
             assert!(buf.is_empty(), "a clean end leaves no bytes behind");
             if !report.tampered {
-                assert_eq!(report.delivered, report.sent, "an untouched wire delivers all");
+                assert_eq!(
+                    report.delivered, report.sent,
+                    "an untouched wire delivers all"
+                );
             }
         }
         Some(e) => {
@@ -194,9 +197,17 @@ fn raw_frame(decryptor: &mut Decryptor, raw: &[u8]) {
 
 fn deliver(report: &mut FramesReport, sent: &[Vec<u8>], msg: &[u8]) {
     let Some(expected) = sent.get(report.delivered) else {
-        panic!("delivered a message that was never sent ({} bytes)", msg.len());
+        panic!(
+            "delivered a message that was never sent ({} bytes)",
+            msg.len()
+        );
     };
-    assert_eq!(msg, &expected[..], "message {} was altered", report.delivered);
+    assert_eq!(
+        msg,
+        &expected[..],
+        "message {} was altered",
+        report.delivered
+    );
     report.delivered += 1;
 }
 

@@ -77,17 +77,18 @@ pub fn check_peer_error(act: Act, input: &[u8], err: &HandshakeError) {
         panic!("peer bytes caused a local error: {err}");
     };
     let code = err.code().expect("a peer fault has a spec code");
-    assert!(
-        code.starts_with(&format!("ACT{}_", act.number())),
-        "{code}"
-    );
+    assert!(code.starts_with(&format!("ACT{}_", act.number())), "{code}");
     let _ = err.to_string();
     let wire_len = act.wire_len();
     match fault {
         PeerFault::ReadFailed { expected, got } => {
             assert_eq!(expected, wire_len);
             assert_eq!(got, input.len());
-            assert_ne!(input.len(), wire_len, "a full-length act is not a short read");
+            assert_ne!(
+                input.len(),
+                wire_len,
+                "a full-length act is not a short read"
+            );
         }
         PeerFault::BadVersion(v) => {
             assert_eq!(input.len(), wire_len, "length is checked before version");
@@ -112,7 +113,11 @@ pub fn check_peer_error(act: Act, input: &[u8], err: &HandshakeError) {
 pub fn responder_act_one(data: &[u8]) -> Result<(), HandshakeError> {
     match spec_responder().read_act_one(data) {
         Ok((act_two, _)) => {
-            assert_eq!(data.len(), ACT_ONE_LEN, "accepted an act one of the wrong length");
+            assert_eq!(
+                data.len(),
+                ACT_ONE_LEN,
+                "accepted an act one of the wrong length"
+            );
             assert_eq!(data[0], 0, "accepted a bad version");
             assert_eq!(act_two[0], 0);
             Ok(())

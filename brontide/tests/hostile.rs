@@ -1,0 +1,680 @@
+//! Hostile peers on 127.0.0.1: slowloris, silence, garbage, truncation and
+//! a flood of bad acts, against `accept`, `dial` and the `Listener`.
+//!
+//! What each test proves: the hostile peer gets the typed error its
+//! behaviour deserves, within the configured per-act timeout (short here,
+//! to keep the tests fast; no test asserts a wall-clock figure), nothing
+//! panics (a process-wide panic hook counts panics in spawned tasks too),
+//! the listener keeps completing good handshakes meanwhile, and the open
+//! file descriptors return to where they started.
+
+#[path = "support/hostile_peers.rs"]
+mod peers;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use brontide::{
+    accept, dial, frame_len, Act, Connection, DecryptError, DialConfig, Error, Listener,
+    ListenerConfig, Responder, ACT_ONE_LEN, ACT_TWO_LEN, MAX_MESSAGE_LEN,
+};
+use futures::{SinkExt, StreamExt};
+use peers::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// The per-act timeout of every test here.
+const ACT_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a reader waits for the next message before giving up.
+const IDLE: Duration = Duration::from_millis(300);
+/// Slowloris: one byte every this long (a whole act takes 50 of them).
+const DRIP: Duration = Duration::from_millis(100);
+
+const SERVER: u8 = 0x21;
+
+fn server_pk() -> brontide::PublicKey {
+    keys(SERVER).public_key()
+}
+
+fn dial_config() -> DialConfig {
+    DialConfig::default()
+        .with_act_timeout(ACT_TIMEOUT)
+        .with_connect_timeout(Duration::from_secs(5))
+}
+
+/// Runs `client` against a raw 127.0.0.1 socket and the responder's
+/// handshake (`accept`) on the server end; returns the handshake's result
+/// and the client's output.
+async fn accept_from<F, T>(
+    client: impl FnOnce(SocketAddr) -> F,
+) -> (Result<Connection<TcpStream>, Error>, T)
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client = tokio::spawn(client(addr));
+    let (stream, _) = listener.accept().await.expect("accept");
+    let result = tokio::time::timeout(
+        HANG_GUARD,
+        accept(
+            stream,
+            &keys(SERVER),
+            ACT_TIMEOUT,
+            &CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("accept ends within its act timeouts");
+    let out = client.await.expect("the client task");
+    (result, out)
+}
+
+/// Runs `responder` (given the accepted raw stream) against `dial`;
+/// returns the dial's result once the responder has ended too (so every
+/// responder here returns once the dialer closes or it is done).
+async fn dial_to<F>(
+    responder: impl FnOnce(TcpStream) -> F + Send + 'static,
+) -> Result<Connection<TcpStream>, Error>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (result, server) = dial_with_responder(responder).await;
+    if result.is_err() {
+        tokio::time::timeout(HANG_GUARD, server)
+            .await
+            .expect("the responder ends once the dialer closed")
+            .expect("the responder task");
+    }
+    result
+}
+
+/// As [`dial_to`], leaving the responder running: returns its task.
+async fn dial_with_responder<F>(
+    responder: impl FnOnce(TcpStream) -> F + Send + 'static,
+) -> (
+    Result<Connection<TcpStream>, Error>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        responder(stream).await;
+    });
+    let result = tokio::time::timeout(
+        HANG_GUARD,
+        dial(
+            addr,
+            &keys(1),
+            &server_pk(),
+            &dial_config(),
+            &CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("dial ends within its timeouts");
+    (result, server)
+}
+
+fn code(result: &Result<Connection<TcpStream>, Error>) -> Option<String> {
+    match result {
+        Err(Error::Handshake(e)) => e.code(),
+        _ => None,
+    }
+}
+
+/// Checks the fds are back to `baseline` once everything has closed.
+async fn assert_fds_back(baseline: usize) {
+    let now = fds_back_to(baseline).await;
+    assert_eq!(
+        now, baseline,
+        "open file descriptors: {baseline} before, {now} after"
+    );
+}
+
+// --- The responder (`accept`) against hostile initiators. ---
+
+#[test]
+fn hostile_peer_slowloris_act_one_times_out_in_act_one() {
+    serial(async {
+        let fds = open_fds();
+        let (result, seen) = accept_from(|addr| slowloris(addr, server_pk(), DRIP)).await;
+        assert!(
+            matches!(result, Err(Error::HandshakeTimedOut(Act::One))),
+            "{result:?}"
+        );
+        // The server closed the socket before the drip finished the act.
+        assert!(
+            matches!(seen, Seen::ClosedAfter(n) if n < ACT_ONE_LEN),
+            "{seen:?}"
+        );
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_peer_sending_nothing_times_out_in_act_one() {
+    serial(async {
+        let fds = open_fds();
+        let (result, seen) = accept_from(silent).await;
+        assert!(
+            matches!(result, Err(Error::HandshakeTimedOut(Act::One))),
+            "{result:?}"
+        );
+        assert_eq!(seen, Seen::ClosedAfter(0));
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_peer_closing_mid_act_one_is_act1_read_failed() {
+    serial(async {
+        let fds = open_fds();
+        let (result, ()) = accept_from(|addr| close_mid_act(addr, server_pk(), 20)).await;
+        assert_eq!(
+            code(&result).as_deref(),
+            Some("ACT1_READ_FAILED"),
+            "{result:?}"
+        );
+        assert!(result.as_ref().err().is_some_and(Error::is_peer_fault));
+        assert_fds_back(fds).await;
+    });
+}
+
+/// A client that sends a valid act one, reads act two, then sends the
+/// first `n` bytes of act three and either closes or stalls.
+async fn act_three_client(addr: SocketAddr, n: usize, close: bool) -> Seen {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let (act_one, initiator) = brontide::Initiator::new(&keys(1), &server_pk())
+        .and_then(brontide::Initiator::act_one)
+        .expect("initiator");
+    stream.write_all(&act_one).await.expect("act one");
+    let mut act_two = [0u8; ACT_TWO_LEN];
+    stream.read_exact(&mut act_two).await.expect("act two");
+    let (act_three, _) = initiator.read_act_two(&act_two).expect("valid act two");
+    stream
+        .write_all(&act_three[..n])
+        .await
+        .expect("part of act three");
+    if close {
+        return Seen::ClosedAfter(n);
+    }
+    if wait_closed(&mut stream, HANG_GUARD).await {
+        Seen::ClosedAfter(n)
+    } else {
+        Seen::NeverClosed
+    }
+}
+
+#[test]
+fn hostile_peer_closing_mid_act_three_is_act3_read_failed() {
+    serial(async {
+        let fds = open_fds();
+        let (result, _) = accept_from(|addr| act_three_client(addr, 30, true)).await;
+        assert_eq!(
+            code(&result).as_deref(),
+            Some("ACT3_READ_FAILED"),
+            "{result:?}"
+        );
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_peer_stalling_in_act_three_times_out_in_act_three() {
+    serial(async {
+        let fds = open_fds();
+        let (result, seen) = accept_from(|addr| act_three_client(addr, 10, false)).await;
+        assert!(
+            matches!(result, Err(Error::HandshakeTimedOut(Act::Three))),
+            "{result:?}"
+        );
+        assert_eq!(seen, Seen::ClosedAfter(10));
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_peer_bad_acts_get_their_spec_codes() {
+    serial(async {
+        let fds = open_fds();
+        let expected = [
+            "ACT1_BAD_VERSION",
+            "ACT1_BAD_PUBKEY",
+            "ACT1_BAD_TAG",
+            "ACT1_READ_FAILED",
+        ];
+        for (kind, want) in expected.iter().enumerate() {
+            let (result, seen) =
+                accept_from(move |addr| send_bad_act(addr, server_pk(), kind)).await;
+            assert_eq!(
+                code(&result).as_deref(),
+                Some(*want),
+                "kind {kind}: {result:?}"
+            );
+            assert!(
+                matches!(seen, Seen::ClosedAfter(_)),
+                "kind {kind}: {seen:?}"
+            );
+        }
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_peer_garbage_after_handshake_is_a_decrypt_error() {
+    serial(async {
+        let fds = open_fds();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::spawn(garbage_after_handshake(addr, server_pk(), 1));
+        let (stream, _) = listener.accept().await.expect("accept");
+        let conn = accept(
+            stream,
+            &keys(SERVER),
+            ACT_TIMEOUT,
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("the handshake completes");
+        let mut framed = conn.into_framed();
+        let next = tokio::time::timeout(HANG_GUARD, framed.next())
+            .await
+            .expect("an answer");
+        let err = next.expect("an item").expect_err("garbage is no frame");
+        assert!(
+            matches!(err, Error::Decrypt(DecryptError::BadLengthTag)),
+            "{err:?}"
+        );
+        assert!(err.is_peer_fault());
+        drop(framed);
+        assert!(matches!(
+            client.await.expect("client"),
+            Seen::ClosedAfter(_)
+        ));
+        drop(listener);
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_peer_announcing_65535_bytes_then_stalling_holds_bounded_memory() {
+    serial(async {
+        let fds = open_fds();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::spawn(announce_and_stall(addr, server_pk(), 1));
+        let (stream, _) = listener.accept().await.expect("accept");
+        let conn = accept(
+            stream,
+            &keys(SERVER),
+            ACT_TIMEOUT,
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("the handshake completes");
+        let mut framed = conn.into_framed();
+        // Nothing is delivered while the body is missing: the reader waits
+        // (the application's idle timeout is what ends it).
+        assert!(tokio::time::timeout(IDLE, framed.next()).await.is_err());
+        // What it holds meanwhile is at most one frame.
+        let held = framed.read_buffer().capacity();
+        assert!(
+            held <= 2 * frame_len(MAX_MESSAGE_LEN),
+            "{held} bytes buffered"
+        );
+        // The peer goes away mid-frame: a typed error, not a hang.
+        drop(client.await.expect("client"));
+        let next = tokio::time::timeout(HANG_GUARD, framed.next())
+            .await
+            .expect("an answer");
+        let err = next.expect("an item").expect_err("truncated");
+        assert!(matches!(err, Error::TruncatedFrame), "{err:?}");
+        assert!(err.is_peer_fault());
+        drop((framed, listener));
+        assert_fds_back(fds).await;
+    });
+}
+
+// --- The initiator (`dial`) against hostile responders. ---
+
+/// Reads act one and returns a real act two for it.
+async fn read_act_one_answer(stream: &mut TcpStream) -> [u8; ACT_TWO_LEN] {
+    let mut act_one = [0u8; ACT_ONE_LEN];
+    stream.read_exact(&mut act_one).await.expect("act one");
+    let (act_two, _) = Responder::new(&keys(SERVER))
+        .and_then(|r| r.read_act_one(&act_one))
+        .expect("a valid act one");
+    act_two
+}
+
+#[test]
+fn hostile_responder_sending_nothing_times_out_in_act_two() {
+    serial(async {
+        let fds = open_fds();
+        let result = dial_to(|mut s| async move {
+            let _ = wait_closed(&mut s, HANG_GUARD).await;
+        })
+        .await;
+        assert!(
+            matches!(result, Err(Error::HandshakeTimedOut(Act::Two))),
+            "{result:?}"
+        );
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_responder_slowloris_act_two_times_out_in_act_two() {
+    serial(async {
+        let fds = open_fds();
+        let result = dial_to(|mut s| async move {
+            let act_two = read_act_one_answer(&mut s).await;
+            for byte in act_two {
+                if s.write_all(&[byte]).await.is_err() || wait_closed(&mut s, DRIP).await {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(
+            matches!(result, Err(Error::HandshakeTimedOut(Act::Two))),
+            "{result:?}"
+        );
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_responder_closing_mid_act_two_is_act2_read_failed() {
+    serial(async {
+        let fds = open_fds();
+        let result = dial_to(|mut s| async move {
+            let act_two = read_act_one_answer(&mut s).await;
+            let _ = s.write_all(&act_two[..25]).await;
+        })
+        .await;
+        assert_eq!(
+            code(&result).as_deref(),
+            Some("ACT2_READ_FAILED"),
+            "{result:?}"
+        );
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_responder_bad_act_two_gets_its_spec_code() {
+    serial(async {
+        let fds = open_fds();
+        let kinds: [(fn(&mut [u8; ACT_TWO_LEN]), &str); 3] = [
+            (|a| a[0] = 1, "ACT2_BAD_VERSION"),
+            (|a| a[1] = 0x05, "ACT2_BAD_PUBKEY"),
+            (|a| a[ACT_TWO_LEN - 1] ^= 0x80, "ACT2_BAD_TAG"),
+        ];
+        for (spoil, want) in kinds {
+            let result = dial_to(move |mut s| async move {
+                let mut act_two = read_act_one_answer(&mut s).await;
+                spoil(&mut act_two);
+                let _ = s.write_all(&act_two).await;
+                let _ = wait_closed(&mut s, HANG_GUARD).await;
+            })
+            .await;
+            assert_eq!(code(&result).as_deref(), Some(want), "{result:?}");
+        }
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_responder_garbage_after_handshake_is_a_decrypt_error() {
+    serial(async {
+        let fds = open_fds();
+        let (conn, responder) = dial_with_responder(|s| async move {
+            let conn = accept(s, &keys(SERVER), ACT_TIMEOUT, &CancellationToken::new())
+                .await
+                .expect("handshake");
+            let (mut raw, _, _) = conn.into_parts();
+            let _ = raw.write_all(&[0xab; 40]).await;
+            let _ = wait_closed(&mut raw, HANG_GUARD).await;
+        })
+        .await;
+        let conn = conn.expect("the handshake completes");
+        let mut framed = conn.into_framed();
+        let next = tokio::time::timeout(HANG_GUARD, framed.next())
+            .await
+            .expect("an answer");
+        let err = next.expect("an item").expect_err("garbage is no frame");
+        assert!(
+            matches!(err, Error::Decrypt(DecryptError::BadLengthTag)),
+            "{err:?}"
+        );
+        drop(framed);
+        responder.await.expect("the responder task");
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_responder_announcing_65535_bytes_then_closing_is_a_truncated_frame() {
+    serial(async {
+        let fds = open_fds();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let (conn, responder) = dial_with_responder(|s| async move {
+            let conn = accept(s, &keys(SERVER), ACT_TIMEOUT, &CancellationToken::new())
+                .await
+                .expect("handshake");
+            let (mut raw, mut encryptor, _) = conn.into_parts();
+            let partial = header_of_largest_frame(&mut encryptor, 1000);
+            let _ = raw.write_all(&partial).await;
+            // Stall until the test says, then close mid-frame.
+            let _ = release_rx.await;
+        })
+        .await;
+        let conn = conn.expect("the handshake completes");
+        let mut framed = conn.into_framed();
+        assert!(tokio::time::timeout(IDLE, framed.next()).await.is_err());
+        let held = framed.read_buffer().capacity();
+        assert!(
+            held <= 2 * frame_len(MAX_MESSAGE_LEN),
+            "{held} bytes buffered"
+        );
+        drop(release_tx);
+        let next = tokio::time::timeout(HANG_GUARD, framed.next())
+            .await
+            .expect("an answer");
+        let err = next.expect("an item").expect_err("truncated");
+        assert!(matches!(err, Error::TruncatedFrame), "{err:?}");
+        drop(framed);
+        responder.await.expect("the responder task");
+        assert_fds_back(fds).await;
+    });
+}
+
+// --- The listener under all of them at once, and under a flood. ---
+
+/// What a listener-side reader saw on an accepted connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    /// A message arrived (the good client's).
+    Message,
+    /// A frame failed to decrypt.
+    DecryptError,
+    /// Nothing arrived within `IDLE`.
+    Idle,
+    /// Another end: closed, truncated.
+    Other,
+}
+
+/// Accepts until cancelled; reads each connection's first message (or
+/// error, or idleness), then drops it.
+fn serve(mut listener: Listener, stop: CancellationToken) -> tokio::task::JoinHandle<Vec<Read>> {
+    tokio::spawn(async move {
+        let mut readers = tokio::task::JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = stop.cancelled() => None,
+            };
+            let Some(accepted) = accepted else { break };
+            readers.spawn(async move {
+                let mut framed = accepted.connection.into_framed();
+                match tokio::time::timeout(IDLE, framed.next()).await {
+                    Ok(Some(Ok(_))) => {
+                        let _ = framed.send(b"pong".as_slice()).await;
+                        Read::Message
+                    }
+                    Ok(Some(Err(Error::Decrypt(_)))) => Read::DecryptError,
+                    Err(_) => Read::Idle,
+                    Ok(_) => Read::Other,
+                }
+            });
+        }
+        listener.shutdown().await;
+        let mut reads = Vec::new();
+        while let Some(read) = readers.join_next().await {
+            reads.push(read.expect("reader"));
+        }
+        reads
+    })
+}
+
+/// A good client: handshake, one message each way.
+async fn good_client(addr: SocketAddr, local: u8) {
+    let config = DialConfig::default().with_act_timeout(Duration::from_secs(5));
+    let conn = tokio::time::timeout(
+        HANG_GUARD,
+        dial(
+            addr,
+            &keys(local),
+            &server_pk(),
+            &config,
+            &CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("the good handshake ends")
+    .expect("the good handshake completes");
+    let mut framed = conn.into_framed();
+    framed.send(b"ping".as_slice()).await.expect("send");
+    let reply = tokio::time::timeout(HANG_GUARD, framed.next())
+        .await
+        .expect("a reply");
+    assert_eq!(&reply.expect("an item").expect("a message")[..], b"pong");
+}
+
+fn listener_config() -> ListenerConfig {
+    ListenerConfig::default().with_act_timeout(ACT_TIMEOUT)
+}
+
+#[test]
+fn hostile_peers_all_at_once_leave_the_listener_serving() {
+    serial(async {
+        let fds = open_fds();
+        let listener = Listener::bind("127.0.0.1:0", keys(SERVER), listener_config())
+            .await
+            .expect("bind");
+        let addr = listener.local_addr();
+        let stop = CancellationToken::new();
+        let served = serve(listener, stop.clone());
+
+        let mut hostile = tokio::task::JoinSet::new();
+        for i in 0..3 {
+            hostile.spawn(slowloris(addr, server_pk(), DRIP));
+            hostile.spawn(silent(addr));
+            hostile.spawn(async move {
+                close_mid_act(addr, server_pk(), 10 + i).await;
+                Seen::ClosedAfter(10 + i)
+            });
+            hostile.spawn(garbage_after_handshake(addr, server_pk(), 0x30 + i as u8));
+        }
+        for kind in 0..BAD_ACT_KINDS {
+            hostile.spawn(send_bad_act(addr, server_pk(), kind));
+        }
+        let mut stallers = Vec::new();
+        for i in 0..2 {
+            stallers.push(announce_and_stall(addr, server_pk(), 0x40 + i).await);
+        }
+        // While all of that is going on, a good client gets through.
+        good_client(addr, 1).await;
+
+        while let Some(seen) = hostile.join_next().await {
+            let seen = seen.expect("hostile task");
+            assert!(matches!(seen, Seen::ClosedAfter(n) if n <= 100), "{seen:?}");
+        }
+        for mut s in stallers {
+            assert!(
+                wait_closed(&mut s, HANG_GUARD).await,
+                "a staller was never cut off"
+            );
+        }
+        // One good client after it all, too.
+        good_client(addr, 2).await;
+
+        stop.cancel();
+        let reads = served.await.expect("the serving task");
+        let count = |r: Read| reads.iter().filter(|x| **x == r).count();
+        assert_eq!(count(Read::Message), 2, "{reads:?}");
+        assert_eq!(count(Read::DecryptError), 3, "{reads:?}");
+        assert_eq!(count(Read::Idle), 2, "{reads:?}");
+        assert_fds_back(fds).await;
+    });
+}
+
+#[test]
+fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
+    serial(async {
+        let fds = open_fds();
+        let listener = Listener::bind("127.0.0.1:0", keys(SERVER), listener_config())
+            .await
+            .expect("bind");
+        let addr = listener.local_addr();
+        let stop = CancellationToken::new();
+        let served = serve(listener, stop.clone());
+
+        // Good clients one after another for as long as the flood lasts
+        // (fewer bad connections open at once than the handshake bound, so
+        // none is ever evicted to make room).
+        let flooding = CancellationToken::new();
+        let good = {
+            let flooding = flooding.clone();
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                loop {
+                    good_client(addr, 1 + (n % 200) as u8).await;
+                    n += 1;
+                    if flooding.is_cancelled() {
+                        return n;
+                    }
+                }
+            })
+        };
+        let start = Instant::now();
+        let closed = flood(addr, server_pk(), 1000, 32, Duration::from_millis(1)).await;
+        let took = start.elapsed();
+        flooding.cancel();
+        let good = good.await.expect("good clients");
+        eprintln!(
+            "flood: 1000 bad-act connections in {took:?} ({:.0}/s), {good} good handshakes meanwhile",
+            1000.0 / took.as_secs_f64()
+        );
+        assert_eq!(
+            closed, 1000,
+            "every bad connection was closed by the listener"
+        );
+        assert!(good >= 1);
+
+        stop.cancel();
+        let reads = served.await.expect("the serving task");
+        assert!(reads.iter().all(|r| *r == Read::Message), "{reads:?}");
+        assert_eq!(reads.len(), good);
+        assert_fds_back(fds).await;
+    });
+}

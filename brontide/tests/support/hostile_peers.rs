@@ -1,0 +1,281 @@
+//! Hostile peers on 127.0.0.1 and the bookkeeping the reliability tests
+//! share: open file descriptors, a panic counter, a serial runner.
+//!
+//! Included by path from brontide's and the server's test files (it is not
+//! a test target of its own).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use brontide::{
+    dial, DialConfig, Encryptor, Initiator, NodeKeyPair, PublicKey, SecretKey, ACT_ONE_LEN,
+    HEADER_LEN, MAX_MESSAGE_LEN,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// A hang guard for steps that take milliseconds: a test fails if a step
+/// never ends, never because it was slow.
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
+pub fn keys(byte: u8) -> NodeKeyPair {
+    NodeKeyPair::new(SecretKey::from_slice(&[byte; 32]).expect("a valid scalar"))
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+/// Waits until the open file descriptors are back to `baseline` (sockets
+/// close asynchronously as tasks end), polling for at most `HANG_GUARD`;
+/// returns the last count seen, for the caller to assert on.
+pub async fn fds_back_to(baseline: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        let now = open_fds();
+        if now == baseline || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+static HOOK: Once = Once::new();
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Panics anywhere in the process since the hook was installed, spawned
+/// tasks included (tokio swallows those otherwise).
+pub fn panics() -> usize {
+    PANICS.load(Ordering::SeqCst)
+}
+
+/// Runs `test` on its own two-thread runtime, one test at a time in this
+/// binary (so each test's file descriptor count is its own), with the
+/// panic counter installed. Fails the test if anything panicked.
+pub fn serial<F: Future<Output = ()>>(test: F) {
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            default(info);
+        }));
+    });
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let before = panics();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(test);
+    assert_eq!(panics(), before, "something panicked during the test");
+}
+
+/// How a hostile connection ended, seen from the hostile side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// The other end closed the connection (EOF or reset) after this many
+    /// bytes had been sent.
+    ClosedAfter(usize),
+    /// The hostile peer sent everything and the other end still had not
+    /// closed when the hang guard ran out.
+    NeverClosed,
+}
+
+/// Reads until the other end closes; true if it did within the guard.
+pub async fn wait_closed(stream: &mut TcpStream, guard: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(guard, read_all).await.is_ok()
+}
+
+/// A valid act one for `server` from a throwaway key.
+pub fn valid_act_one(server: &PublicKey) -> [u8; ACT_ONE_LEN] {
+    let (act, _) = Initiator::new(&keys(0x7e), server)
+        .and_then(Initiator::act_one)
+        .expect("an initiator");
+    act
+}
+
+/// Sends a valid act one a byte at a time, `pace` apart, watching for the
+/// other end to close between bytes.
+pub async fn slowloris(addr: SocketAddr, server: PublicKey, pace: Duration) -> Seen {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return Seen::ClosedAfter(0);
+    };
+    let act = valid_act_one(&server);
+    for (i, byte) in act.iter().enumerate() {
+        if stream.write_all(&[*byte]).await.is_err() {
+            return Seen::ClosedAfter(i);
+        }
+        if wait_closed(&mut stream, pace).await {
+            return Seen::ClosedAfter(i + 1);
+        }
+    }
+    if wait_closed(&mut stream, HANG_GUARD).await {
+        Seen::ClosedAfter(act.len())
+    } else {
+        Seen::NeverClosed
+    }
+}
+
+/// Connects and sends nothing.
+pub async fn silent(addr: SocketAddr) -> Seen {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return Seen::ClosedAfter(0);
+    };
+    if wait_closed(&mut stream, HANG_GUARD).await {
+        Seen::ClosedAfter(0)
+    } else {
+        Seen::NeverClosed
+    }
+}
+
+/// Sends the first `n` bytes of a valid act one, then closes.
+pub async fn close_mid_act(addr: SocketAddr, server: PublicKey, n: usize) {
+    if let Ok(mut stream) = TcpStream::connect(addr).await {
+        let act = valid_act_one(&server);
+        let _ = stream.write_all(&act[..n.min(act.len())]).await;
+    }
+}
+
+/// The kinds of bad act one the flood rotates through.
+pub const BAD_ACT_KINDS: usize = 4;
+
+/// A bad act one of kind `kind % BAD_ACT_KINDS`: bad version, bad public
+/// key, bad tag (a valid key: the responder runs the ECDH), or short.
+pub fn bad_act_one(server: &PublicKey, kind: usize) -> Vec<u8> {
+    let mut act = valid_act_one(server).to_vec();
+    match kind % BAD_ACT_KINDS {
+        0 => act[0] = 1,
+        1 => act[1] = 0x04,
+        2 => act[ACT_ONE_LEN - 1] ^= 1,
+        _ => act.truncate(20),
+    }
+    act
+}
+
+/// Sends a bad act one (a short one is followed by a half-close) and waits
+/// for the other end to close.
+pub async fn send_bad_act(addr: SocketAddr, server: PublicKey, kind: usize) -> Seen {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return Seen::ClosedAfter(0);
+    };
+    let act = bad_act_one(&server, kind);
+    if stream.write_all(&act).await.is_err() {
+        return Seen::ClosedAfter(0);
+    }
+    if act.len() < ACT_ONE_LEN {
+        let _ = stream.shutdown().await;
+    }
+    if wait_closed(&mut stream, HANG_GUARD).await {
+        Seen::ClosedAfter(act.len())
+    } else {
+        Seen::NeverClosed
+    }
+}
+
+/// Completes the handshake with `server`, then sends bytes that are no
+/// frame; waits for the other end to close.
+pub async fn garbage_after_handshake(addr: SocketAddr, server: PublicKey, local: u8) -> Seen {
+    let config = DialConfig::default().with_act_timeout(Duration::from_secs(5));
+    let conn = dial(
+        addr,
+        &keys(local),
+        &server,
+        &config,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the handshake completes");
+    let (mut stream, _, _) = conn.into_parts();
+    let garbage: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37)).collect();
+    if stream.write_all(&garbage).await.is_err() {
+        return Seen::ClosedAfter(0);
+    }
+    if wait_closed(&mut stream, HANG_GUARD).await {
+        Seen::ClosedAfter(garbage.len())
+    } else {
+        Seen::NeverClosed
+    }
+}
+
+/// The first bytes of a frame announcing a 65535-byte message: the
+/// authenticated header and `body` bytes of the body.
+pub fn header_of_largest_frame(encryptor: &mut Encryptor, body: usize) -> Vec<u8> {
+    let frame = encryptor
+        .encrypt(&vec![0u8; MAX_MESSAGE_LEN])
+        .expect("65535 bytes fit");
+    frame[..HEADER_LEN + body].to_vec()
+}
+
+/// Completes the handshake with `server`, sends a header announcing 65535
+/// bytes and 100 of them, then stalls; returns the open stream.
+pub async fn announce_and_stall(addr: SocketAddr, server: PublicKey, local: u8) -> TcpStream {
+    let config = DialConfig::default().with_act_timeout(Duration::from_secs(5));
+    let conn = dial(
+        addr,
+        &keys(local),
+        &server,
+        &config,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the handshake completes");
+    let (mut stream, mut encryptor, _) = conn.into_parts();
+    let partial = header_of_largest_frame(&mut encryptor, 100);
+    stream.write_all(&partial).await.expect("write the header");
+    stream
+}
+
+/// `total` connections with bad acts, started at most one per `pace`
+/// (1 ms: 1,000 a second) with at most `concurrent` open at once. Returns
+/// how many the other end closed.
+pub async fn flood(
+    addr: SocketAddr,
+    server: PublicKey,
+    total: usize,
+    concurrent: usize,
+    pace: Duration,
+) -> usize {
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent));
+    let mut tick = tokio::time::interval(pace);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tick.tick().await;
+        let permit = std::sync::Arc::clone(&limit)
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        tasks.spawn(async move {
+            let seen = send_bad_act(addr, server, i).await;
+            drop(permit);
+            seen
+        });
+    }
+    let mut closed = 0;
+    while let Some(seen) = tasks.join_next().await {
+        if let Ok(Seen::ClosedAfter(_)) = seen {
+            closed += 1;
+        }
+    }
+    closed
+}

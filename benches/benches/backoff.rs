@@ -84,6 +84,7 @@ fn backoff(c: &mut Criterion) {
     group.finish();
 
     let mut k = 0usize;
+    let mut k2 = 0usize;
     let mut s1 = 1u64;
     let mut s2 = 1u64;
     report(
@@ -97,8 +98,10 @@ fn backoff(c: &mut Criterion) {
                 black_box(policy.after_failure(black_box(levels[k]), e));
             },
             || {
+                k2 = (k2 + 1) % levels.len();
                 let e = next_entropy(&mut s2);
-                black_box(lnd_next(black_box(levels[1]), max, e));
+                let current = levels[k2].max(Duration::from_secs(1));
+                black_box(lnd_next(black_box(current), max, e));
             },
         ),
     );

@@ -1,0 +1,463 @@
+//! Hostile peers against a whole server on 127.0.0.1: inbound through its
+//! brontide listener (`serve`), and outbound as the remote end of its
+//! workers' dials.
+//!
+//! What each test proves: every hostile peer ends with a typed error (a
+//! handshake failure the listener or the dialer names, or a disconnect
+//! reason the peer handler reports) within its timeout; nothing panics; the
+//! server keeps serving good peers meanwhile; and afterwards its task count
+//! and the process's open file descriptors return to where they started.
+//! Timeouts are short to keep the tests fast; none is asserted as a figure.
+
+#[path = "../../brontide/tests/support/hostile_peers.rs"]
+mod peers;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bitcoin::secp256k1::PublicKey;
+use brontide::{dial, Connection, DialConfig, Listener, ListenerConfig, Responder};
+use conn_worker::{Policy, TokioClock};
+use futures::{SinkExt, StreamExt};
+use peers::*;
+use server::{
+    BrontideDialer, Config, Direction, DisconnectReason, NodeAddr, PeerHandler, Server, ServerEvent,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const ACT_TIMEOUT: Duration = Duration::from_millis(200);
+const DRIP: Duration = Duration::from_millis(100);
+const SERVER: u8 = 0x21;
+
+/// Reads each connection until it ends; with `idle`, gives up on a peer
+/// that sends nothing for that long.
+struct Reader {
+    idle: Option<Duration>,
+}
+
+impl PeerHandler<Connection<TcpStream>> for Reader {
+    async fn run(
+        &self,
+        _: PublicKey,
+        conn: Connection<TcpStream>,
+        _: Direction,
+        cancel: CancellationToken,
+    ) -> DisconnectReason {
+        let mut framed = conn.into_framed();
+        loop {
+            let idle = async {
+                match self.idle {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return DisconnectReason::Cancelled,
+                () = idle => return DisconnectReason::Local("idle".into()),
+                msg = framed.next() => match msg {
+                    Some(Ok(_)) => {
+                        if framed.send(b"pong".as_slice()).await.is_err() {
+                            return DisconnectReason::Remote("write failed".into());
+                        }
+                    }
+                    Some(Err(e)) => return DisconnectReason::Remote(e.to_string()),
+                    None => return DisconnectReason::Remote("closed".into()),
+                },
+            }
+        }
+    }
+}
+
+type Node = Server<BrontideDialer, TokioClock, Reader>;
+
+fn node(idle: Option<Duration>) -> Node {
+    let mut config = Config::default();
+    let policy =
+        Policy::new(Duration::from_millis(50), Duration::from_millis(400)).expect("valid policy");
+    config.worker = config.worker.with_policy(policy).with_seed(8);
+    let dial = DialConfig::default()
+        .with_act_timeout(ACT_TIMEOUT)
+        .with_connect_timeout(Duration::from_secs(5));
+    let dialer = BrontideDialer::new(keys(SERVER), dial);
+    Server::new(
+        keys(SERVER).public_key(),
+        config,
+        dialer,
+        TokioClock,
+        Reader { idle },
+    )
+}
+
+async fn listen(server: &Node) -> SocketAddr {
+    let config = ListenerConfig::default()
+        .with_act_timeout(ACT_TIMEOUT)
+        .with_filter(server.accept_filter());
+    let listener = Listener::bind("127.0.0.1:0", keys(SERVER), config)
+        .await
+        .expect("bind 127.0.0.1");
+    server.serve(listener)
+}
+
+/// Records every event of `server` until it shuts down.
+fn record(server: &Node) -> Arc<Mutex<Vec<ServerEvent>>> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut events = server.events();
+    let out = Arc::clone(&log);
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e) => out.lock().expect("log").push(e),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    log
+}
+
+/// Polls `cond` until it holds (a hang guard, not a timing assertion).
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn disconnect_reason(log: &[ServerEvent], peer: PublicKey) -> Option<DisconnectReason> {
+    log.iter().find_map(|e| match e {
+        ServerEvent::Disconnected {
+            peer: p, reason, ..
+        } if *p == peer => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+fn connected(log: &[ServerEvent], peer: PublicKey) -> usize {
+    log.iter()
+        .filter(|e| matches!(e, ServerEvent::Connected { peer: p, .. } if *p == peer))
+        .count()
+}
+
+/// A good client: handshake with the server, one message each way, close.
+async fn good_client(addr: SocketAddr, local: u8) {
+    let config = DialConfig::default().with_act_timeout(Duration::from_secs(5));
+    let conn = tokio::time::timeout(
+        HANG_GUARD,
+        dial(
+            addr,
+            &keys(local),
+            &keys(SERVER).public_key(),
+            &config,
+            &CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("the good handshake ends")
+    .expect("the good handshake completes");
+    let mut framed = conn.into_framed();
+    framed.send(b"ping".as_slice()).await.expect("send");
+    let reply = tokio::time::timeout(HANG_GUARD, framed.next())
+        .await
+        .expect("a reply");
+    assert_eq!(&reply.expect("an item").expect("a message")[..], b"pong");
+}
+
+#[test]
+fn hostile_inbound_peers_end_with_typed_reasons_and_the_server_keeps_serving() {
+    serial(async {
+        let fds = open_fds();
+        let server = node(Some(Duration::from_millis(500)));
+        let log = record(&server);
+        let addr = listen(&server).await;
+        let tasks = server.tasks();
+        let pk = keys(SERVER).public_key();
+
+        let mut hostile = tokio::task::JoinSet::new();
+        for i in 0..2u8 {
+            hostile.spawn(slowloris(addr, pk, DRIP));
+            hostile.spawn(silent(addr));
+            hostile.spawn(async move {
+                close_mid_act(addr, pk, 10 + usize::from(i)).await;
+                Seen::ClosedAfter(0)
+            });
+            hostile.spawn(garbage_after_handshake(addr, pk, 0x30 + i));
+        }
+        for kind in 0..BAD_ACT_KINDS {
+            hostile.spawn(send_bad_act(addr, pk, kind));
+        }
+        let mut stallers = Vec::new();
+        for i in 0..2u8 {
+            stallers.push(announce_and_stall(addr, pk, 0x40 + i).await);
+        }
+        good_client(addr, 1).await;
+
+        while let Some(seen) = hostile.join_next().await {
+            let seen = seen.expect("hostile task");
+            assert!(matches!(seen, Seen::ClosedAfter(_)), "{seen:?}");
+        }
+        for mut s in stallers {
+            assert!(
+                wait_closed(&mut s, HANG_GUARD).await,
+                "a staller was never cut off"
+            );
+        }
+        good_client(addr, 2).await;
+
+        // The peers that got through the handshake were disconnected with
+        // the typed reason their behaviour deserves.
+        for i in 0..2u8 {
+            let garbage = keys(0x30 + i).public_key();
+            let staller = keys(0x40 + i).public_key();
+            eventually("both hostile kinds disconnected", || {
+                let log = log.lock().expect("log");
+                disconnect_reason(&log, garbage).is_some()
+                    && disconnect_reason(&log, staller).is_some()
+            })
+            .await;
+            let log = log.lock().expect("log");
+            match disconnect_reason(&log, garbage) {
+                Some(DisconnectReason::Remote(why)) => {
+                    assert!(why.contains("decrypt failed"), "{why}")
+                }
+                other => panic!("garbage peer: {other:?}"),
+            }
+            assert_eq!(
+                disconnect_reason(&log, staller),
+                Some(DisconnectReason::Local("idle".into()))
+            );
+        }
+        {
+            let log = log.lock().expect("log");
+            assert_eq!(connected(&log, keys(1).public_key()), 1);
+            assert_eq!(connected(&log, keys(2).public_key()), 1);
+        }
+        // Every handler has ended: only the server's own tasks are left.
+        eventually("handler tasks end", || server.tasks() == tasks).await;
+        assert!(server.status().is_empty(), "no peer left registered");
+
+        server.shutdown().await;
+        assert_eq!(server.tasks(), 0);
+        drop(server);
+        let now = fds_back_to(fds).await;
+        assert_eq!(now, fds, "open file descriptors");
+    });
+}
+
+/// A hostile responder on 127.0.0.1 that treats every connection with
+/// `behave`; returns its address. Ends with `stop`.
+async fn hostile_responder<F, Fut>(stop: CancellationToken, behave: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                accepted = listener.accept() => {
+                    if let Ok((s, _)) = accepted {
+                        conns.spawn(behave(s));
+                    }
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// Reads act one (addressed to `key`) and returns a real act two.
+async fn answer(stream: &mut TcpStream, key: u8) -> Option<[u8; 50]> {
+    let mut act_one = [0u8; 50];
+    stream.read_exact(&mut act_one).await.ok()?;
+    Responder::new(&keys(key))
+        .and_then(|r| r.read_act_one(&act_one))
+        .ok()
+        .map(|(act_two, _)| act_two)
+}
+
+#[test]
+fn hostile_remote_peers_fail_dials_with_typed_errors_and_are_retried() {
+    serial(async {
+        let fds = open_fds();
+        let server = node(None);
+        let log = record(&server);
+        let tasks = server.tasks();
+        let stop = CancellationToken::new();
+
+        // Four hostile remote nodes, each answering every dial its way.
+        let silent = hostile_responder(stop.clone(), |mut s| async move {
+            let _ = wait_closed(&mut s, HANG_GUARD).await;
+        })
+        .await;
+        let drip = hostile_responder(stop.clone(), |mut s| async move {
+            if let Some(act_two) = answer(&mut s, 0x52).await {
+                for b in act_two {
+                    if s.write_all(&[b]).await.is_err() || wait_closed(&mut s, DRIP).await {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        let bad_version = hostile_responder(stop.clone(), |mut s| async move {
+            if let Some(mut act_two) = answer(&mut s, 0x53).await {
+                act_two[0] = 1;
+                let _ = s.write_all(&act_two).await;
+                let _ = wait_closed(&mut s, HANG_GUARD).await;
+            }
+        })
+        .await;
+        let half = hostile_responder(stop.clone(), |mut s| async move {
+            if let Some(act_two) = answer(&mut s, 0x54).await {
+                let _ = s.write_all(&act_two[..25]).await;
+            }
+        })
+        .await;
+        let hostile = [
+            (0x51, silent, "handshake timed out in act two"),
+            (0x52, drip, "handshake timed out in act two"),
+            (
+                0x53,
+                bad_version,
+                "handshake failed: act two: bad version 1",
+            ),
+            (
+                0x54,
+                half,
+                "handshake failed: act two: expected 50 bytes, got 25",
+            ),
+        ];
+        for (key, addr, _) in hostile {
+            let peer = NodeAddr::new(keys(key).public_key(), addr);
+            server.connect(peer, true).await.expect("perm connect");
+        }
+
+        // A good remote node, dialed meanwhile.
+        let good = keys(0x60);
+        let mut good_listener =
+            Listener::bind("127.0.0.1:0", good.clone(), ListenerConfig::default())
+                .await
+                .expect("bind");
+        let good_addr = good_listener.local_addr();
+        let held = tokio::spawn(async move {
+            let accepted = good_listener.accept().await.expect("the server dials in");
+            (accepted, good_listener)
+        });
+        server
+            .connect(NodeAddr::new(good.public_key(), good_addr), true)
+            .await
+            .expect("perm connect");
+        let (accepted, good_listener) = tokio::time::timeout(HANG_GUARD, held)
+            .await
+            .expect("the good node is dialed")
+            .expect("accept task");
+        eventually("connected to the good node", || {
+            server.is_connected(&good.public_key())
+        })
+        .await;
+
+        // Every hostile node failed at least twice (retried with backoff),
+        // each time with the error its behaviour deserves.
+        let failures = |log: &[ServerEvent], peer: PublicKey| -> Vec<String> {
+            log.iter()
+                .filter_map(|e| match e {
+                    ServerEvent::DialFailed { peer: p, error, .. } if *p == peer => {
+                        Some(error.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        for (key, _, want) in hostile {
+            let peer = keys(key).public_key();
+            eventually("two failed dials", || {
+                failures(&log.lock().expect("log"), peer).len() >= 2
+            })
+            .await;
+            for error in failures(&log.lock().expect("log"), peer) {
+                assert_eq!(error, want, "peer {key:#x}");
+            }
+            assert!(!server.is_connected(&peer));
+        }
+        assert!(
+            server.is_connected(&good.public_key()),
+            "the good node stayed"
+        );
+
+        // Stop persisting the hostile nodes: their workers end.
+        for (key, _, _) in hostile {
+            assert!(server.forget(&keys(key).public_key()));
+        }
+        eventually("hostile workers end", || server.tasks() == tasks + 2).await;
+
+        server.shutdown().await;
+        assert_eq!(server.tasks(), 0);
+        stop.cancel();
+        drop((accepted, server));
+        good_listener.shutdown().await;
+        let now = fds_back_to(fds).await;
+        assert_eq!(now, fds, "open file descriptors");
+    });
+}
+
+#[test]
+fn hostile_flood_of_1000_bad_acts_leaves_the_server_serving() {
+    serial(async {
+        let fds = open_fds();
+        let server = node(None);
+        let log = record(&server);
+        let addr = listen(&server).await;
+        let tasks = server.tasks();
+        let pk = keys(SERVER).public_key();
+
+        let flooding = CancellationToken::new();
+        let good = {
+            let flooding = flooding.clone();
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                loop {
+                    good_client(addr, 1 + (n % 100) as u8).await;
+                    n += 1;
+                    if flooding.is_cancelled() {
+                        return n;
+                    }
+                }
+            })
+        };
+        let start = Instant::now();
+        let closed = flood(addr, pk, 1000, 32, Duration::from_millis(1)).await;
+        let took = start.elapsed();
+        flooding.cancel();
+        let good = good.await.expect("good clients");
+        eprintln!(
+            "server flood: 1000 bad-act connections in {took:?} ({:.0}/s), {good} good peers connected meanwhile",
+            1000.0 / took.as_secs_f64()
+        );
+        assert_eq!(closed, 1000);
+        assert!(good >= 1);
+        eventually("every good peer's connection ended", || {
+            server.tasks() == tasks
+        })
+        .await;
+        let connects = log
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::Connected { .. }))
+            .count();
+        assert_eq!(connects, good, "only the good peers got through");
+
+        server.shutdown().await;
+        assert_eq!(server.tasks(), 0);
+        drop(server);
+        let now = fds_back_to(fds).await;
+        assert_eq!(now, fds, "open file descriptors");
+    });
+}

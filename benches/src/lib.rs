@@ -36,7 +36,8 @@ pub fn paired(
         for _ in 0..batch {
             f();
         }
-        start.elapsed() / batch as u32
+        // Seconds per call, in f64 so that nanosecond calls are not rounded.
+        start.elapsed().as_secs_f64() / batch as f64
     };
     // Warm both up once.
     time(&mut ours);
@@ -54,11 +55,11 @@ pub fn paired(
         };
         ours_t.push(o);
         floor_t.push(f);
-        ratios.push(o.as_secs_f64() / f.as_secs_f64().max(1e-12));
+        ratios.push(o / f.max(1e-15));
     }
     Paired {
-        ours: median(&mut ours_t),
-        floor: median(&mut floor_t),
+        ours: Duration::from_secs_f64(median_f64(&mut ours_t)),
+        floor: Duration::from_secs_f64(median_f64(&mut floor_t)),
         ratio: median_f64(&mut ratios),
     }
 }
@@ -69,11 +70,6 @@ pub fn report(name: &str, p: &Paired) {
         "PAIRED {name}: ours {:.3?} per call, floor {:.3?} per call, ratio {:.3} (median of per-round ratios)",
         p.ours, p.floor, p.ratio
     );
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 fn median_f64(v: &mut [f64]) -> f64 {

@@ -78,9 +78,21 @@ pub(crate) struct ConnectArgs {
     /// Exit with status 0 once the remote's `init` arrives.
     #[arg(long)]
     pub(crate) exit_after_init: bool,
-    /// Give up a one-off connect (TCP and handshake) after this long.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub(crate) timeout: Duration,
+    /// Give up a one-off connect (TCP and handshake) after this long
+    /// [default: 30s, or 120s with --proxy, since Tor is slow].
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) timeout: Option<Duration>,
+    /// A SOCKS5 proxy for onion addresses (Tor's is 127.0.0.1:9050).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) proxy: Option<SocketAddr>,
+    /// Send every address through --proxy, not only onion addresses (DNS
+    /// names are then resolved by the proxy).
+    #[arg(long, requires = "proxy")]
+    pub(crate) proxy_all: bool,
+    /// Fresh SOCKS5 credentials on each connection, so Tor builds a circuit
+    /// for each.
+    #[arg(long, requires = "proxy")]
+    pub(crate) stream_isolation: bool,
     #[command(flatten)]
     pub(crate) key: KeyArgs,
 }

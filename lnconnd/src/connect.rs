@@ -3,14 +3,16 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use brontide::DialConfig;
+use std::time::Duration;
+
+use brontide::{DialConfig, Socks5};
 use serde_json::json;
-use server::{Config, ServerError};
+use server::{AddressKind, BrontideDialer, Config, ProxyScope, ServerError};
 use tokio::sync::mpsc;
 
 use crate::cli::ConnectArgs;
 use crate::keys;
-use crate::node::{node, print_events, Interrupt};
+use crate::node::{node_with, print_events, Interrupt};
 use crate::output::Output;
 use crate::peer::SessionOpts;
 use crate::Failure;
@@ -27,11 +29,31 @@ pub(crate) async fn run(
         echo: false,
         on_init: Some(inits),
     };
+    // Tor takes longer: the default timeout is lnd's 120 s through a proxy.
+    let timeout = args.timeout.unwrap_or(if args.proxy.is_some() {
+        Duration::from_secs(120)
+    } else {
+        Duration::from_secs(30)
+    });
     let mut config = Config::default();
-    config.dial_timeout = args.timeout;
+    config.dial_timeout = timeout;
     config.worker = config.worker.with_seed(keys::random_u64());
-    let dial = DialConfig::default().with_connect_timeout(args.timeout);
-    let node = node(&key, config, dial, opts);
+    let dial = DialConfig::default().with_connect_timeout(timeout);
+    let mut dialer = BrontideDialer::new(key.clone(), dial);
+    if let Some(proxy) = args.proxy {
+        let mut socks = Socks5::new(proxy).with_connect_timeout(timeout);
+        if args.stream_isolation {
+            socks = socks.with_stream_isolation();
+        }
+        let scope = if args.proxy_all {
+            ProxyScope::All
+        } else {
+            ProxyScope::OnionOnly
+        };
+        dialer = dialer.with_proxy(socks, scope);
+    }
+    config.addresses = (config.addresses).with_onion(dialer.reaches(AddressKind::Onion));
+    let node = node_with(&key, config, dialer, opts);
     out.event(
         "started",
         json!({ "pubkey": key.public_key().to_string(), "peer": args.node.to_string() }),
@@ -49,6 +71,10 @@ pub(crate) async fn run(
     if let Err(e) = result {
         node.shutdown().await;
         return Err(match e {
+            e @ ServerError::Unreachable { .. } => Failure::Usage(format!(
+                "connect to {} failed: {e} (give one with --proxy, e.g. 127.0.0.1:9050)",
+                args.node
+            )),
             ServerError::Dial(e) => {
                 Failure::Runtime(format!("connect to {} failed: {e}", args.node))
             }

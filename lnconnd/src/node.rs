@@ -17,7 +17,17 @@ pub(crate) type Node = Server<BrontideDialer, TokioClock, App>;
 
 /// A node with key `key`, these settings and this application.
 pub(crate) fn node(key: &NodeKeyPair, config: Config, dial: DialConfig, opts: SessionOpts) -> Node {
-    let dialer = BrontideDialer::new(key.clone(), dial);
+    node_with(key, config, BrontideDialer::new(key.clone(), dial), opts)
+}
+
+/// A node with key `key` that dials with `dialer` (for example through a
+/// SOCKS5 proxy).
+pub(crate) fn node_with(
+    key: &NodeKeyPair,
+    config: Config,
+    dialer: BrontideDialer,
+    opts: SessionOpts,
+) -> Node {
     Server::new(key.public_key(), config, dialer, TokioClock, App { opts })
 }
 
@@ -89,6 +99,11 @@ fn print_event(out: &Output, event: &ServerEvent) {
                 || format!("{peer}: next attempt in {wait:.1?}"),
             );
         }
+        ServerEvent::AddressSkipped { peer, addr, reason } => out.event(
+            "address_skipped",
+            json!({ "peer": peer.to_string(), "addr": addr.to_string(), "reason": reason.to_string() }),
+            || format!("{peer}: not dialing {addr}: {reason}"),
+        ),
         ServerEvent::AwaitingAddrs { peer } => out.event(
             "awaiting_addrs",
             json!({ "peer": peer.to_string() }),

@@ -198,14 +198,17 @@ impl Microsocks {
     /// Starts `microsocks`, requiring `credentials` (username, password) if
     /// given, and waits until it accepts connections.
     ///
-    /// Returns `None`, after printing why, if the program is not installed
-    /// and this is not CI; in CI (`CI` set in the environment) a missing
-    /// program is a failure.
+    /// If the program is missing and we are root, installs it first with
+    /// `apt-get` (once per test process; `.ci/run` installs it too).
+    /// Returns `None`, after printing why, if it still cannot run and this
+    /// is not CI; in CI (`CI` set in the environment) a missing program is a
+    /// failure.
     ///
     /// # Panics
     /// If it cannot be started in CI, or does not listen within 10 s.
     pub fn start(credentials: Option<(&str, &str)>) -> Option<Self> {
         use std::process::{Command, Stdio};
+        ensure_installed();
         // A free port: bind, read it, release it.
         let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
@@ -256,4 +259,41 @@ impl Drop for Microsocks {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Installs microsocks with apt-get if it is missing and we are root; once
+/// per process.
+fn ensure_installed() {
+    use std::process::{Command, Stdio};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let quiet = |cmd: &mut Command| {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let present = quiet(Command::new("sh").args(["-c", "command -v microsocks"]));
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        if present || !root {
+            return;
+        }
+        let install = || {
+            quiet(Command::new("apt-get").args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "microsocks",
+            ]))
+        };
+        if !install() {
+            let _ = quiet(Command::new("apt-get").args(["update", "-qq"]));
+            let _ = install();
+        }
+    });
 }

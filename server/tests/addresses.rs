@@ -17,7 +17,7 @@ use server::{
     ServerEvent, SkipReason, StartupPeer,
 };
 use testkit::socks::FakeSocks5;
-use testkit::{run, settle};
+use testkit::{run, settle, Behavior};
 use tokio_util::sync::CancellationToken;
 
 const US: u8 = 200;
@@ -98,6 +98,40 @@ fn with_a_proxy_onion_addresses_are_dialed_last() {
         settle().await;
         assert_eq!(dialed(&f), ["1.2.3.4:9735", ONION]);
         assert!(f.server.status()[0].skipped.is_empty());
+        f.server.shutdown().await;
+    });
+}
+
+#[test]
+fn the_last_address_that_worked_is_dialed_first_then_the_preference() {
+    run(async {
+        let f = Fixture::new(key(US));
+        let peer = key(1);
+        let given = addrs(&["node.example:9735", "1.2.3.4:9735", "[2001:db8::1]:9735"]);
+        // Only the DNS name answers.
+        f.dialer
+            .set(NodeAddr::new(peer, given[0].clone()), Behavior::Succeed);
+        f.server.startup([StartupPeer {
+            pubkey: peer,
+            addrs: given.clone(),
+            perm: true,
+        }]);
+        settle().await;
+        assert!(f.server.is_connected(&peer));
+        assert_eq!(
+            dialed(&f),
+            ["[2001:db8::1]:9735", "1.2.3.4:9735", "node.example:9735"]
+        );
+        // It disconnects, then stops answering: the redial starts with it.
+        f.dialer
+            .set(NodeAddr::new(peer, given[0].clone()), Behavior::Fail);
+        f.handler.close(&peer);
+        settle().await;
+        f.clock.advance(Duration::from_secs(5)).await;
+        assert_eq!(
+            dialed(&f)[3..6],
+            ["node.example:9735", "[2001:db8::1]:9735", "1.2.3.4:9735"]
+        );
         f.server.shutdown().await;
     });
 }

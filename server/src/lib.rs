@@ -15,6 +15,17 @@
 //! clock are also supplied, so the whole lifecycle runs deterministically in
 //! tests on a manual clock and mock dialers.
 //!
+//! Addresses are BOLT 7's ([`NetAddress`]: IPv4, IPv6, Tor v3 onion, DNS
+//! name; text and wire forms) with a node key ([`NodeAddr`],
+//! `pubkey@address`). Before a worker sees a peer's addresses, the
+//! server orders them by [`Config::addresses`] (IPv6, IPv4, DNS, then onion;
+//! the worker puts the last one that worked first) and leaves out onion
+//! addresses when no proxy is configured, reporting each as
+//! [`ServerEvent::AddressSkipped`] and in [`PeerStatus::skipped`].
+//! [`BrontideDialer`] dials over TCP, resolving DNS names itself, or
+//! through a SOCKS5 proxy ([`BrontideDialer::with_proxy`]) for onion
+//! addresses or for everything.
+//!
 //! Lock discipline: the registry is behind one mutex that is never held
 //! across an `.await` or a blocking send; workers report to the server
 //! through a channel the server drains on its own task, so a worker never

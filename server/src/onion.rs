@@ -1,4 +1,9 @@
 //! Tor v3 onion service addresses (rend-spec-v3 §6, BOLT 7's type 4).
+//!
+//! SHA3-256 comes from `tiny-keccak`: one small crate whose only dependency
+//! (`crunchy`) was already in the lock file, where RustCrypto's `sha3` 0.12
+//! would bring `digest` 0.11, `keccak`, `sponge-cursor` and their own
+//! dependencies for one two-byte checksum. Base32 is 40 lines here.
 
 use std::fmt;
 use std::str::FromStr;

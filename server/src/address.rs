@@ -314,7 +314,7 @@ impl fmt::Display for NetAddress {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AddressError {
-    /// The text is empty.
+    /// The text (or the descriptor bytes) is empty.
     #[error("empty address")]
     Empty,
     /// The port is not a number from 1 to 65535.

@@ -63,6 +63,20 @@ pub fn panics() -> usize {
 /// binary (so each test's file descriptor count is its own), with the
 /// panic counter installed. Fails the test if anything panicked.
 pub fn serial<F: Future<Output = ()>>(test: F) {
+    serial_with(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(test)
+    });
+}
+
+/// Runs `test` one at a time in this binary, with the panic counter
+/// installed (for tests that bring their own runtime). Fails the test if
+/// anything panicked.
+pub fn serial_with<T>(test: impl FnOnce() -> T) -> T {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -72,13 +86,9 @@ pub fn serial<F: Future<Output = ()>>(test: F) {
     });
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let before = panics();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-        .block_on(test);
+    let out = test();
     assert_eq!(panics(), before, "something panicked during the test");
+    out
 }
 
 /// How a hostile connection ended, seen from the hostile side.

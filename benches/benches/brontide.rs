@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use benches::{paired, report};
+use benches::{paired, report, wanted};
 use bitcoin::secp256k1::ecdh::SharedSecret;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use brontide::{
@@ -94,6 +94,9 @@ fn handshake(c: &mut Criterion) {
     group.bench_function("brontide_both_sides", |b| b.iter(both_sides));
     group.bench_function("floor_2_keygen_6_ecdh_3_parse", |b| b.iter(floor));
     group.finish();
+    if !wanted("brontide_handshake/brontide_both_sides") {
+        return;
+    }
     report(
         "brontide_handshake both sides / floor",
         &paired(PAIRED_ROUNDS, 20, both_sides, floor),
@@ -142,6 +145,11 @@ fn transport(c: &mut Criterion) {
             &size,
             |b, _| b.iter(&mut floor),
         );
+        if !wanted(&format!(
+            "brontide_transport_encrypt_decrypt/brontide/{size}"
+        )) {
+            continue;
+        }
         let batch = if size > 4096 { 20 } else { 1000 };
         report(
             &format!("brontide_transport encrypt+decrypt {size} B / ring seal+open"),
@@ -260,6 +268,9 @@ fn loopback(c: &mut Criterion) {
             &size,
             |b, _| b.iter_custom(|iters| rt.block_on(raw_batch(&mut tx, &mut rx, &wire, iters))),
         );
+        if !wanted(&format!("brontide_loopback_one_way/brontide/{size}")) {
+            continue;
+        }
         let count = if size > 4096 { 32 } else { 1024 };
         let p = paired(
             PAIRED_ROUNDS,

@@ -198,6 +198,9 @@ fn command_latency(c: &mut Criterion) {
     });
     group.finish();
 
+    if !benches::wanted("conn_worker_command_to_dial_started/worker_connect_now") {
+        return;
+    }
     let paired_result = rt.block_on(async {
         let mut ours = Vec::new();
         let mut floor = Vec::new();
@@ -364,7 +367,9 @@ fn heap_per_worker(rt: &Runtime) {
 
 fn idle_workers(c: &mut Criterion) {
     let rt = runtime();
-    heap_per_worker(&rt);
+    if benches::wanted("conn_worker_100k_idle") {
+        heap_per_worker(&rt);
+    }
     let dialer = shared_dialer();
 
     let mut group = c.benchmark_group("conn_worker_100k_idle");

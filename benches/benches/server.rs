@@ -17,7 +17,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use benches::{paired, report};
+use benches::{paired, report, wanted};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use conn_worker::{dial_fn, Clock, TokioClock};
 use criterion::{criterion_main, Criterion, SamplingMode};
@@ -130,7 +130,7 @@ fn rapid_connects(c: &mut Criterion) {
     let (tx, mut rx) = mpsc::unbounded_channel::<NodeAddr>();
     let map: Mutex<HashMap<PublicKey, mpsc::UnboundedSender<NodeAddr>>> =
         Mutex::new(HashMap::from([(peer, tx)]));
-    let result = {
+    let result = wanted("server_10_perm_connects_one_peer/calls_only").then(|| {
         let _guard = rt.enter();
         paired(
             41,
@@ -150,11 +150,13 @@ fn rapid_connects(c: &mut Criterion) {
                 while rx.try_recv().is_ok() {}
             },
         )
-    };
-    report(
-        "server 10 perm connects (calls) / 10 locked lookups+sends",
-        &result,
-    );
+    });
+    if let Some(result) = result {
+        report(
+            "server 10 perm connects (calls) / 10 locked lookups+sends",
+            &result,
+        );
+    }
     rt.block_on(settle());
     let status = server.status();
     assert_eq!(status.len(), 1, "one worker for one peer");
@@ -257,7 +259,9 @@ fn startup(c: &mut Criterion) {
     let rt = paused_runtime();
     let mut all = keys(STARTUP_PEERS + 1);
     let local = all.remove(0);
-    startup_to_the_end(&rt, local, &all);
+    if wanted("server_startup_10k_peers") {
+        startup_to_the_end(&rt, local, &all);
+    }
 
     let mut group = c.benchmark_group("server_startup_10k_peers");
     group.sampling_mode(SamplingMode::Flat).sample_size(10);

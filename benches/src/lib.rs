@@ -76,3 +76,35 @@ fn median_f64(v: &mut [f64]) -> f64 {
     v.sort_unstable_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
+
+/// Whether the criterion filter on the command line (if any) selects
+/// `group`, so that `cargo bench --bench brontide -- handshake` runs the
+/// paired measurement of the handshake only.
+pub fn wanted(group: &str) -> bool {
+    // Criterion's flags that take a value; anything else not starting with
+    // `-` is a filter.
+    const WITH_VALUE: [&str; 12] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--profile-time",
+        "--sample-size",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--output-format",
+    ];
+    let mut filters = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
+    }
+    filters.is_empty() || filters.iter().any(|f| group.contains(f.as_str()))
+}

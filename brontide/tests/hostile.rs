@@ -414,7 +414,8 @@ fn hostile_responder_closing_mid_act_two_is_act2_read_failed() {
 fn hostile_responder_bad_act_two_gets_its_spec_code() {
     serial(async {
         let fds = open_fds();
-        let kinds: [(fn(&mut [u8; ACT_TWO_LEN]), &str); 3] = [
+        type Spoil = fn(&mut [u8; ACT_TWO_LEN]);
+        let kinds: [(Spoil, &str); 3] = [
             (|a| a[0] = 1, "ACT2_BAD_VERSION"),
             (|a| a[1] = 0x05, "ACT2_BAD_PUBKEY"),
             (|a| a[ACT_TWO_LEN - 1] ^= 0x80, "ACT2_BAD_TAG"),

@@ -238,9 +238,9 @@ fn simulate(sim: &Sim) {
 
         // Every peer starts persistent (as after a restart), each with two
         // addresses and a random behaviour at each.
-        for i in 0..sim.peers {
+        for (i, key) in keys.iter().enumerate() {
             for j in 0..2 {
-                mock.set(NodeAddr::new(keys[i], addr_of(i, j)), behavior(&mut rng));
+                mock.set(NodeAddr::new(*key, addr_of(i, j)), behavior(&mut rng));
             }
         }
         server.startup((0..sim.peers).map(|i| server::StartupPeer {
@@ -337,9 +337,9 @@ fn simulate(sim: &Sim) {
             server.unban(&p);
         }
         mock.set_fallback(Behavior::Succeed);
-        for i in 0..sim.peers {
+        for (i, key) in keys.iter().enumerate() {
             for j in 0..3 {
-                mock.set(NodeAddr::new(keys[i], addr_of(i, j)), Behavior::Succeed);
+                mock.set(NodeAddr::new(*key, addr_of(i, j)), Behavior::Succeed);
             }
         }
         let calm_start = clock.elapsed();

@@ -267,4 +267,32 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn onion_like_text_never_panics(s in "[a-zA-Z2-9\\PC]{0,60}(\\.onion)?\\.?") {
+            if let Ok(o) = s.parse::<OnionV3>() {
+                proptest::prop_assert_eq!(o.to_string().parse::<OnionV3>(), Ok(o));
+            }
+        }
+
+        #[test]
+        fn a_changed_character_is_refused_or_self_consistent(
+            k in proptest::prelude::any::<[u8; 32]>(),
+            at in 0..56usize,
+            to in 0..32usize,
+        ) {
+            let good = OnionV3::from_pubkey(k).to_string();
+            let mut bad = good.into_bytes();
+            proptest::prop_assume!(bad[at] != ALPHABET[to]);
+            bad[at] = ALPHABET[to];
+            let bad = String::from_utf8(bad).expect("ascii");
+            match bad.parse::<OnionV3>() {
+                Err(_) => {}
+                // Only a checksum collision (1 in 65536) gets through, and
+                // then the text is a valid address in its own right.
+                Ok(o) => proptest::prop_assert_eq!(o.to_string(), bad),
+            }
+        }
+    }
 }

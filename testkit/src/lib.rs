@@ -1,7 +1,10 @@
 //! Test doubles for the workspace's crates: a [`ManualClock`] whose time
 //! moves only when a test advances it, a scripted [`MockDialer`] that
 //! records every attempt, and helpers ([`settle`], [`run`], [`Harness`]) that
-//! run workers step by step so a test reads as a script.
+//! run workers step by step so a test reads as a script. Behind features:
+//! `ldk`, a real Lightning peer; `socks`, SOCKS5 proxies on 127.0.0.1 (a
+//! fake one that records requests and routes onion names to a local
+//! listener, and the real `microsocks`), in the module `socks`.
 //!
 //! Only ever a dev-dependency. Tests that use it live in each crate's
 //! `tests/` folder.

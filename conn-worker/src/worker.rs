@@ -99,8 +99,11 @@ where
         loop {
             plan = match plan {
                 Plan::Idle => self.idle().await,
-                Plan::Wait(until) => self.wait(until).await,
-                Plan::Dial => self.dial_round().await,
+                // A round's state (attempts, queue, timers) and a wait's
+                // timer are large; boxed, they are allocated only while they
+                // run, and an idle worker's task stays small.
+                Plan::Wait(until) => Box::pin(self.wait(until)).await,
+                Plan::Dial => Box::pin(self.dial_round()).await,
                 Plan::AwaitAddrs => self.await_addrs().await,
                 Plan::Stop => break,
             };

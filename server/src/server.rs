@@ -456,31 +456,30 @@ where
     /// Every peer the server knows of (connected or persistent), sorted by
     /// public key.
     pub fn status(&self) -> Vec<PeerStatus<D>> {
-        let reg = self.inner.lock();
-        let mut peers: Vec<PublicKey> = reg
-            .conns
-            .keys()
-            .chain(reg.workers.keys())
-            .copied()
-            .collect();
-        peers.sort_unstable();
-        peers.dedup();
+        let mut peers: Vec<PeerStatus<D>> = {
+            let reg = self.inner.lock();
+            let only_persistent = reg.workers.keys().filter(|k| !reg.conns.contains_key(k));
+            reg.conns
+                .keys()
+                .chain(only_persistent)
+                .map(|&pubkey| PeerStatus {
+                    pubkey,
+                    persistent: reg.workers.get(&pubkey).map(|p| p.perm),
+                    connection: reg.conns.get(&pubkey).map(|l| ConnectionInfo {
+                        direction: l.direction,
+                        since: l.since,
+                        addr: l.addr.clone(),
+                    }),
+                    worker: reg.workers.get(&pubkey).map(|p| p.handle.status()),
+                    skipped: (self.inner.config.addresses)
+                        .plan(&reg.redial_addrs(&pubkey))
+                        .1,
+                })
+                .collect()
+        };
+        // Sorted after the lock is released, each key serialized once.
+        peers.sort_by_cached_key(|p| p.pubkey.serialize());
         peers
-            .into_iter()
-            .map(|pubkey| PeerStatus {
-                pubkey,
-                persistent: reg.workers.get(&pubkey).map(|p| p.perm),
-                connection: reg.conns.get(&pubkey).map(|l| ConnectionInfo {
-                    direction: l.direction,
-                    since: l.since,
-                    addr: l.addr.clone(),
-                }),
-                worker: reg.workers.get(&pubkey).map(|p| p.handle.status()),
-                skipped: (self.inner.config.addresses)
-                    .plan(&reg.redial_addrs(&pubkey))
-                    .1,
-            })
-            .collect()
     }
 
     /// Dials in flight now across every worker.

@@ -42,12 +42,21 @@ fn perm_connect_during_a_dial_keeps_the_dial() {
     run(async {
         let f = Fixture::new(key(US));
         let peer = key(1);
-        f.dialer.set(node(peer, 1), Behavior::SucceedAfter(Duration::from_secs(3)));
-        f.server.connect(node(peer, 1), true).await.expect("perm connect");
+        f.dialer.set(
+            node(peer, 1),
+            Behavior::SucceedAfter(Duration::from_secs(3)),
+        );
+        f.server
+            .connect(node(peer, 1), true)
+            .await
+            .expect("perm connect");
         settle().await;
         for _ in 0..10 {
             f.clock.advance(Duration::from_millis(100)).await;
-            f.server.connect(node(peer, 1), true).await.expect("perm connect");
+            f.server
+                .connect(node(peer, 1), true)
+                .await
+                .expect("perm connect");
         }
         f.clock.advance(Duration::from_secs(3)).await;
         assert!(f.server.is_connected(&peer));

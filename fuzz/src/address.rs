@@ -1,5 +1,6 @@
 //! Address parsing: `host[:port]` ([`NetAddress`]) and `pubkey@host[:port]`
-//! ([`NodeAddr`]), as typed by a user or read from a peer's announcement.
+//! ([`NodeAddr`]) as text, as typed by a user; and BOLT 7 address
+//! descriptors, as read from a peer's `node_announcement`.
 
 use server::{AddressError, NetAddress, NodeAddr};
 
@@ -38,6 +39,7 @@ pub fn parse_address(data: &[u8]) -> AddressReport {
         assert_eq!(&again, addr, "{text:?} printed as {printed:?}");
         assert_eq!(again.to_string(), printed);
         assert_ne!(addr.port(), 0, "port 0 accepted from {text:?}");
+        binary_round_trip(addr);
     }
 
     let node = text.parse::<NodeAddr>();
@@ -67,4 +69,77 @@ pub fn parse_address(data: &[u8]) -> AddressReport {
         let _ = err.to_string();
     }
     AddressReport { net, node, keyed }
+}
+
+/// An address encodes as a BOLT 7 descriptor of `encoded_len()` bytes that
+/// reads back as the same address.
+fn binary_round_trip(addr: &NetAddress) -> Vec<u8> {
+    let bytes = addr
+        .to_bytes()
+        .unwrap_or_else(|e| panic!("{addr} does not encode: {e}"));
+    assert_eq!(bytes.len(), addr.encoded_len(), "{addr}");
+    let (again, n) = NetAddress::read_from(&bytes)
+        .unwrap_or_else(|e| panic!("{addr} encodes to {bytes:?}, which does not read: {e}"));
+    assert_eq!(&again, addr);
+    assert_eq!(n, bytes.len());
+    bytes
+}
+
+/// An address prints as text that parses back to the same address.
+fn text_round_trip(addr: &NetAddress) {
+    let printed = addr.to_string();
+    let again: NetAddress = printed
+        .parse()
+        .unwrap_or_else(|e| panic!("{printed:?} does not parse: {e}"));
+    assert_eq!(&again, addr, "{printed:?}");
+}
+
+/// What reading one input as BOLT 7 descriptors gave.
+#[derive(Debug)]
+pub struct DescriptorReport {
+    /// The first descriptor, and the bytes it took.
+    pub first: Result<(NetAddress, usize), AddressError>,
+    /// The whole input as a `node_announcement` address list.
+    pub list: Result<Vec<NetAddress>, AddressError>,
+}
+
+/// Reads `data` as one descriptor and as an address list.
+///
+/// What must hold: nothing panics; a descriptor read takes exactly its
+/// `encoded_len()` bytes, re-encodes to the same bytes (host names modulo
+/// case) and prints as text that parses back to it; the list reader agrees
+/// with the single reader on the first address.
+///
+/// # Panics
+/// If one of those breaks.
+pub fn read_descriptors(data: &[u8]) -> DescriptorReport {
+    let first = NetAddress::read_from(data);
+    if let Ok((addr, n)) = &first {
+        assert!(*n <= data.len());
+        assert_eq!(*n, addr.encoded_len(), "{addr}");
+        let bytes = binary_round_trip(addr);
+        if matches!(addr, NetAddress::Host { .. }) {
+            assert!(bytes.eq_ignore_ascii_case(&data[..*n]));
+        } else {
+            assert_eq!(&bytes[..], &data[..*n], "{addr} re-encodes differently");
+        }
+        text_round_trip(addr);
+    }
+    let list = NetAddress::read_list(data);
+    if let Ok(addrs) = &list {
+        for addr in addrs {
+            binary_round_trip(addr);
+            text_round_trip(addr);
+        }
+        if let Ok((addr, _)) = &first {
+            assert_eq!(addrs.first(), Some(addr), "the list reader disagrees");
+        }
+    }
+    if let Err(e) = &first {
+        let _ = e.to_string();
+    }
+    if let Err(e) = &list {
+        let _ = e.to_string();
+    }
+    DescriptorReport { first, list }
 }

@@ -130,12 +130,24 @@ fn code(result: &Result<Connection<TcpStream>, Error>) -> Option<String> {
     }
 }
 
-/// Checks the fds are back to `baseline` once everything has closed.
-async fn assert_fds_back(baseline: usize) {
-    let now = fds_back_to(baseline).await;
+/// What a test starts from: its open fds (the heap is checked by
+/// `serial`, around the test's whole runtime).
+#[derive(Clone, Copy)]
+struct Start {
+    fds: usize,
+}
+
+fn start() -> Start {
+    Start { fds: open_fds() }
+}
+
+/// Checks the fds are back to the start once everything has closed.
+async fn assert_back(start: Start) {
+    let now = fds_back_to(start.fds).await;
     assert_eq!(
-        now, baseline,
-        "open file descriptors: {baseline} before, {now} after"
+        now, start.fds,
+        "open file descriptors: {} before, {now} after",
+        start.fds
     );
 }
 
@@ -144,7 +156,7 @@ async fn assert_fds_back(baseline: usize) {
 #[test]
 fn hostile_peer_slowloris_act_one_times_out_in_act_one() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let (result, seen) = accept_from(|addr| slowloris(addr, server_pk(), DRIP)).await;
         assert!(
             matches!(result, Err(Error::HandshakeTimedOut(Act::One))),
@@ -155,28 +167,28 @@ fn hostile_peer_slowloris_act_one_times_out_in_act_one() {
             matches!(seen, Seen::ClosedAfter(n) if n < ACT_ONE_LEN),
             "{seen:?}"
         );
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_peer_sending_nothing_times_out_in_act_one() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let (result, seen) = accept_from(silent).await;
         assert!(
             matches!(result, Err(Error::HandshakeTimedOut(Act::One))),
             "{result:?}"
         );
         assert_eq!(seen, Seen::ClosedAfter(0));
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_peer_closing_mid_act_one_is_act1_read_failed() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let (result, ()) = accept_from(|addr| close_mid_act(addr, server_pk(), 20)).await;
         assert_eq!(
             code(&result).as_deref(),
@@ -184,7 +196,7 @@ fn hostile_peer_closing_mid_act_one_is_act1_read_failed() {
             "{result:?}"
         );
         assert!(result.as_ref().err().is_some_and(Error::is_peer_fault));
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
@@ -216,35 +228,35 @@ async fn act_three_client(addr: SocketAddr, n: usize, close: bool) -> Seen {
 #[test]
 fn hostile_peer_closing_mid_act_three_is_act3_read_failed() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let (result, _) = accept_from(|addr| act_three_client(addr, 30, true)).await;
         assert_eq!(
             code(&result).as_deref(),
             Some("ACT3_READ_FAILED"),
             "{result:?}"
         );
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_peer_stalling_in_act_three_times_out_in_act_three() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let (result, seen) = accept_from(|addr| act_three_client(addr, 10, false)).await;
         assert!(
             matches!(result, Err(Error::HandshakeTimedOut(Act::Three))),
             "{result:?}"
         );
         assert_eq!(seen, Seen::ClosedAfter(10));
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_peer_bad_acts_get_their_spec_codes() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let expected = [
             "ACT1_BAD_VERSION",
             "ACT1_BAD_PUBKEY",
@@ -264,14 +276,14 @@ fn hostile_peer_bad_acts_get_their_spec_codes() {
                 "kind {kind}: {seen:?}"
             );
         }
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_peer_garbage_after_handshake_is_a_decrypt_error() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = tokio::spawn(garbage_after_handshake(addr, server_pk(), 1));
@@ -300,14 +312,14 @@ fn hostile_peer_garbage_after_handshake_is_a_decrypt_error() {
             Seen::ClosedAfter(_)
         ));
         drop(listener);
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_peer_announcing_65535_bytes_then_stalling_holds_bounded_memory() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = tokio::spawn(announce_and_stall(addr, server_pk(), 1));
@@ -339,7 +351,7 @@ fn hostile_peer_announcing_65535_bytes_then_stalling_holds_bounded_memory() {
         assert!(matches!(err, Error::TruncatedFrame), "{err:?}");
         assert!(err.is_peer_fault());
         drop((framed, listener));
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
@@ -358,7 +370,7 @@ async fn read_act_one_answer(stream: &mut TcpStream) -> [u8; ACT_TWO_LEN] {
 #[test]
 fn hostile_responder_sending_nothing_times_out_in_act_two() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let result = dial_to(|mut s| async move {
             let _ = wait_closed(&mut s, HANG_GUARD).await;
         })
@@ -367,14 +379,14 @@ fn hostile_responder_sending_nothing_times_out_in_act_two() {
             matches!(result, Err(Error::HandshakeTimedOut(Act::Two))),
             "{result:?}"
         );
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_responder_slowloris_act_two_times_out_in_act_two() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let result = dial_to(|mut s| async move {
             let act_two = read_act_one_answer(&mut s).await;
             for byte in act_two {
@@ -388,14 +400,14 @@ fn hostile_responder_slowloris_act_two_times_out_in_act_two() {
             matches!(result, Err(Error::HandshakeTimedOut(Act::Two))),
             "{result:?}"
         );
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_responder_closing_mid_act_two_is_act2_read_failed() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let result = dial_to(|mut s| async move {
             let act_two = read_act_one_answer(&mut s).await;
             let _ = s.write_all(&act_two[..25]).await;
@@ -406,14 +418,14 @@ fn hostile_responder_closing_mid_act_two_is_act2_read_failed() {
             Some("ACT2_READ_FAILED"),
             "{result:?}"
         );
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_responder_bad_act_two_gets_its_spec_code() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         type Spoil = fn(&mut [u8; ACT_TWO_LEN]);
         let kinds: [(Spoil, &str); 3] = [
             (|a| a[0] = 1, "ACT2_BAD_VERSION"),
@@ -430,14 +442,14 @@ fn hostile_responder_bad_act_two_gets_its_spec_code() {
             .await;
             assert_eq!(code(&result).as_deref(), Some(want), "{result:?}");
         }
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_responder_garbage_after_handshake_is_a_decrypt_error() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let (conn, responder) = dial_with_responder(|s| async move {
             let conn = accept(s, &keys(SERVER), ACT_TIMEOUT, &CancellationToken::new())
                 .await
@@ -459,14 +471,14 @@ fn hostile_responder_garbage_after_handshake_is_a_decrypt_error() {
         );
         drop(framed);
         responder.await.expect("the responder task");
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_responder_announcing_65535_bytes_then_closing_is_a_truncated_frame() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
         let (conn, responder) = dial_with_responder(|s| async move {
             let conn = accept(s, &keys(SERVER), ACT_TIMEOUT, &CancellationToken::new())
@@ -495,7 +507,7 @@ fn hostile_responder_announcing_65535_bytes_then_closing_is_a_truncated_frame() 
         assert!(matches!(err, Error::TruncatedFrame), "{err:?}");
         drop(framed);
         responder.await.expect("the responder task");
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
@@ -578,7 +590,7 @@ fn listener_config() -> ListenerConfig {
 #[test]
 fn hostile_peers_all_at_once_leave_the_listener_serving() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let listener = Listener::bind("127.0.0.1:0", keys(SERVER), listener_config())
             .await
             .expect("bind");
@@ -625,14 +637,14 @@ fn hostile_peers_all_at_once_leave_the_listener_serving() {
         assert_eq!(count(Read::Message), 2, "{reads:?}");
         assert_eq!(count(Read::DecryptError), 3, "{reads:?}");
         assert_eq!(count(Read::Idle), 2, "{reads:?}");
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }
 
 #[test]
 fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
     serial(async {
-        let fds = open_fds();
+        let start = start();
         let listener = Listener::bind("127.0.0.1:0", keys(SERVER), listener_config())
             .await
             .expect("bind");
@@ -657,9 +669,9 @@ fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
                 }
             })
         };
-        let start = Instant::now();
+        let began = Instant::now();
         let closed = flood(addr, server_pk(), 1000, 32, Duration::from_millis(1)).await;
-        let took = start.elapsed();
+        let took = began.elapsed();
         flooding.cancel();
         let good = good.await.expect("good clients");
         eprintln!(
@@ -676,6 +688,6 @@ fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
         let reads = served.await.expect("the serving task");
         assert!(reads.iter().all(|r| *r == Read::Message), "{reads:?}");
         assert_eq!(reads.len(), good);
-        assert_fds_back(fds).await;
+        assert_back(start).await;
     });
 }

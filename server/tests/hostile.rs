@@ -244,6 +244,7 @@ fn hostile_inbound_peers_end_with_typed_reasons_and_the_server_keeps_serving() {
         drop(server);
         let now = fds_back_to(fds).await;
         assert_eq!(now, fds, "open file descriptors");
+        drop(log);
     });
 }
 
@@ -404,6 +405,7 @@ fn hostile_remote_peers_fail_dials_with_typed_errors_and_are_retried() {
         good_listener.shutdown().await;
         let now = fds_back_to(fds).await;
         assert_eq!(now, fds, "open file descriptors");
+        drop(log);
     });
 }
 
@@ -459,5 +461,6 @@ fn hostile_flood_of_1000_bad_acts_leaves_the_server_serving() {
         drop(server);
         let now = fds_back_to(fds).await;
         assert_eq!(now, fds, "open file descriptors");
+        drop(log);
     });
 }

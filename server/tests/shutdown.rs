@@ -266,7 +266,7 @@ async fn shutdown_under_load(max_dials: usize) {
         workers,
         SILENT + HALF_SENT,
     );
-    drop(server);
+    drop((server, mock, remotes));
     let now = fds_back_to(fds).await;
     assert_eq!(now, fds, "open file descriptors");
 }

@@ -656,7 +656,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
         stop.cancel();
         while peer_tasks.join_next().await.is_some() {}
         while inbound.join_next().await.is_some() {}
-        drop(hub);
+        drop((hub, peers, connections));
         let now = peers::fds_back_to(fds_before).await;
         assert_eq!(now, fds_before, "open file descriptors");
     });

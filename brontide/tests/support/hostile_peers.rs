@@ -28,6 +28,120 @@ pub fn keys(byte: u8) -> NodeKeyPair {
     NodeKeyPair::new(SecretKey::from_slice(&[byte; 32]).expect("a valid scalar"))
 }
 
+/// Counts the bytes this process has allocated and not yet freed, so the
+/// tests can check that memory, like sockets, returns to where it started.
+/// A plain wrapper around the system allocator: every call is forwarded
+/// unchanged, and two counters are updated beside it.
+#[allow(unsafe_code)]
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub struct Counting;
+
+    pub static LIVE: AtomicUsize = AtomicUsize::new(0);
+    pub static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    fn grew(by: usize) {
+        let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+
+    // SAFETY: every method forwards to `System` with the caller's
+    // arguments; the counters do not touch the memory.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller upholds `alloc`'s contract.
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller upholds `alloc_zeroed`'s contract.
+            let p = unsafe { System.alloc_zeroed(layout) };
+            if !p.is_null() {
+                grew(layout.size());
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller upholds `dealloc`'s contract.
+            unsafe { System.dealloc(ptr, layout) };
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: the caller upholds `realloc`'s contract.
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                if new_size >= layout.size() {
+                    grew(new_size - layout.size());
+                } else {
+                    LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+                }
+            }
+            p
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
+/// Bytes allocated and not yet freed, process-wide.
+pub fn live_bytes() -> usize {
+    counting::LIVE.load(Ordering::Relaxed)
+}
+
+/// The most bytes live at once since the last [`reset_peak`].
+pub fn peak_bytes() -> usize {
+    counting::PEAK.load(Ordering::Relaxed)
+}
+
+/// Starts a new peak measurement from the bytes live now.
+pub fn reset_peak() {
+    counting::PEAK.store(live_bytes(), Ordering::Relaxed);
+}
+
+/// What a test may leave allocated: a few allocations a library makes
+/// once and keeps (and libtest's capture of the test's output), small next
+/// to a leak of even a few bytes per connection, task or dial in these
+/// tests.
+pub const MEMORY_SLACK: usize = 64 * 1024;
+
+/// Allocations made once per process (the secp256k1 context, the Noise
+/// parameters, tokio's and the socket layer's first use), so that the
+/// first test's memory check does not count them.
+fn warm_up() {
+    let server = keys(0x21);
+    let (act_one, initiator) = Initiator::new(&keys(0x11), &server.public_key())
+        .and_then(Initiator::act_one)
+        .expect("an initiator");
+    let (act_two, responder) = brontide::Responder::new(&server)
+        .and_then(|r| r.read_act_one(&act_one))
+        .expect("a responder");
+    let (act_three, _) = initiator.read_act_two(&act_two).expect("act two");
+    let _ = responder.read_act_three(&act_three).expect("act three");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let _client = TcpStream::connect(addr).await.expect("connect");
+            let _ = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        });
+}
+
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -51,6 +165,7 @@ pub async fn fds_back_to(baseline: usize) -> usize {
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 static HOOK: Once = Once::new();
+static WARM: Once = Once::new();
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Panics anywhere in the process since the hook was installed, spawned
@@ -75,7 +190,8 @@ pub fn serial<F: Future<Output = ()>>(test: F) {
 
 /// Runs `test` one at a time in this binary, with the panic counter
 /// installed (for tests that bring their own runtime). Fails the test if
-/// anything panicked.
+/// anything panicked, or if the heap is not back within [`MEMORY_SLACK`]
+/// of where it started once the test (and its runtime) is gone.
 pub fn serial_with<T>(test: impl FnOnce() -> T) -> T {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
@@ -85,9 +201,23 @@ pub fn serial_with<T>(test: impl FnOnce() -> T) -> T {
         }));
     });
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    WARM.call_once(warm_up);
     let before = panics();
+    let heap = live_bytes();
+    reset_peak();
     let out = test();
     assert_eq!(panics(), before, "something panicked during the test");
+    let end = live_bytes();
+    eprintln!(
+        "heap: {} KiB at the start, {} KiB at the peak, {} KiB at the end",
+        heap / 1024,
+        peak_bytes() / 1024,
+        end / 1024
+    );
+    assert!(
+        end <= heap + MEMORY_SLACK,
+        "heap: {heap} bytes at the start, {end} at the end"
+    );
     out
 }
 

@@ -691,3 +691,51 @@ fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
         assert_back(start).await;
     });
 }
+
+/// An honest client on a slow path (75 ms before each of its acts, as over
+/// a 150 ms round trip) while 60 new silent connections arrive during its
+/// handshake. Today the listener evicts the oldest handshake in progress
+/// when a connection arrives at its bound (50), so the honest one is
+/// evicted: a stream of a few hundred cheap connections a second keeps
+/// every slow honest handshake from completing. Ignored until the
+/// listener's eviction policy changes (see RELIABILITY.md, "Found"); it
+/// is the acceptance test for that change.
+#[test]
+#[ignore = "the listener evicts the oldest handshake, honest or not (RELIABILITY.md, Found)"]
+fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake() {
+    serial(async {
+        let listener = Listener::bind("127.0.0.1:0", keys(SERVER), ListenerConfig::default())
+            .await
+            .expect("bind");
+        let addr = listener.local_addr();
+        let stop = CancellationToken::new();
+        let served = serve(listener, stop.clone());
+
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let (act_one, initiator) = brontide::Initiator::new(&keys(1), &server_pk())
+            .and_then(brontide::Initiator::act_one)
+            .expect("initiator");
+        tokio::time::sleep(Duration::from_millis(75)).await;
+        stream.write_all(&act_one).await.expect("act one");
+        let mut silent = Vec::new();
+        for _ in 0..60 {
+            silent.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        let mut act_two = [0u8; ACT_TWO_LEN];
+        stream
+            .read_exact(&mut act_two)
+            .await
+            .expect("the honest handshake gets act two");
+        let (act_three, session) = initiator.read_act_two(&act_two).expect("valid act two");
+        tokio::time::sleep(Duration::from_millis(75)).await;
+        stream.write_all(&act_three).await.expect("act three");
+        let (encryptor, _) = session.into_parts();
+        let mut framed =
+            tokio_util::codec::FramedWrite::new(stream, brontide::MessageEncoder::new(encryptor));
+        framed.send(b"ping".as_slice()).await.expect("a message");
+        drop(silent);
+        stop.cancel();
+        let reads = served.await.expect("the serving task");
+        assert!(reads.contains(&Read::Message), "{reads:?}");
+    });
+}

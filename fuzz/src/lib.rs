@@ -10,5 +10,6 @@
 //! CI runs the seeds without the fuzzer.
 
 pub mod address;
+pub mod bolt1;
 pub mod frames;
 pub mod handshake;

@@ -155,6 +155,6 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     act_timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<Connection<S>, Error> {
-    let session = cancellable(cancel, respond(&mut stream, local, act_timeout)).await?;
+    let session = cancellable(cancel, respond(&mut stream, local, act_timeout, || {})).await?;
     Ok(Connection::new(stream, session))
 }

@@ -97,10 +97,15 @@ pub(crate) async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Runs the responder's side of the handshake over `stream`.
+///
+/// `act_one_valid` runs once the initiator's act one has been read and
+/// checked (the listener uses it to tell a client that has proved it speaks
+/// BOLT 8 from one that has sent nothing).
 pub(crate) async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &NodeKeyPair,
     act_timeout: Duration,
+    act_one_valid: impl FnOnce(),
 ) -> Result<Session, Error> {
     let responder = Responder::new(local)?;
     let (act_one, n) = within(
@@ -110,6 +115,7 @@ pub(crate) async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     )
     .await?;
     let (act_two, awaiting) = responder.read_act_one(&act_one[..n])?;
+    act_one_valid();
     within(Act::Two, act_timeout, write_act(stream, Act::Two, &act_two)).await?;
     let (act_three, n) = within(
         Act::Three,

@@ -4,9 +4,12 @@
 //! Each accepted socket gets its own task, so a slow or silent client never
 //! holds up anyone else's handshake. At most
 //! [`max_handshakes`](ListenerConfig::max_handshakes) handshakes run at once;
-//! when a new connection arrives at the bound, the oldest handshake still in
-//! progress is dropped to make room (a silent client has had the longest
-//! time). Each act has its own timeout.
+//! when a new connection arrives at the bound, one handshake in progress is
+//! dropped to make room: the oldest of those still waiting for act one (a
+//! silent client has had the longest time), and only if there is none, the
+//! oldest of those whose act one was valid. A stream of cheap connections
+//! that never send anything therefore cannot evict an honest client that has
+//! sent its act one, however slow its path. Each act has its own timeout.
 
 use std::collections::VecDeque;
 use std::io;
@@ -21,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::Connection;
-use crate::dial::{accept, DEFAULT_ACT_TIMEOUT};
+use crate::dial::DEFAULT_ACT_TIMEOUT;
 use crate::error::Error;
+use crate::io::{cancellable, respond};
 use crate::keys::NodeKeyPair;
 
 /// Default bound on handshakes in progress at once (lnd's).
@@ -107,6 +111,8 @@ struct Slot {
     id: u64,
     cancel: CancellationToken,
     handshaking: bool,
+    /// The client's act one was read and valid: it speaks BOLT 8.
+    past_act_one: bool,
 }
 
 /// Handshakes in progress or waiting to be delivered.
@@ -129,7 +135,11 @@ impl Slots {
     fn try_take(&self, id: u64, cancel: &CancellationToken, max: usize) -> bool {
         let mut slots = self.lock();
         if slots.len() >= max {
-            let Some(oldest) = slots.iter().position(|s| s.handshaking) else {
+            let oldest = slots
+                .iter()
+                .position(|s| s.handshaking && !s.past_act_one)
+                .or_else(|| slots.iter().position(|s| s.handshaking));
+            let Some(oldest) = oldest else {
                 return false;
             };
             if let Some(evicted) = slots.remove(oldest) {
@@ -141,8 +151,15 @@ impl Slots {
             id,
             cancel: cancel.clone(),
             handshaking: true,
+            past_act_one: false,
         });
         true
+    }
+
+    fn passed_act_one(&self, id: u64) {
+        if let Some(slot) = self.lock().iter_mut().find(|s| s.id == id) {
+            slot.past_act_one = true;
+        }
     }
 
     fn finished_handshake(&self, id: u64) {
@@ -312,7 +329,14 @@ async fn handshake_task(
         slots: Arc::clone(&slots),
         id,
     };
-    let result = accept(stream, &local, config.act_timeout, &cancel).await;
+    let mut stream = stream;
+    let passed = || slots.passed_act_one(id);
+    let result = cancellable(
+        &cancel,
+        respond(&mut stream, &local, config.act_timeout, passed),
+    )
+    .await
+    .map(|session| Connection::new(stream, session));
     slots.finished_handshake(id);
     match result {
         Ok(connection) => {

@@ -694,14 +694,11 @@ fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
 
 /// An honest client on a slow path (75 ms before each of its acts, as over
 /// a 150 ms round trip) while 60 new silent connections arrive during its
-/// handshake. Today the listener evicts the oldest handshake in progress
-/// when a connection arrives at its bound (50), so the honest one is
-/// evicted: a stream of a few hundred cheap connections a second keeps
-/// every slow honest handshake from completing. Ignored until the
-/// listener's eviction policy changes (see RELIABILITY.md, "Found"); it
-/// is the acceptance test for that change.
+/// handshake. At its bound (50) the listener evicts the oldest handshake
+/// still waiting for act one, so the silent ones go and the honest one,
+/// past act one, completes (it was evicted when the listener dropped the
+/// oldest handshake whatever its progress: RELIABILITY.md, "Found").
 #[test]
-#[ignore = "the listener evicts the oldest handshake, honest or not (RELIABILITY.md, Found)"]
 fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake() {
     serial(async {
         let listener = Listener::bind("127.0.0.1:0", keys(SERVER), ListenerConfig::default())

@@ -22,6 +22,10 @@ pub struct Config {
     /// Time allowed for a one-off (non-perm) dial, connect and handshake:
     /// [`Config::DEFAULT_DIAL_TIMEOUT`] (lnd's 120 s connect timeout).
     pub dial_timeout: Duration,
+    /// How long [`Server::shutdown`](crate::Server::shutdown) lets peer
+    /// handlers end after cancelling them before it aborts the rest:
+    /// [`Config::DEFAULT_SHUTDOWN_GRACE`].
+    pub shutdown_grace: Duration,
     /// Which connection to keep when a peer has two:
     /// [`DuplicateRule::SmallerKeyInitiates`].
     pub duplicate_rule: DuplicateRule,
@@ -38,6 +42,8 @@ impl Config {
     pub const DEFAULT_STARTUP_SPREAD: Duration = Duration::from_secs(30);
     /// lnd's TCP connect timeout.
     pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(120);
+    /// Time peer handlers get to end at shutdown before they are aborted.
+    pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 }
 
 impl Default for Config {
@@ -47,6 +53,7 @@ impl Default for Config {
             startup_batch: Self::DEFAULT_STARTUP_BATCH,
             startup_spread: Self::DEFAULT_STARTUP_SPREAD,
             dial_timeout: Self::DEFAULT_DIAL_TIMEOUT,
+            shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             duplicate_rule: DuplicateRule::default(),
             addresses: AddressPolicy::default(),
         }

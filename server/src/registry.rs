@@ -26,6 +26,8 @@ pub(crate) struct Live {
     pub(crate) addr: Option<NetAddress>,
     /// Cancels the peer handler running this connection.
     pub(crate) cancel: CancellationToken,
+    /// Aborts that handler's task if it ignores `cancel` at shutdown.
+    pub(crate) task: tokio::task::AbortHandle,
 }
 
 pub(crate) struct Registry<D: conn_worker::Dialer> {

@@ -522,7 +522,10 @@ where
     }
 
     /// Shuts down: every worker stops, every connection's handler is
-    /// cancelled, and this returns once all their tasks have ended. Later
+    /// cancelled, and this returns once all their tasks have ended. A
+    /// handler still running [`Config::shutdown_grace`] after its
+    /// cancellation is aborted (its future dropped, which closes its
+    /// connection). Later
     /// operations are refused with [`ServerError::ShutDown`] or ignored.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
@@ -535,9 +538,19 @@ where
             )
         };
         inner.root.cancel();
-        drop((workers, conns));
+        drop(workers);
         inner.tracker.close();
-        inner.tracker.wait().await;
+        let deadline = inner.clock.now() + inner.config.shutdown_grace;
+        tokio::select! {
+            () = inner.tracker.wait() => {}
+            () = inner.clock.sleep_until(deadline) => {
+                // A peer handler that ignores its cancellation: abort it.
+                for live in conns.values() {
+                    live.task.abort();
+                }
+                inner.tracker.wait().await;
+            }
+        }
     }
 }
 
@@ -607,7 +620,7 @@ where
         direction: Direction,
         addr: Option<NetAddress>,
     ) -> bool {
-        let (id, cancel) = {
+        {
             let mut reg = self.lock();
             if reg.shut_down {
                 return false;
@@ -651,31 +664,35 @@ where
                     let _ = p.handle.stand_down();
                 }
             }
+            // The event goes out before the handler can run (and end), and
+            // the task is spawned under the lock so that its abort handle is
+            // in the registry before anyone can look for it. Neither waits.
+            self.emit(ServerEvent::Connected {
+                peer,
+                direction,
+                addr: addr.clone(),
+            });
+            let handler = Arc::clone(&self.handler);
+            let weak = Arc::downgrade(self);
+            let task_cancel = cancel.clone();
+            let task = self.tracker.spawn(async move {
+                let reason = handler.run(peer, conn, direction, task_cancel).await;
+                if let Some(inner) = weak.upgrade() {
+                    inner.connection_ended(peer, id, reason);
+                }
+            });
             reg.conns.insert(
                 peer,
                 Live {
                     id,
                     direction,
                     since: self.clock.now(),
-                    addr: addr.clone(),
-                    cancel: cancel.clone(),
+                    addr,
+                    cancel,
+                    task: task.abort_handle(),
                 },
             );
-            (id, cancel)
-        };
-        self.emit(ServerEvent::Connected {
-            peer,
-            direction,
-            addr,
-        });
-        let handler = Arc::clone(&self.handler);
-        let weak = Arc::downgrade(self);
-        self.tracker.spawn(async move {
-            let reason = handler.run(peer, conn, direction, cancel).await;
-            if let Some(inner) = weak.upgrade() {
-                inner.connection_ended(peer, id, reason);
-            }
-        });
+        }
         true
     }
 

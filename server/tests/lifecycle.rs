@@ -609,3 +609,29 @@ fn shutdown_ends_every_task() {
         ));
     });
 }
+
+#[test]
+fn shutdown_aborts_a_handler_that_ignores_cancellation_after_the_grace() {
+    run(async {
+        let f = Fixture::new(key(US));
+        f.handler.ignore_cancellation();
+        let conn = Conn::lone();
+        let closed = conn.watch();
+        assert!(f.server.inbound(key(1), conn, None));
+        settle().await;
+        let server = f.server.clone();
+        let shutdown = tokio::spawn(async move { server.shutdown().await });
+        settle().await;
+        assert!(!shutdown.is_finished(), "the handler still runs");
+        assert!(!closed.is_cancelled());
+        f.clock
+            .advance(server::Config::DEFAULT_SHUTDOWN_GRACE)
+            .await;
+        shutdown.await.expect("shutdown returns");
+        assert_eq!(f.server.tasks(), 0);
+        assert!(
+            closed.is_cancelled(),
+            "the aborted handler's connection is closed"
+        );
+    });
+}

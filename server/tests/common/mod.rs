@@ -85,6 +85,11 @@ impl Conn {
         }
     }
 
+    /// A token that fires when this link closes.
+    pub fn watch(&self) -> CancellationToken {
+        self.closed.clone()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
     }
@@ -134,12 +139,20 @@ struct HandlerState {
 #[derive(Clone, Default)]
 pub struct Handler {
     state: Arc<Mutex<HandlerState>>,
+    /// A badly written application: ignores the server's cancellation.
+    stubborn: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Handler {
     /// Every connection the handler was given, in order.
     pub fn runs(&self) -> Vec<Run> {
         self.state.lock().expect("test lock").runs.clone()
+    }
+
+    /// From now on, ignore the server's cancellation (as a badly written
+    /// application would).
+    pub fn ignore_cancellation(&self) {
+        self.stubborn.store(true, Ordering::SeqCst);
     }
 
     /// Ends the peer's connections as if the peer had closed them.
@@ -170,8 +183,14 @@ impl PeerHandler<Conn> for Handler {
             s.closers.entry(peer).or_default().push((conn.id, tx));
         }
         let closed = conn.closed.clone();
+        let cancelled = async {
+            if self.stubborn.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            cancel.cancelled().await;
+        };
         tokio::select! {
-            () = cancel.cancelled() => DisconnectReason::Cancelled,
+            () = cancelled => DisconnectReason::Cancelled,
             () = closed.cancelled() => DisconnectReason::Remote("other end closed".into()),
             _ = rx => DisconnectReason::Remote("closed by the test".into()),
         }

@@ -2,7 +2,7 @@
 //! with the server's invariants checked throughout.
 //!
 //! - `soak_simulation_…`: the server on the manual clock and a scripted
-//!   mock dialer; 500 peers for a simulated hour by default, 10,000 peers
+//!   mock dialer; 1,000 peers for a simulated hour by default, 10,000 peers
 //!   for a simulated day with `SOAK=long`. Seeded: every run is the same.
 //! - `soak_real_sockets_…`: a server and 200 peers on 127.0.0.1 flapping
 //!   for 3 s by default, 30 s with `SOAK=long`.
@@ -402,7 +402,7 @@ fn soak_simulation_flapping_peers_hold_every_invariant() {
         }
     } else {
         Sim {
-            peers: 500,
+            peers: 1_000,
             duration: Duration::from_secs(3600),
             flap_every: Duration::from_secs(600),
             check_every: 1,

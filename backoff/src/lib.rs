@@ -15,8 +15,9 @@
 //!   (lnd panics on a zero jitter margin).
 //!
 //! What it does not do: it reads no clock, draws no randomness (the caller
-//! passes a `u64` of entropy, so every result is reproducible), allocates
-//! nothing and needs no `std`. Keeping the current backoff of each peer is
+//! passes a `u64` of entropy, so every result is reproducible; [`SplitMix64`]
+//! turns a seed the caller chooses into such values), allocates nothing and
+//! needs no `std`. Keeping the current backoff of each peer is
 //! the caller's job.
 //!
 //! ```
@@ -37,10 +38,12 @@
 //! ```
 #![no_std]
 
+mod entropy;
 mod error;
 mod jitter;
 mod policy;
 
+pub use entropy::SplitMix64;
 pub use error::PolicyError;
 pub use jitter::Jitter;
 pub use policy::Policy;

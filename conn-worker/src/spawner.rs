@@ -75,7 +75,7 @@ where
         tracker: TaskTracker,
     ) -> (Self, Events<P, D>) {
         let (events, rx) = mpsc::unbounded_channel();
-        let seed = config.seed.unwrap_or_else(SplitMix64::random_seed);
+        let seed = config.seed.unwrap_or_else(crate::rng::random_seed);
         let spawner = Spawner {
             clock,
             limit: Arc::new(Semaphore::new(config.max_dials_in_flight.get())),

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backoff::SplitMix64;
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use brontide::{DialConfig, Listener, ListenerConfig, NodeKeyPair};
 use conn_worker::{Policy, State};
@@ -41,16 +42,16 @@ const ACT_TIMEOUT: Duration = Duration::from_secs(2);
 /// One churn action every so often.
 const CHURN_TICK: Duration = Duration::from_millis(400);
 
-/// splitmix64: the demo's seeded choices.
-struct Rng(u64);
+/// The demo's seeded choices.
+struct Rng(SplitMix64);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(SplitMix64::new(seed))
+    }
+
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -236,7 +237,7 @@ fn collect(node: &Node, stats: Arc<Mutex<Stats>>) {
 
 /// A node key for responder `i` of a run with `seed`.
 fn responder_key(seed: u64, i: usize) -> NodeKeyPair {
-    let mut rng = Rng(seed ^ (i as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+    let mut rng = Rng::new(seed ^ (i as u64).wrapping_mul(0xA076_1D64_78BD_642F));
     loop {
         let mut bytes = [0u8; 32];
         for chunk in bytes.chunks_mut(8) {
@@ -523,7 +524,7 @@ async fn churn(
     stop: &CancellationToken,
     tasks: &TaskTracker,
 ) {
-    let mut rng = Rng(seed ^ 0xC4_0C4);
+    let mut rng = Rng::new(seed ^ 0xC4_0C4);
     let mut tick = tokio::time::interval(CHURN_TICK);
     tick.tick().await;
     loop {

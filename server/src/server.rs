@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use backoff::SplitMix64;
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, Event, EventKind, Events, Spawner, State, Status, When};
 use tokio::sync::broadcast;
@@ -421,7 +422,9 @@ where
             let when = if i < inner.config.startup_batch || spread == 0 {
                 When::Now
             } else {
-                let r = splitmix(inner.seed ^ 0x0005_7a27_u64, i as u64);
+                let r =
+                    SplitMix64::new(inner.seed ^ (i as u64).wrapping_mul(0xA076_1D64_78BD_642F))
+                        .next_u64();
                 When::After(Duration::from_secs(r % spread))
             };
             let addrs = node_addrs(&inner.config.addresses, peer.pubkey, &peer.addrs);
@@ -825,13 +828,4 @@ fn node_addrs(policy: &AddressPolicy, peer: PublicKey, addrs: &[NetAddress]) -> 
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(0x5eed_u64)
-}
-
-/// splitmix64's output function over `seed + i`: a well-spread value for
-/// the `i`-th startup peer.
-fn splitmix(seed: u64, i: u64) -> u64 {
-    let mut z = seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -21,14 +21,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use backoff::SplitMix64;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use brontide::{Connection, DialConfig, Listener, ListenerConfig, NodeKeyPair};
-use common::{Conn, Handler, Mock};
+use common::{Conn, Handler, Mock, Reader};
 use conn_worker::{Dialer, Policy, TokioClock};
 use futures::StreamExt;
-use server::{
-    BrontideDialer, Config, Direction, DisconnectReason, NetAddress, NodeAddr, PeerHandler, Server,
-};
+use server::{BrontideDialer, Config, NetAddress, NodeAddr, Server};
 use testkit::{settle, Behavior, ManualClock, MockDialer, MockError};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -37,16 +36,12 @@ fn long() -> bool {
     std::env::var("SOAK").is_ok_and(|v| v == "long")
 }
 
-/// splitmix64: the simulation's only source of randomness.
-struct Rng(u64);
+/// The simulation's only source of randomness.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -234,7 +229,7 @@ fn simulate(sim: &Sim) {
             book: Arc::clone(&book),
         };
         let server = Server::new(local, config, dialer, clock.clone(), handler.clone());
-        let mut rng = Rng(0x50a4_50a4);
+        let mut rng = Rng(SplitMix64::new(0x50a4_50a4));
 
         // Every peer starts persistent (as after a restart), each with two
         // addresses and a random behaviour at each.
@@ -413,31 +408,6 @@ fn soak_simulation_flapping_peers_hold_every_invariant() {
 
 // --- Real sockets. ---
 
-/// Reads each connection until it ends or the server cancels it.
-struct Hold;
-
-impl PeerHandler<Connection<TcpStream>> for Hold {
-    async fn run(
-        &self,
-        _: PublicKey,
-        conn: Connection<TcpStream>,
-        _: Direction,
-        cancel: CancellationToken,
-    ) -> DisconnectReason {
-        let mut framed = conn.into_framed();
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return DisconnectReason::Cancelled,
-                msg = framed.next() => match msg {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return DisconnectReason::Remote(e.to_string()),
-                    None => return DisconnectReason::Remote("closed".into()),
-                },
-            }
-        }
-    }
-}
-
 /// A peer's side of a connection: held until the other end closes, the
 /// test stops, or (while `flapping`) a random time has passed.
 async fn hold(
@@ -489,7 +459,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
             config,
             BrontideDialer::new(hub_keys.clone(), dial),
             TokioClock,
-            Hold,
+            Reader::HOLD,
         );
         let listener_config = ListenerConfig::default()
             .with_act_timeout(Duration::from_secs(2))
@@ -516,7 +486,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
             let (flapping, stop) = (Arc::clone(&flapping), stop.clone());
             peer_tasks.spawn(async move {
                 let mut held = tokio::task::JoinSet::new();
-                let mut rng = Rng(u64::from(i) * 7919);
+                let mut rng = Rng(SplitMix64::new(u64::from(i) * 7919));
                 loop {
                     let accepted = tokio::select! {
                         () = stop.cancelled() => break,
@@ -541,7 +511,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
                 .await
                 .expect("perm connect");
         }
-        let all_connected = |hub: &Server<BrontideDialer, TokioClock, Hold>| {
+        let all_connected = |hub: &Server<BrontideDialer, TokioClock, Reader>| {
             peers.iter().all(|(k, _)| hub.is_connected(&k.public_key()))
         };
         let deadline = tokio::time::Instant::now() + peers::HANG_GUARD;
@@ -575,7 +545,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
             })
         };
         flapping.store(true, Ordering::SeqCst);
-        let mut rng = Rng(0x50a4);
+        let mut rng = Rng(SplitMix64::new(0x50a4));
         let mut inbound = tokio::task::JoinSet::new();
         let started = Instant::now();
         let mut max_dials = 0;

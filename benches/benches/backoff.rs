@@ -110,18 +110,11 @@ fn backoff(c: &mut Criterion) {
     );
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
 /// Criterion's generated group function.
 mod group {
     criterion::criterion_group! {
         name = benches;
-        config = super::config();
+        config = benches::criterion();
         targets = super::backoff
     }
 }

@@ -300,18 +300,11 @@ fn loopback(c: &mut Criterion) {
     rt.shutdown_background();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
 /// Criterion's generated group function.
 mod group {
     criterion::criterion_group! {
         name = benches;
-        config = super::config();
+        config = benches::criterion();
         targets = super::handshake, super::transport, super::loopback
     }
 }

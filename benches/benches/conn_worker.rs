@@ -445,18 +445,11 @@ fn idle_workers(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
 /// Criterion's generated group function.
 mod group {
     criterion::criterion_group! {
         name = benches;
-        config = super::config();
+        config = benches::criterion();
         targets = super::command_latency, super::idle_workers
     }
 }

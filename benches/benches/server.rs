@@ -425,18 +425,11 @@ fn two_threads(c: &mut Criterion) {
     rt.block_on(server.shutdown());
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-}
-
 /// Criterion's generated group function.
 mod group {
     criterion::criterion_group! {
         name = benches;
-        config = super::config();
+        config = benches::criterion();
         targets = super::rapid_connects, super::startup, super::two_threads
     }
 }

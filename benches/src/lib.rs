@@ -64,6 +64,15 @@ pub fn paired(
     }
 }
 
+/// Criterion with the short measurement every bench file uses, so that the
+/// whole `cargo bench -p benches` stays within minutes on 2 cores.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+}
+
 /// Prints a [`Paired`] result on one line, prefixed by `name`.
 pub fn report(name: &str, p: &Paired) {
     println!(

@@ -1,44 +1,17 @@
 //! End to end on 127.0.0.1 with real brontide: the socket is the point.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bitcoin::secp256k1::{PublicKey, SecretKey};
-use brontide::{Connection, DialConfig, Listener, ListenerConfig, NodeKeyPair};
+use brontide::{DialConfig, Listener, ListenerConfig, NodeKeyPair};
+use common::Reader;
 use conn_worker::{Policy, TokioClock};
-use futures::StreamExt;
-use server::{
-    BrontideDialer, Config, Direction, DisconnectReason, NodeAddr, PeerHandler, Server, ServerEvent,
-};
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use server::{BrontideDialer, Config, NodeAddr, Server, ServerEvent};
 
-/// Holds a connection until the server cancels it or the peer closes it.
-struct Hold;
-
-impl PeerHandler<Connection<TcpStream>> for Hold {
-    async fn run(
-        &self,
-        _: PublicKey,
-        conn: Connection<TcpStream>,
-        _: Direction,
-        cancel: CancellationToken,
-    ) -> DisconnectReason {
-        let mut framed = conn.into_framed();
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return DisconnectReason::Cancelled,
-                msg = framed.next() => match msg {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return DisconnectReason::Remote(e.to_string()),
-                    None => return DisconnectReason::Remote("closed".into()),
-                },
-            }
-        }
-    }
-}
-
-type Node = Server<BrontideDialer, TokioClock, Hold>;
+type Node = Server<BrontideDialer, TokioClock, Reader>;
 
 fn keys(b: u8) -> NodeKeyPair {
     NodeKeyPair::new(SecretKey::from_slice(&[b; 32]).expect("valid scalar"))
@@ -50,7 +23,7 @@ fn node(key: &NodeKeyPair) -> Node {
         Policy::new(Duration::from_millis(50), Duration::from_millis(400)).expect("valid policy");
     config.worker = config.worker.with_policy(policy).with_seed(1);
     let dialer = BrontideDialer::new(key.clone(), DialConfig::default());
-    Server::new(key.public_key(), config, dialer, TokioClock, Hold)
+    Server::new(key.public_key(), config, dialer, TokioClock, Reader::HOLD)
 }
 
 async fn listen(node: &Node, key: &NodeKeyPair, addr: SocketAddr) -> SocketAddr {

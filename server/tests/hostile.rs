@@ -9,21 +9,22 @@
 //! and the process's open file descriptors return to where they started.
 //! Timeouts are short to keep the tests fast; none is asserted as a figure.
 
+mod common;
+
 #[path = "../../brontide/tests/support/hostile_peers.rs"]
 mod peers;
 
+use common::Reader;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
-use brontide::{dial, Connection, DialConfig, Listener, ListenerConfig, Responder};
+use brontide::{dial, DialConfig, Listener, ListenerConfig, Responder};
 use conn_worker::{Policy, TokioClock};
 use futures::{SinkExt, StreamExt};
 use peers::*;
-use server::{
-    BrontideDialer, Config, Direction, DisconnectReason, NodeAddr, PeerHandler, Server, ServerEvent,
-};
+use server::{BrontideDialer, Config, DisconnectReason, NodeAddr, Server, ServerEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -31,45 +32,6 @@ use tokio_util::sync::CancellationToken;
 const ACT_TIMEOUT: Duration = Duration::from_millis(200);
 const DRIP: Duration = Duration::from_millis(100);
 const SERVER: u8 = 0x21;
-
-/// Reads each connection until it ends; with `idle`, gives up on a peer
-/// that sends nothing for that long.
-struct Reader {
-    idle: Option<Duration>,
-}
-
-impl PeerHandler<Connection<TcpStream>> for Reader {
-    async fn run(
-        &self,
-        _: PublicKey,
-        conn: Connection<TcpStream>,
-        _: Direction,
-        cancel: CancellationToken,
-    ) -> DisconnectReason {
-        let mut framed = conn.into_framed();
-        loop {
-            let idle = async {
-                match self.idle {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = cancel.cancelled() => return DisconnectReason::Cancelled,
-                () = idle => return DisconnectReason::Local("idle".into()),
-                msg = framed.next() => match msg {
-                    Some(Ok(_)) => {
-                        if framed.send(b"pong".as_slice()).await.is_err() {
-                            return DisconnectReason::Remote("write failed".into());
-                        }
-                    }
-                    Some(Err(e)) => return DisconnectReason::Remote(e.to_string()),
-                    None => return DisconnectReason::Remote("closed".into()),
-                },
-            }
-        }
-    }
-}
 
 type Node = Server<BrontideDialer, TokioClock, Reader>;
 

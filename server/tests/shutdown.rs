@@ -10,9 +10,12 @@
 //! The time shutdown takes is printed (`-- --nocapture`) and recorded in
 //! RELIABILITY.md, not asserted.
 
+mod common;
+
 #[path = "../../brontide/tests/support/hostile_peers.rs"]
 mod peers;
 
+use common::Reader;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
@@ -22,9 +25,7 @@ use brontide::{dial, Connection, DialConfig, Listener, ListenerConfig, NodeKeyPa
 use conn_worker::{Dialer, TokioClock};
 use futures::StreamExt;
 use peers::*;
-use server::{
-    BrontideDialer, Config, Direction, DisconnectReason, NetAddress, NodeAddr, PeerHandler, Server,
-};
+use server::{BrontideDialer, Config, NetAddress, NodeAddr, Server};
 use testkit::{Behavior, ManualClock, MockDialer, MockError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -65,30 +66,6 @@ impl Dialer for Hybrid {
                 Ok(_) => Err(HybridError::Unexpected),
                 Err(e) => Err(e.into()),
             },
-        }
-    }
-}
-
-struct Hold;
-
-impl PeerHandler<Connection<TcpStream>> for Hold {
-    async fn run(
-        &self,
-        _: PublicKey,
-        conn: Connection<TcpStream>,
-        _: Direction,
-        cancel: CancellationToken,
-    ) -> DisconnectReason {
-        let mut framed = conn.into_framed();
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return DisconnectReason::Cancelled,
-                msg = framed.next() => match msg {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return DisconnectReason::Remote(e.to_string()),
-                    None => return DisconnectReason::Remote("closed".into()),
-                },
-            }
         }
     }
 }
@@ -141,7 +118,7 @@ async fn shutdown_under_load(max_dials: usize) {
         mock: mock.clone(),
         real: BrontideDialer::new(local.clone(), DialConfig::default()),
     };
-    let server = Server::new(local.public_key(), config, dialer, TokioClock, Hold);
+    let server = Server::new(local.public_key(), config, dialer, TokioClock, Reader::HOLD);
     // A long act timeout: the silent clients stay mid-act until shutdown.
     let listener_config = ListenerConfig::default()
         .with_act_timeout(Duration::from_secs(600))

@@ -11,9 +11,12 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use brontide::Connection;
 use conn_worker::Dialer;
+use futures::{SinkExt, StreamExt};
 use server::{Config, Direction, DisconnectReason, NetAddress, NodeAddr, PeerHandler, Server};
 use testkit::{ManualClock, MockConn, MockDialer, MockError};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -355,3 +358,48 @@ impl Network {
 }
 
 pub const SECOND: Duration = Duration::from_secs(1);
+
+/// Reads each connection until it ends; with `idle`, gives up on a peer
+/// that sends nothing for that long.
+pub struct Reader {
+    /// Give up on a peer silent this long; `None`: never.
+    pub idle: Option<Duration>,
+}
+
+impl Reader {
+    /// Holds each connection until the server cancels it or the peer closes it.
+    pub const HOLD: Reader = Reader { idle: None };
+}
+
+impl PeerHandler<Connection<TcpStream>> for Reader {
+    async fn run(
+        &self,
+        _: PublicKey,
+        conn: Connection<TcpStream>,
+        _: Direction,
+        cancel: CancellationToken,
+    ) -> DisconnectReason {
+        let mut framed = conn.into_framed();
+        loop {
+            let idle = async {
+                match self.idle {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return DisconnectReason::Cancelled,
+                () = idle => return DisconnectReason::Local("idle".into()),
+                msg = framed.next() => match msg {
+                    Some(Ok(_)) => {
+                        if framed.send(b"pong".as_slice()).await.is_err() {
+                            return DisconnectReason::Remote("write failed".into());
+                        }
+                    }
+                    Some(Err(e)) => return DisconnectReason::Remote(e.to_string()),
+                    None => return DisconnectReason::Remote("closed".into()),
+                },
+            }
+        }
+    }
+}

@@ -14,30 +14,7 @@ mod handshake;
 #[path = "../../fuzz/src/frames.rs"]
 mod frames;
 
-use std::fs;
-use std::path::PathBuf;
-
-/// The seed files of one fuzz target, sorted by name.
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("a directory entry").path();
-            let name = path
-                .file_name()
-                .expect("a file name")
-                .to_string_lossy()
-                .into_owned();
-            (name, fs::read(&path).expect("a readable seed"))
-        })
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "{target}: only {} seeds", files.len());
-    files
-}
+use testkit::corpus;
 
 /// The spec's label a seed named after a spec case must fail with.
 fn expected_code(name: &str) -> Option<&'static str> {

@@ -30,6 +30,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 mod clock;
+mod corpus;
 mod dialer;
 mod harness;
 #[cfg(feature = "ldk")]
@@ -38,6 +39,7 @@ pub mod ldk;
 pub mod socks;
 
 pub use clock::ManualClock;
+pub use corpus::corpus;
 pub use dialer::{Attempt, Behavior, MockConn, MockDialer, MockError, Outcome};
 pub use harness::{run, settle, Harness, MockHandle, MockSpawner, Seen};
 

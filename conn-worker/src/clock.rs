@@ -35,3 +35,12 @@ impl Clock for TokioClock {
         tokio::time::sleep_until(deadline)
     }
 }
+
+/// `now + d`, or a deadline decades away if that would overflow (a caller's
+/// `Duration::MAX` means "not in this process's lifetime", not a panic).
+pub fn deadline_after(now: Instant, d: std::time::Duration) -> Instant {
+    const FAR: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}

@@ -114,7 +114,7 @@ mod status;
 mod worker;
 
 pub use backoff::Policy;
-pub use clock::{Clock, TokioClock};
+pub use clock::{deadline_after, Clock, TokioClock};
 pub use command::When;
 pub use config::Config;
 pub use dialer::{dial_fn, Dialer, FnDialer};

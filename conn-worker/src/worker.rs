@@ -8,10 +8,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 use backoff::Policy;
+use futures::FutureExt;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::deadline_after;
 use crate::command::{Delay, Intent, Mailbox};
 use crate::rng::SplitMix64;
 use crate::{Clock, Dialer, Event, EventKind, State, Status};
@@ -93,6 +95,21 @@ where
 {
     /// Runs until stopped.
     pub(crate) async fn run(mut self) {
+        // A panic inside (a dialer's, say) must not leave a handle that
+        // reports a live worker nobody runs: the worker ends as stopped.
+        let outcome = std::panic::AssertUnwindSafe(self.run_plans())
+            .catch_unwind()
+            .await;
+        if outcome.is_err() {
+            tracing::error!("worker panicked; it is stopped");
+            self.cancel.cancel();
+        }
+        self.publish(State::Stopped, None, 0);
+        self.emit(EventKind::Stopped);
+        tracing::debug!("worker stopped");
+    }
+
+    async fn run_plans(&mut self) {
         tracing::debug!("worker started");
         self.publish(State::Idle, None, 0);
         let mut plan = Plan::Idle;
@@ -108,9 +125,6 @@ where
                 Plan::Stop => break,
             };
         }
-        self.publish(State::Stopped, None, 0);
-        self.emit(EventKind::Stopped);
-        tracing::debug!("worker stopped");
     }
 
     async fn idle(&mut self) -> Plan {
@@ -267,7 +281,7 @@ where
                         attempt.cancel.clone(),
                         permit,
                     );
-                    gate = Gate::At(self.clock.now() + self.stagger);
+                    gate = Gate::At(deadline_after(self.clock.now(), self.stagger));
                     tracing::debug!(?addr, "dial started");
                     self.emit(EventKind::DialStarted { addr });
                 }
@@ -350,7 +364,7 @@ where
         };
         self.backoff = Some(next);
         tracing::debug!(?next, "round failed");
-        Plan::Wait(self.clock.now() + next)
+        Plan::Wait(deadline_after(self.clock.now(), next))
     }
 
     /// Takes the mailbox: applies addresses and a disconnect record to the
@@ -384,7 +398,7 @@ where
         }
         match current {
             Plan::Wait(until) if added => {
-                let soon = self.clock.now() + self.policy.min();
+                let soon = deadline_after(self.clock.now(), self.policy.min());
                 Plan::Wait(until.min(soon))
             }
             Plan::AwaitAddrs if !self.addrs.is_empty() => Plan::Dial,
@@ -397,10 +411,10 @@ where
             Intent::StandDown => Plan::Idle,
             Intent::Connect(Delay::Now) => Plan::Dial,
             Intent::Connect(Delay::After(d)) if d.is_zero() => Plan::Dial,
-            Intent::Connect(Delay::After(d)) => Plan::Wait(self.clock.now() + d),
+            Intent::Connect(Delay::After(d)) => Plan::Wait(deadline_after(self.clock.now(), d)),
             Intent::Connect(Delay::Backoff) => {
                 let d = self.backoff.unwrap_or(self.policy.first());
-                Plan::Wait(self.clock.now() + d)
+                Plan::Wait(deadline_after(self.clock.now(), d))
             }
         }
     }

@@ -450,3 +450,54 @@ fn handle_is_send_sync_and_status_is_a_snapshot() {
         assert_eq!(from_thread, Some(100 * MS));
     });
 }
+
+/// A delay of `Duration::MAX` (a caller's "not in this lifetime") is a
+/// wait that never ends, not an `Instant` overflow that kills the task.
+#[test]
+fn huge_delays_wait_instead_of_panicking() {
+    testkit::run(async {
+        let mut h = harness();
+        h.dialer.set("a", Behavior::Succeed);
+        let w = h.spawn(1);
+        w.connect(Some(vec!["a"]), When::After(Duration::MAX))
+            .unwrap();
+        h.settle().await;
+        assert_eq!(w.status().state, State::Waiting);
+        assert!(!w.is_stopped());
+        // The worker still obeys: a connect now dials now.
+        w.connect(None, When::Now).unwrap();
+        h.settle().await;
+        assert!(h.seen().await.contains(&Seen::Connected("a")));
+    });
+}
+
+/// A dialer that panics ends its worker as stopped: the handle says so,
+/// commands are refused, and a `Stopped` event is sent.
+#[test]
+fn a_panicking_dialer_stops_its_worker_visibly() {
+    testkit::run(async {
+        let clock = ManualClock::new();
+        let root = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (spawner, mut events) = Spawner::new(clock, Config::default(), root, tracker.clone());
+        let dialer = dial_fn(|_: u8, _| async {
+            if true {
+                panic!("a buggy dialer");
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        let w: WorkerHandle<u32, _> = spawner.spawn(1, dialer);
+        w.connect(Some(vec![1]), When::Now).unwrap();
+        testkit::settle().await;
+        assert!(w.is_stopped());
+        assert_eq!(w.status().state, State::Stopped);
+        assert!(w.connect(None, When::Now).is_err());
+        let mut stopped = false;
+        while let Ok(e) = events.try_recv() {
+            stopped |= matches!(e.kind, EventKind::Stopped);
+        }
+        assert!(stopped, "a Stopped event");
+        tracker.close();
+        tracker.wait().await;
+    });
+}

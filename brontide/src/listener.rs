@@ -7,9 +7,11 @@
 //! when a new connection arrives at the bound, one handshake in progress is
 //! dropped to make room: the oldest of those still waiting for act one (a
 //! silent client has had the longest time), and only if there is none, the
-//! oldest of those whose act one was valid. A stream of cheap connections
-//! that never send anything therefore cannot evict an honest client that has
-//! sent its act one, however slow its path. Each act has its own timeout.
+//! oldest of those whose act one was valid. A stream of connections that
+//! send nothing therefore cannot evict an honest client that has sent its
+//! act one, however slow its path; to compete with it an attacker must send
+//! valid acts one (an ECDH each, for anyone who knows our node id). There
+//! is no bound per source address. Each act has its own timeout.
 
 use std::collections::VecDeque;
 use std::io;

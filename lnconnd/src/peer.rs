@@ -129,8 +129,15 @@ pub(crate) async fn run_session(
             }
         };
         if let Some(reply) = reply {
-            if let Err(e) = tx.send(reply).await {
-                return DisconnectReason::Remote(e.to_string());
+            // A peer that stops reading must not pin this task: the send
+            // gives way to cancellation.
+            tokio::select! {
+                () = cancel.cancelled() => return DisconnectReason::Cancelled,
+                sent = tx.send(reply) => {
+                    if let Err(e) = sent {
+                        return DisconnectReason::Remote(e.to_string());
+                    }
+                }
             }
         }
     }

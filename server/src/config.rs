@@ -26,6 +26,11 @@ pub struct Config {
     /// handlers end after cancelling them before it aborts the rest:
     /// [`Config::DEFAULT_SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
+    /// How young an existing connection must be for a second one in the
+    /// other direction to count as a simultaneous open, which the
+    /// [`DuplicateRule`] settles by the keys; an older one wins:
+    /// [`Config::DEFAULT_SIMULTANEOUS_OPEN_WINDOW`].
+    pub simultaneous_open_window: Duration,
     /// Which connection to keep when a peer has two:
     /// [`DuplicateRule::SmallerKeyInitiates`].
     pub duplicate_rule: DuplicateRule,
@@ -42,6 +47,8 @@ impl Config {
     pub const DEFAULT_STARTUP_SPREAD: Duration = Duration::from_secs(30);
     /// lnd's TCP connect timeout.
     pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(120);
+    /// lnd's handshake act timeout: two dials crossing complete within it.
+    pub const DEFAULT_SIMULTANEOUS_OPEN_WINDOW: Duration = Duration::from_secs(5);
     /// Time peer handlers get to end at shutdown before they are aborted.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 }
@@ -54,6 +61,7 @@ impl Default for Config {
             startup_spread: Self::DEFAULT_STARTUP_SPREAD,
             dial_timeout: Self::DEFAULT_DIAL_TIMEOUT,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            simultaneous_open_window: Self::DEFAULT_SIMULTANEOUS_OPEN_WINDOW,
             duplicate_rule: DuplicateRule::default(),
             addresses: AddressPolicy::default(),
         }

@@ -23,10 +23,14 @@ impl Direction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum DuplicateRule {
-    /// Keep the connection initiated by the node with the smaller public key
-    /// (compared as 33-byte compressed keys). This is the rule lnd's code
-    /// intends; since both ends apply it to the same two keys they keep the
-    /// same connection, and a simultaneous open converges at once.
+    /// When both connections are opening at once (the existing one is
+    /// younger than [`Config::simultaneous_open_window`](crate::Config::simultaneous_open_window)),
+    /// keep the one initiated by the node with the smaller public key
+    /// (compared as 33-byte compressed keys): the rule lnd's code intends.
+    /// Both ends apply it to the same two keys, so they keep the same
+    /// connection and a simultaneous open converges at once. Otherwise the
+    /// established connection wins, as lnd and LDK decide, so a peer that
+    /// does not apply the key rule still agrees with us.
     #[default]
     SmallerKeyInitiates,
     /// lnd's effective behaviour: an existing connection in the other
@@ -48,12 +52,16 @@ pub(crate) enum Resolution {
 impl DuplicateRule {
     /// Decides between an existing connection in direction `existing` and a
     /// new one in direction `new`, for a peer `remote` of node `local`.
+    /// `simultaneous`: the existing connection is recent enough (within
+    /// [`Config::simultaneous_open_window`](crate::Config::simultaneous_open_window))
+    /// that both were opening at once.
     pub(crate) fn resolve(
         self,
         local: &PublicKey,
         remote: &PublicKey,
         existing: Direction,
         new: Direction,
+        simultaneous: bool,
     ) -> Resolution {
         if existing == new {
             // The peer (or we) opened again in the same direction: the old
@@ -61,7 +69,12 @@ impl DuplicateRule {
             return Resolution::ReplaceExisting;
         }
         match self {
+            // An established connection in the other direction wins, as in
+            // lnd and LDK: a peer running either keeps its existing
+            // connection and closes the new one, so replacing ours would
+            // leave neither.
             Self::LndEffective => Resolution::KeepExisting,
+            Self::SmallerKeyInitiates if !simultaneous => Resolution::KeepExisting,
             Self::SmallerKeyInitiates => {
                 let preferred = preferred_direction(local, remote);
                 if new == preferred {
@@ -101,11 +114,11 @@ mod tests {
         // B: outbound). Whichever each side saw first, both keep the same one.
         for a_first in [Direction::Outbound, Direction::Inbound] {
             for b_first in [Direction::Outbound, Direction::Inbound] {
-                let a_keeps = match rule.resolve(&a, &b, a_first, a_first.flip()) {
+                let a_keeps = match rule.resolve(&a, &b, a_first, a_first.flip(), true) {
                     Resolution::ReplaceExisting => a_first.flip(),
                     Resolution::KeepExisting => a_first,
                 };
-                let b_keeps = match rule.resolve(&b, &a, b_first, b_first.flip()) {
+                let b_keeps = match rule.resolve(&b, &a, b_first, b_first.flip(), true) {
                     Resolution::ReplaceExisting => b_first.flip(),
                     Resolution::KeepExisting => b_first,
                 };
@@ -121,12 +134,28 @@ mod tests {
         let (a, b) = (key(1), key(2));
         let rule = DuplicateRule::LndEffective;
         assert_eq!(
-            rule.resolve(&a, &b, Direction::Inbound, Direction::Outbound),
+            rule.resolve(&a, &b, Direction::Inbound, Direction::Outbound, true),
             Resolution::KeepExisting
         );
         assert_eq!(
-            rule.resolve(&a, &b, Direction::Outbound, Direction::Outbound),
+            rule.resolve(&a, &b, Direction::Outbound, Direction::Outbound, true),
             Resolution::ReplaceExisting
         );
+    }
+
+    #[test]
+    fn an_established_connection_wins_outside_the_window() {
+        let (a, b) = (key(1), key(2));
+        let rule = DuplicateRule::SmallerKeyInitiates;
+        for existing in [Direction::Outbound, Direction::Inbound] {
+            assert_eq!(
+                rule.resolve(&a, &b, existing, existing.flip(), false),
+                Resolution::KeepExisting
+            );
+            assert_eq!(
+                rule.resolve(&b, &a, existing, existing.flip(), false),
+                Resolution::KeepExisting
+            );
+        }
     }
 }

@@ -15,6 +15,20 @@ use crate::{Direction, NetAddress};
 pub(crate) struct Persistent<D: conn_worker::Dialer> {
     pub(crate) handle: WorkerHandle<PublicKey, Arc<D>>,
     pub(crate) perm: bool,
+    /// Addresses a user gave in perm connects, latest first.
+    pub(crate) user_addrs: Vec<NetAddress>,
+}
+
+impl<D: conn_worker::Dialer> Persistent<D> {
+    /// How many user-given addresses are kept.
+    const USER_ADDRS: usize = 8;
+
+    /// Keeps a user-given address (latest first, a few at most).
+    pub(crate) fn remember(&mut self, addr: NetAddress) {
+        self.user_addrs.retain(|a| *a != addr);
+        self.user_addrs.insert(0, addr);
+        self.user_addrs.truncate(Self::USER_ADDRS);
+    }
 }
 
 /// A live connection.
@@ -60,14 +74,33 @@ impl<D: conn_worker::Dialer> Default for Registry<D> {
 }
 
 impl<D: conn_worker::Dialer> Registry<D> {
-    /// The addresses to redial a peer at: the advertised ones, else the one
-    /// we last dialed. Never an inbound peer's source address: its port is
-    /// ephemeral (lnd issues #10086, #9698).
+    /// The addresses to redial a peer at: those a user gave in perm
+    /// connects, then the advertised ones, then the one we last dialed (if
+    /// not among them; a stale one is thus tried last). Never an inbound
+    /// peer's source address: its port is ephemeral (lnd issues #10086,
+    /// #9698).
     pub(crate) fn redial_addrs(&self, peer: &PublicKey) -> Vec<NetAddress> {
-        match self.advertised.get(peer) {
-            Some(addrs) if !addrs.is_empty() => addrs.clone(),
-            _ => self.last_dialed.get(peer).cloned().into_iter().collect(),
+        let user = self
+            .workers
+            .get(peer)
+            .map(|p| p.user_addrs.as_slice())
+            .unwrap_or_default();
+        let advertised = self
+            .advertised
+            .get(peer)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut addrs: Vec<NetAddress> = Vec::with_capacity(user.len() + advertised.len() + 1);
+        for a in user
+            .iter()
+            .chain(advertised)
+            .chain(self.last_dialed.get(peer))
+        {
+            if !addrs.contains(a) {
+                addrs.push(a.clone());
+            }
         }
+        addrs
     }
 
     /// Removes a peer's worker and stops it. Returns whether there was one.

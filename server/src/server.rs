@@ -215,9 +215,11 @@ where
     /// `perm`: the peer becomes persistent (its worker is created, or
     /// upgraded to perm; perm is never downgraded) and the worker is asked to
     /// connect now; returns at once. Calling it again while the worker is
-    /// dialing re-plans the same worker: there is never more than one worker
-    /// per peer, nor more dials than its limit. If the peer is already
-    /// connected, only its address is recorded.
+    /// dialing hands the address to the round in progress rather than
+    /// restarting it: there is never more than one worker per peer, nor more
+    /// dials than its limit. If the peer is already connected, only its
+    /// address is recorded. The address is remembered for every later
+    /// reconnect, ahead of the peer's advertised addresses.
     ///
     /// Not `perm`: one dial, with [`Config::dial_timeout`], that this call
     /// awaits. Refused if the peer is already connected.
@@ -241,6 +243,9 @@ where
             if perm {
                 let connected = reg.conns.contains_key(&peer);
                 let handle = inner.get_or_create(&mut reg, peer, true);
+                if let Some(p) = reg.workers.get_mut(&peer) {
+                    p.remember(node.addr.clone());
+                }
                 // The given address first, the advertised ones after it.
                 let mut addrs = vec![node.clone()];
                 for a in node_addrs(&inner.config.addresses, peer, &reg.redial_addrs(&peer)) {
@@ -270,13 +275,13 @@ where
         }
         let cancel = inner.root.child_token();
         let _cancel_on_return = cancel.clone().drop_guard();
-        let deadline = inner.clock.now() + inner.config.dial_timeout;
+        let deadline = conn_worker::deadline_after(inner.clock.now(), inner.config.dial_timeout);
         let conn = tokio::select! {
             r = inner.dialer.dial(&node, cancel) => r.map_err(|e| ServerError::Dial(Box::new(e)))?,
             () = inner.clock.sleep_until(deadline) => return Err(ServerError::DialTimedOut),
             () = inner.root.cancelled() => return Err(ServerError::ShutDown),
         };
-        if inner.accept(peer, conn, Direction::Outbound, Some(node.addr)) {
+        if inner.accept(peer, conn, Direction::Outbound, Some(node.addr), false) {
             Ok(())
         } else if inner.lock().shut_down {
             Err(ServerError::ShutDown)
@@ -321,16 +326,26 @@ where
     /// `source` is kept for status only: it is never dialed, since its port
     /// is ephemeral. Returns whether the connection was kept.
     pub fn inbound(&self, peer: PublicKey, conn: D::Conn, source: Option<SocketAddr>) -> bool {
-        self.inner
-            .accept(peer, conn, Direction::Inbound, source.map(NetAddress::from))
+        self.inner.accept(
+            peer,
+            conn,
+            Direction::Inbound,
+            source.map(NetAddress::from),
+            false,
+        )
     }
 
     /// An outbound connection the application made itself. Workers' and
     /// [`connect`](Server::connect)'s connections arrive without this.
     /// Returns whether the connection was kept.
     pub fn outbound(&self, node: NodeAddr, conn: D::Conn) -> bool {
-        self.inner
-            .accept(node.pubkey, conn, Direction::Outbound, Some(node.addr))
+        self.inner.accept(
+            node.pubkey,
+            conn,
+            Direction::Outbound,
+            Some(node.addr),
+            false,
+        )
     }
 
     /// A node announcement: `addrs` replace the peer's known addresses, and
@@ -351,6 +366,9 @@ where
     /// idle, non-perm worker, if it had none) without dialing.
     pub fn channel_opened(&self, peer: PublicKey) {
         let mut reg = self.inner.lock();
+        if reg.shut_down {
+            return;
+        }
         *reg.channels.entry(peer).or_default() += 1;
         self.inner.get_or_create(&mut reg, peer, false);
     }
@@ -378,7 +396,9 @@ where
 
     /// Bans a peer: its inbound connections are refused from now on, its
     /// connection is closed, and its worker is stopped unless it is perm (a
-    /// user's explicit request stands).
+    /// user's explicit request stands: a perm peer's worker redials it after
+    /// the close, and outbound connections are not checked against the ban;
+    /// [`disconnect`](Server::disconnect) it to stop that too).
     pub fn ban(&self, peer: PublicKey) {
         let mut reg = self.inner.lock();
         reg.banned.insert(peer);
@@ -543,7 +563,7 @@ where
         inner.root.cancel();
         drop(workers);
         inner.tracker.close();
-        let deadline = inner.clock.now() + inner.config.shutdown_grace;
+        let deadline = conn_worker::deadline_after(inner.clock.now(), inner.config.shutdown_grace);
         tokio::select! {
             () = inner.tracker.wait() => {}
             () = inner.clock.sleep_until(deadline) => {
@@ -608,6 +628,7 @@ where
             Persistent {
                 handle: handle.clone(),
                 perm,
+                user_addrs: Vec::new(),
             },
         );
         handle
@@ -622,10 +643,16 @@ where
         conn: D::Conn,
         direction: Direction,
         addr: Option<NetAddress>,
+        from_worker: bool,
     ) -> bool {
         {
             let mut reg = self.lock();
             if reg.shut_down {
+                return false;
+            }
+            // A worker's connection that crossed a disconnect, forget,
+            // prune or ban (the worker was removed meanwhile) is dropped.
+            if from_worker && !reg.workers.contains_key(&peer) {
                 return false;
             }
             if direction == Direction::Inbound && reg.banned.contains(&peer) {
@@ -635,7 +662,15 @@ where
             }
             if let Some(existing) = reg.conns.get(&peer) {
                 let rule = self.config.duplicate_rule;
-                match rule.resolve(&self.local, &peer, existing.direction, direction) {
+                let age = self.clock.now().saturating_duration_since(existing.since);
+                let simultaneous = age <= self.config.simultaneous_open_window;
+                match rule.resolve(
+                    &self.local,
+                    &peer,
+                    existing.direction,
+                    direction,
+                    simultaneous,
+                ) {
                     Resolution::KeepExisting => {
                         let kept = existing.direction;
                         drop(reg);
@@ -678,10 +713,11 @@ where
             let handler = Arc::clone(&self.handler);
             let weak = Arc::downgrade(self);
             let task_cancel = cancel.clone();
+            let since = self.clock.now();
             let task = self.tracker.spawn(async move {
                 let reason = handler.run(peer, conn, direction, task_cancel).await;
                 if let Some(inner) = weak.upgrade() {
-                    inner.connection_ended(peer, id, reason);
+                    inner.connection_ended(peer, id, direction, since, reason);
                 }
             });
             reg.conns.insert(
@@ -720,11 +756,29 @@ where
     }
 
     /// The peer handler of connection `id` returned.
-    fn connection_ended(&self, peer: PublicKey, id: u64, reason: crate::DisconnectReason) {
+    fn connection_ended(
+        &self,
+        peer: PublicKey,
+        id: u64,
+        direction: Direction,
+        since: Instant,
+        reason: crate::DisconnectReason,
+    ) {
         let mut reg = self.lock();
-        // A connection that was replaced or disconnected is already gone
-        // from the registry: nothing to reconnect.
+        // A connection that was replaced, disconnected or shut down is
+        // already gone from the registry: nothing to reconnect, but its end
+        // is still reported (`disconnect` reported it already).
         if reg.conns.get(&peer).is_none_or(|l| l.id != id) {
+            drop(reg);
+            if reason == crate::DisconnectReason::Cancelled {
+                self.emit(ServerEvent::Disconnected {
+                    peer,
+                    direction,
+                    reason,
+                    lasted: self.clock.now().saturating_duration_since(since),
+                    reconnecting: false,
+                });
+            }
             return;
         }
         let Some(live) = reg.conns.remove(&peer) else {
@@ -756,7 +810,7 @@ where
         let peer = event.peer;
         let out = match event.kind {
             EventKind::Connected { addr, conn } => {
-                self.accept(peer, conn, Direction::Outbound, Some(addr.addr));
+                self.accept(peer, conn, Direction::Outbound, Some(addr.addr), true);
                 return;
             }
             EventKind::DialStarted { addr } => ServerEvent::DialStarted {

@@ -635,3 +635,74 @@ fn shutdown_aborts_a_handler_that_ignores_cancellation_after_the_grace() {
         );
     });
 }
+
+#[test]
+fn a_perm_address_that_worked_outlives_a_stale_announcement() {
+    // The peer announces an old address; the user's perm connect names the
+    // one that works. After a disconnect the worker redials the working
+    // address, not only the announced one.
+    run(async {
+        let f = Fixture::new(key(US));
+        let peer = key(1);
+        f.server.node_announcement(peer, vec![addr(1)]);
+        f.dialer.set(node(peer, 2), Behavior::Succeed);
+        f.server
+            .connect(node(peer, 2), true)
+            .await
+            .expect("perm connect");
+        settle().await;
+        assert!(f.server.is_connected(&peer));
+        f.handler.close(&peer);
+        settle().await;
+        f.clock.advance(Duration::from_secs(5)).await;
+        assert!(
+            f.server.is_connected(&peer),
+            "dialed: {:?}",
+            f.dialer.dialed()
+        );
+        assert_eq!(f.dialer.dialed().last(), Some(&node(peer, 2)));
+        f.server.shutdown().await;
+    });
+}
+
+#[test]
+fn an_established_connection_wins_over_a_late_dial() {
+    // Our key is the smaller, so a simultaneous open would keep our dial.
+    // But the inbound connection has been up longer than the window when
+    // the dial completes: like lnd and LDK, we keep the established one
+    // (a peer running either would close our new connection).
+    run(async {
+        let peer = key(1);
+        let f = Fixture::new(key_below(peer));
+        f.dialer.set(
+            node(peer, 1),
+            Behavior::SucceedAfter(Duration::from_secs(30)),
+        );
+        f.server
+            .connect(node(peer, 1), true)
+            .await
+            .expect("perm connect");
+        settle().await;
+        assert!(f.server.inbound(peer, Conn::lone(), None));
+        let mut events = f.server.events();
+        f.clock.advance(Duration::from_secs(30)).await;
+        let runs = f.handler.runs();
+        assert_eq!(
+            runs.len(),
+            1,
+            "the late outbound never reached the handler: {runs:?}"
+        );
+        assert_eq!(runs[0].direction, Direction::Inbound);
+        let status = f.server.status();
+        let conn = status[0].connection.as_ref().expect("connected");
+        assert_eq!(conn.direction, Direction::Inbound);
+        let mut kept = None;
+        while let Ok(e) = events.try_recv() {
+            if let server::ServerEvent::DuplicateResolved { kept: k, .. } = e {
+                kept = Some(k);
+            }
+        }
+        assert_eq!(kept, Some(Direction::Inbound));
+        f.server.shutdown().await;
+    });
+}

@@ -29,7 +29,10 @@ pub struct Config {
     /// Dials in flight across all workers of the spawner (default
     /// [`Config::DEFAULT_MAX_DIALS_IN_FLIGHT`]). An attempt waits for a slot
     /// (first come, first served: tokio's semaphore is fair) before it calls
-    /// the dialer; the wait is cancelled like the dial.
+    /// the dialer; the wait is cancelled like the dial. The slot is held for
+    /// the whole dial, connect and handshake: with addresses that never
+    /// answer, slots are held for the dialer's connect timeout, so pair a
+    /// small limit with a connect timeout well under lnd's 120 s.
     pub max_dials_in_flight: NonZeroUsize,
     /// Seed for the jitter of backoff delays; `None` (the default) draws one
     /// from the process's hash randomness. Fix it for reproducible tests.

@@ -13,11 +13,20 @@ use server::NodeAddr;
 /// With no subcommand it runs `demo`: peers on 127.0.0.1 kept connected
 /// through churn, with a summary of what held.
 #[derive(Debug, Parser)]
-#[command(name = "lnconnd", version, propagate_version = true)]
+#[command(
+    name = "lnconnd",
+    version,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub(crate) struct Cli {
     /// Print one JSON object per line, each with an `event` field.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+
+    /// The demo's options, for `lnconnd` with no subcommand.
+    #[command(flatten)]
+    pub(crate) demo: DemoArgs,
 
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
@@ -45,16 +54,6 @@ pub(crate) struct DemoArgs {
     /// Seed for the churn and the backoff jitter (random if absent).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
-}
-
-impl Default for DemoArgs {
-    fn default() -> Self {
-        DemoArgs {
-            peers: 16,
-            duration: Duration::from_secs(20),
-            seed: None,
-        }
-    }
 }
 
 #[derive(Debug, Args)]

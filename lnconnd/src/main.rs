@@ -63,9 +63,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let command = cli
-        .command
-        .unwrap_or(Command::Demo(cli::DemoArgs::default()));
+    let command = cli.command.unwrap_or(Command::Demo(cli.demo));
     let live = matches!(command, Command::Demo(_));
     let out = Arc::new(Output::new(cli.json, live));
     let result = runtime.block_on(async {

@@ -91,8 +91,7 @@ fn print_event(out: &Output, event: &ServerEvent) {
             json!({ "peer": peer.to_string(), "addr": addr.to_string(), "error": error }),
             || format!("{peer}: dial to {addr} failed: {error}"),
         ),
-        ServerEvent::Waiting { peer, until } => {
-            let wait = until.saturating_duration_since(tokio::time::Instant::now());
+        ServerEvent::Waiting { peer, wait, .. } => {
             out.event(
                 "waiting",
                 json!({ "peer": peer.to_string(), "wait_ms": wait.as_millis() as u64 }),

@@ -172,6 +172,22 @@ fn wrong_key_fails_the_handshake_with_its_act() {
 }
 
 #[test]
+fn demo_options_work_without_the_subcommand() {
+    let out = run(&["--duration", "2s", "--peers", "2", "--json", "--seed", "3"]);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{}",
+        out.status,
+        stderr(&out)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(
+        lines.last().map(|l| l["event"].clone()),
+        Some("summary".into())
+    );
+}
+
+#[test]
 fn help_reads_well() {
     let out = run(&["--help"]);
     assert!(out.status.success());

@@ -66,6 +66,8 @@ pub enum ServerEvent {
         peer: PublicKey,
         /// When it dials again.
         until: Instant,
+        /// How long the wait is, from when the worker decided it.
+        wait: Duration,
     },
     /// A peer's address is not handed to its worker (for example an onion
     /// address when no proxy is configured).

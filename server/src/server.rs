@@ -808,6 +808,7 @@ where
 
     fn worker_event(self: &Arc<Self>, event: Event<PublicKey, Arc<D>>) {
         let peer = event.peer;
+        let at = event.at;
         let out = match event.kind {
             EventKind::Connected { addr, conn } => {
                 self.accept(peer, conn, Direction::Outbound, Some(addr.addr), true);
@@ -831,7 +832,11 @@ where
                         let _ = p.handle.stand_down();
                     }
                 }
-                ServerEvent::Waiting { peer, until }
+                ServerEvent::Waiting {
+                    peer,
+                    until,
+                    wait: until.saturating_duration_since(at),
+                }
             }
             EventKind::AwaitingAddrs => ServerEvent::AwaitingAddrs { peer },
             EventKind::Idle => ServerEvent::Idle { peer },

@@ -28,7 +28,7 @@
 //!     .with_jitter(Jitter::LND);
 //!
 //! // Each failed round doubles the delay, spread by about ±5%.
-//! let mut delay = policy.first();
+//! let mut delay = policy.first(0); // min, spread upwards by up to the margin
 //! for entropy in [1u64, 2, 3] {
 //!     delay = policy.after_failure(delay, entropy.wrapping_mul(0x9e37_79b9_7f4a_7c15));
 //!     println!("wait {delay:?}");

@@ -78,9 +78,22 @@ impl Policy {
         self.jitter
     }
 
-    /// The first delay for a peer with no history: `min`.
-    pub const fn first(&self) -> Duration {
-        self.min
+    /// The first delay for a peer with no history: `min`, spread upwards by
+    /// the jitter (into `[min, min + margin]`, never above `max`).
+    ///
+    /// lnd returns exactly `min` here, so after a mass disconnect (our own
+    /// network blip) every peer's first retry lands in the same instant;
+    /// the spread keeps them apart.
+    ///
+    /// ```
+    /// use backoff::Policy;
+    ///
+    /// let policy = Policy::default();
+    /// assert_eq!(policy.first(0), policy.min());
+    /// assert!(policy.first(u64::MAX) > policy.min());
+    /// ```
+    pub fn first(&self, entropy: u64) -> Duration {
+        self.spread(self.min, entropy)
     }
 
     /// The delay after a round of dials that all failed, given the delay
@@ -119,14 +132,16 @@ impl Policy {
     /// The delay before reconnecting to a peer whose connection just ended.
     ///
     /// - `current`: the peer's backoff before this; `None` if it has none yet
-    ///   (then the result is `min`).
+    ///   (then the result is [`first`](Policy::first)).
     /// - `connected_for`: how long the connection lasted; `None` if it never
     ///   started.
     ///
     /// lnd's stable-connection rule: a connection that never started or lasted
     /// less than [`stable`](Policy::stable) backs off further, as
     /// [`after_failure`](Policy::after_failure); a longer one relaxes that
-    /// value by the time connected, never below `min`.
+    /// value by the time connected; where that falls to `min` or below, the
+    /// result is [`first`](Policy::first) (`min`, spread upwards), so peers
+    /// that all dropped at once do not all retry at once.
     ///
     /// ```
     /// use backoff::Policy;
@@ -134,10 +149,11 @@ impl Policy {
     ///
     /// let policy = Policy::default();
     /// let hour = Duration::from_secs(3600);
-    /// // A peer that stayed up an hour comes back after the minimum.
-    /// assert_eq!(policy.after_disconnect(Some(Duration::from_secs(1)), Some(hour), 7), policy.min());
-    /// // A peer with no history starts at the minimum too.
-    /// assert_eq!(policy.after_disconnect(None, None, 7), policy.min());
+    /// // A peer that stayed up an hour comes back after about the minimum.
+    /// let d = policy.after_disconnect(Some(Duration::from_secs(1)), Some(hour), 7);
+    /// assert!(d >= policy.min() && d <= policy.first(u64::MAX));
+    /// // A peer with no history starts there too.
+    /// assert_eq!(policy.after_disconnect(None, None, 7), policy.first(7));
     /// ```
     pub fn after_disconnect(
         &self,
@@ -146,7 +162,7 @@ impl Policy {
         entropy: u64,
     ) -> Duration {
         let Some(current) = current else {
-            return self.first();
+            return self.first(entropy);
         };
         let next = self.after_failure(current, entropy);
         match connected_for {
@@ -155,7 +171,8 @@ impl Policy {
                 if relaxed > self.min {
                     relaxed
                 } else {
-                    self.min
+                    // Reuse the entropy's other half: `next` consumed it.
+                    self.first(entropy.rotate_left(32))
                 }
             }
             _ => next,

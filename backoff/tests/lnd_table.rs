@@ -29,7 +29,7 @@ fn defaults_are_lnds() {
     assert_eq!(p.max(), HOUR);
     assert_eq!(p.stable(), 10 * MINUTE);
     assert_eq!(p.jitter(), Jitter::LND);
-    assert_eq!(p.first(), SECOND);
+    assert_eq!(p.first(0), SECOND);
 }
 
 #[test]
@@ -70,19 +70,41 @@ fn thirty_minutes_after_twenty_connected_relaxes_between_min_and_fifty_minutes()
 }
 
 #[test]
-fn one_second_after_an_hour_connected_is_exactly_min() {
+fn one_second_after_an_hour_connected_is_min_spread_upwards() {
+    // lnd: exactly min. Here: min plus up to one jitter margin (10%).
     let p = lnd();
     for e in ENTROPIES {
-        assert_eq!(p.after_disconnect(Some(SECOND), Some(HOUR), e), SECOND);
+        let d = p.after_disconnect(Some(SECOND), Some(HOUR), e);
+        assert!(d >= SECOND && d <= Duration::from_millis(1100), "{d:?}");
     }
 }
 
 #[test]
-fn no_known_backoff_gives_min() {
+fn no_known_backoff_gives_the_first_step() {
     let p = lnd();
     for e in ENTROPIES {
-        assert_eq!(p.after_disconnect(None, Some(MINUTE), e), SECOND);
-        assert_eq!(p.after_disconnect(None, None, e), SECOND);
+        assert_eq!(p.after_disconnect(None, Some(MINUTE), e), p.first(e));
+        assert_eq!(p.after_disconnect(None, None, e), p.first(e));
+        let d = p.first(e);
+        assert!(d >= SECOND && d <= Duration::from_millis(1100), "{d:?}");
+    }
+}
+
+#[test]
+fn a_mass_disconnect_spreads_the_first_retries() {
+    // 1,000 peers drop at once (our own network blip): lnd retries them all
+    // exactly `min` later. Here the first steps are spread over the margin.
+    let p = lnd();
+    let mut rng = backoff::SplitMix64::new(7);
+    let mut firsts: Vec<Duration> = (0..1000).map(|_| p.first(rng.next_u64())).collect();
+    let mut relaxed: Vec<Duration> = (0..1000)
+        .map(|_| p.after_disconnect(Some(SECOND), Some(HOUR), rng.next_u64()))
+        .collect();
+    for v in [&mut firsts, &mut relaxed] {
+        assert!(v.iter().all(|d| *d >= SECOND && *d <= Duration::from_millis(1100)));
+        v.sort();
+        v.dedup();
+        assert!(v.len() > 990, "only {} distinct retry times", v.len());
     }
 }
 
@@ -170,7 +192,7 @@ fn pr_10640_harness_grows_100_200_400_ms() {
     let p = Policy::new(Duration::from_millis(100), 2 * SECOND)
         .expect("valid")
         .with_jitter(Jitter::NONE);
-    let mut d = p.first();
+    let mut d = p.first(0);
     let mut seen = Vec::new();
     for _ in 0..6 {
         d = p.after_failure(d, 12345);

@@ -1,7 +1,9 @@
 //! Commands and the coalescing mailbox that carries them.
 //!
 //! The mailbox is one slot, not a queue: the latest intent (connect or stand
-//! down), the latest address list and the latest disconnect record. Posting
+//! down), the latest advertised address list, the user-given addresses
+//! posted since the worker last looked (latest first, bounded), the latest
+//! disconnect record and the latest address reported good. Posting
 //! overwrites the slot under a mutex held only for the swap and then wakes
 //! the worker through a [`Notify`] (which keeps a permit if the worker is not
 //! waiting, so no wake-up is lost). Memory is therefore bounded whatever the
@@ -14,11 +16,14 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::planner::MAX_USER_ADDRS;
+
 /// When a connect command should dial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum When {
-    /// Dial now.
+    /// Dial now (within one stagger, even during a round that already tried
+    /// the address).
     Now,
     /// Wait this long, then dial.
     After(Duration),
@@ -29,41 +34,42 @@ pub enum When {
         /// How long the connection lasted.
         connected_for: Option<Duration>,
     },
+    /// Dial after a small random delay (up to a tenth of the policy's
+    /// `min`), with no backoff step: the connection was closed for a reason
+    /// that is not a failure (a duplicate that lost).
+    Soon,
 }
 
 /// The latest intent posted to a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Intent {
-    /// Get connected, after this delay.
-    Connect(Delay),
+    /// Get connected.
+    Connect(When),
     /// Go idle.
     StandDown,
-}
-
-/// The delay of a connect intent, once `When` has been split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Delay {
-    Now,
-    After(Duration),
-    /// Wait the backoff level (just updated by a disconnect record).
-    Backoff,
 }
 
 /// What the worker finds in its mailbox.
 #[derive(Debug)]
 pub(crate) struct Pending<A> {
     pub(crate) intent: Option<Intent>,
-    pub(crate) addrs: Option<Vec<A>>,
+    pub(crate) advertised: Option<Vec<A>>,
+    /// User-given addresses, latest first.
+    pub(crate) user: Vec<A>,
     /// `Some(connected_for)` if a disconnect was reported.
     pub(crate) disconnect: Option<Option<Duration>>,
+    /// An address the owner connected at.
+    pub(crate) good: Option<A>,
 }
 
 impl<A> Default for Pending<A> {
     fn default() -> Self {
         Pending {
             intent: None,
-            addrs: None,
+            advertised: None,
+            user: Vec::new(),
             disconnect: None,
+            good: None,
         }
     }
 }
@@ -75,7 +81,15 @@ pub(crate) struct Mailbox<A> {
     notify: Notify,
 }
 
-impl<A> Mailbox<A> {
+/// One post to the mailbox.
+pub(crate) struct Post<A> {
+    pub(crate) intent: Option<Intent>,
+    pub(crate) advertised: Option<Vec<A>>,
+    pub(crate) user: Vec<A>,
+    pub(crate) good: Option<A>,
+}
+
+impl<A: PartialEq> Mailbox<A> {
     pub(crate) fn new() -> Self {
         Mailbox {
             slot: Mutex::new(Pending::default()),
@@ -83,25 +97,40 @@ impl<A> Mailbox<A> {
         }
     }
 
-    /// Posts a connect (with optional addresses) or a stand-down.
-    pub(crate) fn post(&self, intent: Option<Intent>, addrs: Option<Vec<A>>, when: Option<When>) {
-        let old_addrs;
+    /// Merges a post into the slot and wakes the worker.
+    pub(crate) fn post(&self, post: Post<A>) {
+        let old;
         {
-            // Poisoning cannot happen: nothing below can panic while the lock is held.
+            // Poisoning cannot happen: nothing below panics while the lock
+            // is held (no user code runs under it).
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(When::AfterDisconnect { connected_for }) = when {
+            if let Some(Intent::Connect(When::AfterDisconnect { connected_for })) = post.intent {
                 slot.disconnect = Some(connected_for);
             }
-            if intent.is_some() {
-                slot.intent = intent;
+            if post.intent.is_some() {
+                slot.intent = post.intent;
             }
-            old_addrs = match addrs {
-                Some(addrs) => slot.addrs.replace(addrs),
+            if !post.user.is_empty() {
+                // Later posts go first; the oldest fall off the end.
+                let mut user = post.user;
+                for a in slot.user.drain(..) {
+                    if !user.contains(&a) {
+                        user.push(a);
+                    }
+                }
+                user.truncate(MAX_USER_ADDRS);
+                slot.user = user;
+            }
+            if post.good.is_some() {
+                slot.good = post.good;
+            }
+            old = match post.advertised {
+                Some(addrs) => slot.advertised.replace(addrs),
                 None => None,
             };
         }
         // A replaced address list is freed outside the lock.
-        drop(old_addrs);
+        drop(old);
         self.notify.notify_one();
     }
 
@@ -116,13 +145,4 @@ impl<A> Mailbox<A> {
     pub(crate) async fn notified(&self) {
         self.notify.notified().await;
     }
-}
-
-/// Splits a public `When` into the intent the mailbox stores.
-pub(crate) fn connect_intent(when: When) -> Intent {
-    Intent::Connect(match when {
-        When::Now => Delay::Now,
-        When::After(d) => Delay::After(d),
-        When::AfterDisconnect { .. } => Delay::Backoff,
-    })
 }

@@ -37,6 +37,17 @@ pub struct Config {
     /// Seed for the jitter of backoff delays; `None` (the default) draws one
     /// from the process's hash randomness. Fix it for reproducible tests.
     pub seed: Option<u64>,
+    /// See [`Config::attempt_timeout`].
+    attempt_timeout: Duration,
+}
+
+/// A setting that cannot work, refused when the config is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A timeout of zero would fail every attempt before it starts.
+    #[error("{0} must be greater than zero")]
+    ZeroTimeout(&'static str),
 }
 
 impl Config {
@@ -49,6 +60,28 @@ impl Config {
         Some(n) => n,
         None => NonZeroUsize::MIN,
     };
+
+    /// The attempt timeout of the defaults: LDK's 10 s connect timeout.
+    pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// How long one attempt (slot wait excluded: connect and handshake) may
+    /// run before the worker gives up on it as failed
+    /// ([`DialFailure::TimedOut`](crate::DialFailure::TimedOut)), whatever
+    /// the dialer's own timeouts (default
+    /// [`Config::DEFAULT_ATTEMPT_TIMEOUT`]). A dialer with no timeout of its
+    /// own cannot hold a dial slot longer than this.
+    pub fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout
+    }
+
+    /// Replaces the attempt timeout; zero is refused.
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout("attempt timeout"));
+        }
+        self.attempt_timeout = timeout;
+        Ok(self)
+    }
 
     /// Replaces the backoff policy.
     #[must_use]
@@ -95,6 +128,7 @@ impl Default for Config {
             max_parallel: Self::DEFAULT_MAX_PARALLEL,
             max_dials_in_flight: Self::DEFAULT_MAX_DIALS_IN_FLIGHT,
             seed: None,
+            attempt_timeout: Self::DEFAULT_ATTEMPT_TIMEOUT,
         }
     }
 }

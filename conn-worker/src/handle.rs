@@ -6,35 +6,36 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{connect_intent, Intent, Mailbox};
-use crate::{Dialer, Error, State, Status, When};
+use crate::command::{Intent, Mailbox, Post};
+use crate::{Error, State, Status, When};
 
-/// A handle to one worker.
+/// A handle to one worker of peer `P`, dialing addresses `A`, whose dialer
+/// fails with `E`.
 ///
-/// Clones share the worker. Every method returns at once: commands are
-/// posted to a coalescing mailbox (see the crate docs for the exact
-/// semantics) and never wait for the worker.
+/// Clones share the worker. Every method returns at once: facts are posted
+/// to a coalescing mailbox (see the crate docs for the exact semantics) and
+/// never wait for the worker, which decides what to do with them.
 ///
 /// Dropping the last handle stops the worker, so a worker cannot outlive
 /// everyone who could command it.
-pub struct WorkerHandle<P, D: Dialer> {
-    inner: Arc<Inner<P, D>>,
+pub struct WorkerHandle<P, A, E> {
+    inner: Arc<Inner<P, A, E>>,
 }
 
-struct Inner<P, D: Dialer> {
+struct Inner<P, A, E> {
     peer: P,
-    mailbox: Arc<Mailbox<D::Addr>>,
+    mailbox: Arc<Mailbox<A>>,
     cancel: CancellationToken,
-    status: watch::Receiver<Status<D>>,
+    status: watch::Receiver<Status<A, E>>,
 }
 
-impl<P, D: Dialer> Drop for Inner<P, D> {
+impl<P, A, E> Drop for Inner<P, A, E> {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
 }
 
-impl<P, D: Dialer> Clone for WorkerHandle<P, D> {
+impl<P, A, E> Clone for WorkerHandle<P, A, E> {
     fn clone(&self) -> Self {
         WorkerHandle {
             inner: Arc::clone(&self.inner),
@@ -42,7 +43,7 @@ impl<P, D: Dialer> Clone for WorkerHandle<P, D> {
     }
 }
 
-impl<P: fmt::Debug, D: Dialer> fmt::Debug for WorkerHandle<P, D> {
+impl<P: fmt::Debug, A, E> fmt::Debug for WorkerHandle<P, A, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerHandle")
             .field("peer", &self.inner.peer)
@@ -51,12 +52,30 @@ impl<P: fmt::Debug, D: Dialer> fmt::Debug for WorkerHandle<P, D> {
     }
 }
 
-impl<P, D: Dialer> WorkerHandle<P, D> {
+impl<P, A, E> WorkerHandle<P, A, E> {
+    /// Stops the worker. Cannot be lost or reordered: it cancels the
+    /// worker's token, which every attempt's token is a child of: once this
+    /// returns, every attempt in flight is cancelled, the worker starts no
+    /// new one (a dialer racing it on another thread is handed an
+    /// already-cancelled token and dropped), and the task ends at its next
+    /// poll. Idempotent.
+    pub fn stop(&self) {
+        self.inner.cancel.cancel();
+    }
+
+    /// Whether [`stop`](Self::stop) was called or the owner's root token was
+    /// cancelled (the task may still be finishing).
+    pub fn is_stopped(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+}
+
+impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
     pub(crate) fn new(
         peer: P,
-        mailbox: Arc<Mailbox<D::Addr>>,
+        mailbox: Arc<Mailbox<A>>,
         cancel: CancellationToken,
-        status: watch::Receiver<Status<D>>,
+        status: watch::Receiver<Status<A, E>>,
     ) -> Self {
         WorkerHandle {
             inner: Arc::new(Inner {
@@ -73,55 +92,74 @@ impl<P, D: Dialer> WorkerHandle<P, D> {
         &self.inner.peer
     }
 
-    /// Asks the worker to get connected, dialing `addrs` if given (else the
-    /// addresses it knows), at the time `when` says.
+    /// Asks the worker to get connected at the time `when` says. `addrs`,
+    /// if given, are user-given addresses: they go to the front of the
+    /// worker's user list (the latest
+    /// [`MAX_USER_ADDRS`](crate::MAX_USER_ADDRS) are kept) and no
+    /// announcement removes them.
     ///
     /// Replaces any earlier connect or stand-down the worker has not acted
-    /// on yet, and cancels a wait or round in progress: the worker re-plans
-    /// at once. With [`When::AfterDisconnect`] the worker also steps its
+    /// on yet. With [`When::Now`] the first given address (else the first
+    /// known one) is dialed within one stagger, whatever the worker is
+    /// doing; see [`Planner::connect`](crate::Planner::connect) for every
+    /// case. With [`When::AfterDisconnect`] the worker also steps its
     /// backoff level, even if a later connect replaces this one before the
     /// worker reads it.
-    pub fn connect(&self, addrs: Option<Vec<D::Addr>>, when: When) -> Result<(), Error> {
-        self.post(Some(connect_intent(when)), addrs, Some(when))
+    pub fn connect(&self, addrs: Option<Vec<A>>, when: When) -> Result<(), Error> {
+        self.post(Post {
+            intent: Some(Intent::Connect(when)),
+            advertised: None,
+            user: addrs.unwrap_or_default(),
+            good: None,
+        })
     }
 
-    /// Replaces the worker's addresses without changing what it is doing.
+    /// Replaces the worker's advertised addresses (a node announcement)
+    /// without changing what it is doing; user-given addresses stay.
     ///
-    /// Idle: only stored. Waiting: if a new address appeared, the wait is
-    /// shortened to at most the policy's `min` from now (never lengthened);
-    /// the backoff level is kept. Dialing: attempts at withdrawn addresses
-    /// are cancelled, new ones join the round (an empty list ends the round
-    /// without a backoff step, and the worker awaits addresses). Awaiting
-    /// addresses: a non-empty list is dialed at once.
-    pub fn update_addrs(&self, addrs: Vec<D::Addr>) -> Result<(), Error> {
-        self.post(None, Some(addrs), None)
+    /// Never lengthens a wait: waiting, the wait is cut to at most the
+    /// policy's `min` from now if a never-seen address appeared (or, once
+    /// per backoff level, one the worker does not list); the level is
+    /// kept. Dialing: attempts at withdrawn addresses are cancelled, new
+    /// ones join the round. Awaiting addresses: dials at once.
+    pub fn update_addrs(&self, addrs: Vec<A>) -> Result<(), Error> {
+        self.post(Post {
+            intent: None,
+            advertised: Some(addrs),
+            user: Vec::new(),
+            good: None,
+        })
     }
 
-    /// Asks the worker to go idle (an inbound connection won): a wait or a
-    /// round in progress is cancelled, and a connection completing after
-    /// this is dropped, never delivered.
+    /// Tells the worker the peer is connected by other means (an inbound
+    /// connection, say): it goes idle, a wait or a round in progress is
+    /// cancelled, and a connection completing after this is dropped, never
+    /// delivered.
     pub fn stand_down(&self) -> Result<(), Error> {
-        self.post(Some(Intent::StandDown), None, None)
+        self.post(Post {
+            intent: Some(Intent::StandDown),
+            advertised: None,
+            user: Vec::new(),
+            good: None,
+        })
     }
 
-    /// Stops the worker. Cannot be lost or reordered: it cancels the
-    /// worker's token, which every attempt's token is a child of: once this
-    /// returns, every attempt in flight is cancelled, the worker starts no
-    /// new one (a dialer racing it on another thread is handed an
-    /// already-cancelled token and dropped), and the task ends at its next
-    /// poll. Idempotent.
-    pub fn stop(&self) {
-        self.inner.cancel.cancel();
-    }
-
-    /// Whether [`stop`](Self::stop) was called or the owner's root token was
-    /// cancelled (the task may still be finishing).
-    pub fn is_stopped(&self) -> bool {
-        self.inner.cancel.is_cancelled()
+    /// As [`stand_down`](Self::stand_down), for a connection the owner
+    /// dialed itself at `addr`: the worker keeps `addr` as the last good
+    /// address, and dials it first (or as a last resort if no list has it)
+    /// when it next connects.
+    pub fn stand_down_at(&self, addr: A) -> Result<(), Error> {
+        self.post(Post {
+            intent: Some(Intent::StandDown),
+            advertised: None,
+            user: Vec::new(),
+            good: Some(addr),
+        })
     }
 
     /// A snapshot of the worker's state (cheap: no message to the worker).
-    pub fn status(&self) -> Status<D> {
+    /// For display: decide nothing from it (see [`Status`]).
+    pub fn status(&self) -> Status<A, E> {
         self.inner.status.borrow().clone()
     }
 
@@ -132,16 +170,11 @@ impl<P, D: Dialer> WorkerHandle<P, D> {
         let _ = status.wait_for(|s| s.state == State::Stopped).await;
     }
 
-    fn post(
-        &self,
-        intent: Option<Intent>,
-        addrs: Option<Vec<D::Addr>>,
-        when: Option<When>,
-    ) -> Result<(), Error> {
+    fn post(&self, post: Post<A>) -> Result<(), Error> {
         if self.inner.cancel.is_cancelled() {
             return Err(Error::Stopped);
         }
-        self.inner.mailbox.post(intent, addrs, when);
+        self.inner.mailbox.post(post);
         Ok(())
     }
 }

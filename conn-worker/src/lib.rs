@@ -18,36 +18,49 @@
 //!
 //! # Behaviour
 //!
-//! - A connect waits its delay, then runs a round: the last known good
-//!   address first, then the others in the order given. The next address
-//!   starts as soon as the previous attempt fails, or after
-//!   [`Config::stagger`] while it is still running if
-//!   [`Config::max_parallel`] allows more than one attempt in flight (the
-//!   default, 1, is lnd's sequential behaviour).
+//! Every decision is made by a sans-IO [`Planner`] (a pure state machine
+//! that takes `now`); the worker task only sleeps until the planner's next
+//! deadline, runs the attempts it asks for and feeds the results back. The
+//! planner can be used, and is property-tested, without a runtime.
+//!
+//! - The worker owns the peer's address book: user-given addresses
+//!   ([`WorkerHandle::connect`], latest first, never dropped by an
+//!   announcement), advertised ones ([`WorkerHandle::update_addrs`],
+//!   replaced by each announcement) and the last good one. A round tries
+//!   the last good address first, then the user's, then the advertised.
+//! - A connect waits its delay, then runs a round. The next address starts
+//!   as soon as the previous attempt fails, or after [`Config::stagger`]
+//!   while it is still running if [`Config::max_parallel`] allows more than
+//!   one attempt in flight (the default, 1, is lnd's sequential behaviour).
+//!   [`When::Now`] dials the given address within one stagger whatever the
+//!   worker is doing, even in a round that already tried it.
 //! - The first success wins: the others are cancelled, the connection is
 //!   delivered in [`EventKind::Connected`], and the worker goes idle. If
-//!   every address fails, the worker waits the next backoff
-//!   ([`backoff::Policy::after_failure`], `min` after the first failed round)
-//!   and tries again. A zero delay never sticks: the level never goes below
-//!   the policy's `min`.
-//! - A connect or stand-down during a wait or a round cancels it and
-//!   re-plans at once. A dial that completes after it was cancelled is
-//!   dropped (closed), reported as [`EventKind::DialCancelled`], never
-//!   delivered.
-//! - An address update never lengthens a wait; if it brings a new address,
-//!   the wait is cut to at most the policy's `min`. The backoff level is
-//!   kept.
+//!   every address fails, the worker waits the next backoff (the policy's
+//!   jittered first step, then [`backoff::Policy::after_failure`]) and tries
+//!   again. A zero delay never sticks.
+//! - A dialer's error, a panic inside the dialer and an attempt that runs
+//!   past [`Config::attempt_timeout`] all fail that attempt
+//!   ([`DialFailure`]); the worker carries on.
+//! - A stand-down during a wait or a round cancels it. A dial that completes
+//!   after it was cancelled is dropped (closed), reported as
+//!   [`EventKind::DialCancelled`], never delivered.
+//! - An address update never lengthens a wait; it cuts one to at most the
+//!   policy's `min` if it brings an address never seen, or once per backoff
+//!   level one the worker does not list. The backoff level is kept.
 //! - All workers of a [`Spawner`] share one limit on dials in flight
 //!   ([`Config::max_dials_in_flight`], 10 by default as Core Lightning).
 //!   Waiting for a slot is cancelled like a dial.
-//!
+
 //! # The mailbox
 //!
 //! Commands never block, never fail while the worker lives (after a stop
 //! they return [`Error::Stopped`]) and take bounded memory at any rate,
 //! because they coalesce: the mailbox holds only the latest intent (connect
-//! with its `When`, or stand down), the latest address list, and the latest
-//! disconnect record. The worker takes all three at once when it wakes.
+//! with its `When`, or stand down), the latest advertised list, the
+//! user-given addresses posted since it last looked (bounded), the latest
+//! disconnect record and the latest good address. The worker takes them all
+//! at once when it wakes.
 //! So a connect then a stand-down posted before the worker looks leaves it
 //! idle, as processing both in turn would; an address update is never lost
 //! to a later connect without addresses; and a disconnect record steps the
@@ -108,6 +121,7 @@ mod dialer;
 mod error;
 mod event;
 mod handle;
+mod planner;
 mod rng;
 mod spawner;
 mod status;
@@ -116,10 +130,13 @@ mod worker;
 pub use backoff::Policy;
 pub use clock::{deadline_after, Clock, TokioClock};
 pub use command::When;
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use dialer::{dial_fn, Dialer, FnDialer};
 pub use error::Error;
-pub use event::{Event, EventKind, Events};
+pub use event::{DialFailure, DialerEvent, DialerEvents, Event, EventKind, Events, StopReason};
 pub use handle::WorkerHandle;
+pub use planner::{Action, AttemptId, Phase, Planner, Report, MAX_USER_ADDRS};
 pub use spawner::Spawner;
 pub use status::{State, Status};
+pub use tokio_util::sync::CancellationToken;
+pub use tokio_util::task::TaskTracker;

@@ -11,10 +11,11 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::command::Mailbox;
-use crate::event::Events;
+use crate::event::{DialerEvent, DialerEvents};
+use crate::planner::Planner;
 use crate::rng::SplitMix64;
 use crate::worker::Worker;
-use crate::{Clock, Config, Dialer, Event, Status, WorkerHandle};
+use crate::{Clock, Config, Dialer, Status, WorkerHandle};
 
 /// Starts workers.
 ///
@@ -31,7 +32,7 @@ pub struct Spawner<P, D: Dialer, C> {
     limit: Arc<Semaphore>,
     root: CancellationToken,
     tracker: TaskTracker,
-    events: mpsc::UnboundedSender<Event<P, D>>,
+    events: mpsc::UnboundedSender<DialerEvent<P, D>>,
     seed: u64,
     spawned: Arc<AtomicU64>,
 }
@@ -73,7 +74,7 @@ where
         config: Config,
         root: CancellationToken,
         tracker: TaskTracker,
-    ) -> (Self, Events<P, D>) {
+    ) -> (Self, DialerEvents<P, D>) {
         let (events, rx) = mpsc::unbounded_channel();
         let seed = config.seed.unwrap_or_else(crate::rng::random_seed);
         let spawner = Spawner {
@@ -95,29 +96,30 @@ where
     /// # Panics
     ///
     /// Outside a tokio runtime (the worker is a tokio task).
-    pub fn spawn(&self, peer: P, dialer: D) -> WorkerHandle<P, D> {
+    pub fn spawn(&self, peer: P, dialer: D) -> WorkerHandle<P, D::Addr, D::Error> {
         let cancel = self.root.child_token();
         let mailbox = Arc::new(Mailbox::new());
         let (status_tx, status_rx) = watch::channel(Status::initial());
         let index = self.spawned.fetch_add(1, Ordering::Relaxed);
         let mut seeder = SplitMix64::new(self.seed ^ index.wrapping_mul(0xA076_1D64_78BD_642F));
         let span = tracing::info_span!("conn_worker", peer = ?peer);
+        let planner = Planner::new(
+            self.config.policy,
+            self.config.stagger,
+            self.config.max_parallel.get(),
+            seeder.next_u64(),
+        );
         let worker = Worker {
             peer: peer.clone(),
             dialer: Arc::new(dialer),
             clock: self.clock.clone(),
-            policy: self.config.policy,
-            stagger: self.config.stagger,
-            max_parallel: self.config.max_parallel.get(),
+            planner,
+            attempt_timeout: self.config.attempt_timeout(),
             limit: Arc::clone(&self.limit),
             mailbox: Arc::clone(&mailbox),
             cancel: cancel.clone(),
             events: self.events.clone(),
             status: status_tx,
-            rng: SplitMix64::new(seeder.next_u64()),
-            addrs: Vec::new(),
-            last_good: None,
-            backoff: None,
             attempts: 0,
             last_error: None,
         };

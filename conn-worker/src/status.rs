@@ -1,56 +1,57 @@
-//! A worker's state, as a snapshot.
+//! A worker's state snapshot.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::Dialer;
+use crate::DialFailure;
 
 /// What a worker is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum State {
-    /// Not trying to connect (at start, after a connection was delivered, or
-    /// after a stand-down).
+    /// Not trying to connect (connected, stood down, or never asked).
     Idle,
-    /// Waiting before the next round of dials (see
-    /// [`Status::next_attempt`]).
+    /// Waiting before its next round.
     Waiting,
-    /// Dials in flight or about to start.
+    /// Dialing.
     Dialing,
-    /// Wants to connect but knows no address.
+    /// Wants to connect, knows no address.
     AwaitingAddrs,
-    /// The worker's task has ended.
+    /// The task has ended.
     Stopped,
 }
 
-/// A snapshot of a worker, from [`WorkerHandle::status`](crate::WorkerHandle::status).
+/// A snapshot of one worker, for display. Owners must not decide from it:
+/// it may be stale by the time it is read; post the fact to the worker and
+/// let it decide.
 #[non_exhaustive]
-pub struct Status<D: Dialer> {
-    /// What the worker is doing.
+pub struct Status<A, E> {
+    /// What it is doing.
     pub state: State,
-    /// The backoff level: the delay after the last failed round or
-    /// disconnect, `None` before any. The next failed round backs off from
-    /// it. A connection does not reset it (lnd's rule: a disconnect after a
-    /// stable connection relaxes it instead).
+    /// The backoff level (the last wait after a failed round or a
+    /// disconnect).
     pub backoff: Option<Duration>,
-    /// Dials started since the last connection (or since the start).
+    /// Dials started since the last connection.
     pub attempts: u64,
-    /// The last dial error since the last connection.
-    pub last_error: Option<Arc<D::Error>>,
-    /// When the next round starts, while [`State::Waiting`].
+    /// Why the last attempt failed, if none succeeded since.
+    pub last_error: Option<DialFailure<E>>,
+    /// When the next round starts, if waiting.
     pub next_attempt: Option<Instant>,
-    /// Attempts in flight now (dialing, or waiting for a global dial slot).
+    /// Attempts in flight.
     pub in_flight: usize,
-    /// The addresses the worker knows, in the order given.
-    pub addrs: Vec<D::Addr>,
-    /// The address of the last connection, dialed first in each round.
-    pub last_good: Option<D::Addr>,
+    /// Every address, in the order the next round tries them.
+    pub addrs: Vec<A>,
+    /// The user-given addresses, latest first.
+    pub user_addrs: Vec<A>,
+    /// The advertised addresses, from the latest announcement.
+    pub advertised: Vec<A>,
+    /// The address of the last connection.
+    pub last_good: Option<A>,
 }
 
-impl<D: Dialer> Clone for Status<D> {
+impl<A: Clone, E> Clone for Status<A, E> {
     fn clone(&self) -> Self {
         Status {
             state: self.state,
@@ -60,30 +61,31 @@ impl<D: Dialer> Clone for Status<D> {
             next_attempt: self.next_attempt,
             in_flight: self.in_flight,
             addrs: self.addrs.clone(),
+            user_addrs: self.user_addrs.clone(),
+            advertised: self.advertised.clone(),
             last_good: self.last_good.clone(),
         }
     }
 }
 
-impl<D: Dialer> fmt::Debug for Status<D> {
+impl<A: fmt::Debug, E: fmt::Debug> fmt::Debug for Status<A, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Status")
             .field("state", &self.state)
             .field("backoff", &self.backoff)
             .field("attempts", &self.attempts)
-            .field(
-                "last_error",
-                &self.last_error.as_ref().map(|e| e.to_string()),
-            )
+            .field("last_error", &self.last_error)
             .field("next_attempt", &self.next_attempt)
             .field("in_flight", &self.in_flight)
             .field("addrs", &self.addrs)
+            .field("user_addrs", &self.user_addrs)
+            .field("advertised", &self.advertised)
             .field("last_good", &self.last_good)
             .finish()
     }
 }
 
-impl<D: Dialer> Status<D> {
+impl<A, E> Status<A, E> {
     pub(crate) fn initial() -> Self {
         Status {
             state: State::Idle,
@@ -93,6 +95,8 @@ impl<D: Dialer> Status<D> {
             next_attempt: None,
             in_flight: 0,
             addrs: Vec::new(),
+            user_addrs: Vec::new(),
+            advertised: Vec::new(),
             last_good: None,
         }
     }

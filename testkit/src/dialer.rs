@@ -30,6 +30,8 @@ pub enum Behavior {
     /// Connects after this long on the clock and ignores cancellation (as
     /// lnd's dialer ignores its context): the worker must drop it.
     SucceedAfterIgnoringCancel(Duration),
+    /// Panics inside the dial future (a buggy dialer).
+    Panic,
 }
 
 /// Why a mock dial failed.
@@ -428,6 +430,7 @@ where
                     after(d).await;
                     Ok(dialer.make_conn())
                 }
+                Behavior::Panic => panic!("mock dialer told to panic"),
             };
             guard.finish(result)
         }

@@ -7,7 +7,7 @@ use conn_worker::{Config, EventKind, Events, Policy, Spawner, WorkerHandle};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{Key, ManualClock, MockConn, MockDialer};
+use crate::{Key, ManualClock, MockConn, MockDialer, MockError};
 
 /// Lets every task run until none can make progress.
 ///
@@ -62,7 +62,7 @@ pub enum Seen<A> {
 /// The spawner type a [`Harness`] uses.
 pub type MockSpawner<P, A> = Spawner<P, MockDialer<P, A>, ManualClock>;
 /// The worker handle type a [`Harness`] hands out.
-pub type MockHandle<P, A> = WorkerHandle<P, MockDialer<P, A>>;
+pub type MockHandle<P, A> = WorkerHandle<P, A, MockError>;
 
 /// A spawner on a manual clock and a mock dialer, with its event stream.
 #[derive(Debug)]
@@ -79,7 +79,7 @@ pub struct Harness<P: Key, A: Key> {
     pub tracker: TaskTracker,
     /// Connections delivered so far, kept open as an owner would.
     pub conns: Vec<(P, MockConn)>,
-    events: Events<P, MockDialer<P, A>>,
+    events: Events<P, A, MockConn, MockError>,
 }
 
 impl<P, A> Harness<P, A>
@@ -151,10 +151,12 @@ where
                     self.conns.push((peer.clone(), conn));
                     Seen::Connected(addr)
                 }
-                EventKind::Waiting { until } => Seen::Waiting(until - event.at),
+                EventKind::Waiting { until, .. } => {
+                    Seen::Waiting(until.saturating_duration_since(event.at))
+                }
                 EventKind::AwaitingAddrs => Seen::AwaitingAddrs,
                 EventKind::Idle => Seen::Idle,
-                EventKind::Stopped => Seen::Stopped,
+                EventKind::Stopped { .. } => Seen::Stopped,
                 _ => continue,
             };
             seen.push((peer, s));

@@ -101,7 +101,9 @@ fn a_mass_disconnect_spreads_the_first_retries() {
         .map(|_| p.after_disconnect(Some(SECOND), Some(HOUR), rng.next_u64()))
         .collect();
     for v in [&mut firsts, &mut relaxed] {
-        assert!(v.iter().all(|d| *d >= SECOND && *d <= Duration::from_millis(1100)));
+        assert!(v
+            .iter()
+            .all(|d| *d >= SECOND && *d <= Duration::from_millis(1100)));
         v.sort();
         v.dedup();
         assert!(v.len() > 990, "only {} distinct retry times", v.len());

@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conn_worker::{dial_fn, Config, EventKind, Events, Spawner, TokioClock, When, WorkerHandle};
+use conn_worker::{
+    dial_fn, Config, DialerEvents, EventKind, Spawner, TokioClock, When, WorkerHandle,
+};
 use criterion::{criterion_main, Criterion, SamplingMode};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -127,9 +129,9 @@ fn shared_dialer() -> Dial {
     Arc::new(dial_fn(ready_dial as fn(u32, CancellationToken) -> Ready))
 }
 
-async fn next_kind<D: conn_worker::Dialer>(
-    events: &mut Events<u32, D>,
-    want: impl Fn(&EventKind<D>) -> bool,
+async fn next_kind<A, C, E>(
+    events: &mut conn_worker::Events<u32, A, C, E>,
+    want: impl Fn(&EventKind<A, C, E>) -> bool,
 ) {
     loop {
         let event = events.recv().await.unwrap();
@@ -235,9 +237,9 @@ fn command_latency(c: &mut Criterion) {
 }
 
 /// 200 commands to dial started; the time per command.
-async fn ours_round<D: conn_worker::Dialer<Addr = u32>>(
-    worker: &WorkerHandle<u32, D>,
-    events: &mut Events<u32, D>,
+async fn ours_round<C, E>(
+    worker: &WorkerHandle<u32, u32, E>,
+    events: &mut conn_worker::Events<u32, u32, C, E>,
 ) -> Duration {
     let mut t = Duration::ZERO;
     for _ in 0..200 {
@@ -263,14 +265,14 @@ async fn floor_round_trip(
     start.elapsed() / 200
 }
 
-type Handles = Vec<WorkerHandle<u32, Dial>>;
+type Handles = Vec<WorkerHandle<u32, u32, Infallible>>;
 
 /// Creates `WORKERS` idle workers and waits until each has started (its
 /// first `Idle` event).
 async fn create_workers(
     dialer: &Dial,
     handles: &mut Handles,
-) -> (Spawner<u32, Dial, TokioClock>, Events<u32, Dial>) {
+) -> (Spawner<u32, Dial, TokioClock>, DialerEvents<u32, Dial>) {
     let (spawner, mut events) = Spawner::new(
         TokioClock,
         Config::default(),

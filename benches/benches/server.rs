@@ -216,11 +216,7 @@ fn startup_server(local: PublicKey) -> (MockServer, MockDialer<PublicKey, NodeAd
 fn startup_peers(peers: &[PublicKey]) -> Vec<StartupPeer> {
     peers
         .iter()
-        .map(|p| StartupPeer {
-            pubkey: *p,
-            addrs: vec![addr(9735)],
-            perm: false,
-        })
+        .map(|p| StartupPeer::new(*p, vec![addr(9735)], false))
         .collect()
 }
 

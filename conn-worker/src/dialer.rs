@@ -34,6 +34,49 @@ pub trait Dialer: Send + Sync + 'static {
         addr: &Self::Addr,
         cancel: CancellationToken,
     ) -> impl Future<Output = Result<Self::Conn, Self::Error>> + Send;
+
+    /// Which kind of failure `error` is, for owners that must tell "the
+    /// network is bad" from "the peer is bad" (reported with every
+    /// [`EventKind::DialFailed`](crate::EventKind::DialFailed)). The default
+    /// says [`FailureClass::Network`]; a panic here counts as
+    /// [`FailureClass::Local`].
+    fn classify(&self, error: &Self::Error) -> FailureClass {
+        let _ = error;
+        FailureClass::Network
+    }
+}
+
+/// What kind of failure a dial (or a connection) met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureClass {
+    /// The peer misbehaved (broke the protocol, sent garbage).
+    Peer,
+    /// The network failed: refused, unreachable, reset, DNS, proxy.
+    Network,
+    /// Something took too long.
+    Timeout,
+    /// Our side: a bug, a panic, a resource limit, a bad configuration.
+    Local,
+}
+
+impl FailureClass {
+    /// A short lowercase name (`peer`, `network`, `timeout`, `local`), for
+    /// logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Peer => "peer",
+            FailureClass::Network => "network",
+            FailureClass::Timeout => "timeout",
+            FailureClass::Local => "local",
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl<D: Dialer> Dialer for Arc<D> {
@@ -47,6 +90,10 @@ impl<D: Dialer> Dialer for Arc<D> {
         cancel: CancellationToken,
     ) -> impl Future<Output = Result<Self::Conn, Self::Error>> + Send {
         (**self).dial(addr, cancel)
+    }
+
+    fn classify(&self, error: &Self::Error) -> FailureClass {
+        (**self).classify(error)
     }
 }
 

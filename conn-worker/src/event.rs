@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::FailureClass;
+
 /// One step of one worker, tagged with the peer. `A`, `C` and `E` are the
 /// dialer's address, connection and error types.
 #[non_exhaustive]
@@ -85,6 +87,11 @@ pub enum EventKind<A, C, E> {
         addr: A,
         /// Why.
         failure: DialFailure<E>,
+        /// What kind of failure: the dialer's
+        /// [`classify`](crate::Dialer::classify) for its errors,
+        /// [`FailureClass::Timeout`] for a timeout, [`FailureClass::Local`]
+        /// for a panic.
+        class: FailureClass,
     },
     /// An attempt was cancelled (stand-down, re-plan, another address won,
     /// the address was withdrawn, a user's address took its place, stop); a
@@ -143,10 +150,15 @@ impl<A: fmt::Debug, C, E: fmt::Debug> fmt::Debug for EventKind<A, C, E> {
             EventKind::DialStarted { addr } => {
                 f.debug_struct("DialStarted").field("addr", addr).finish()
             }
-            EventKind::DialFailed { addr, failure } => f
+            EventKind::DialFailed {
+                addr,
+                failure,
+                class,
+            } => f
                 .debug_struct("DialFailed")
                 .field("addr", addr)
                 .field("failure", failure)
+                .field("class", class)
                 .finish(),
             EventKind::DialCancelled { addr } => {
                 f.debug_struct("DialCancelled").field("addr", addr).finish()

@@ -114,6 +114,18 @@ impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
         })
     }
 
+    /// Adds user-given addresses (as [`connect`](Self::connect) does)
+    /// without asking the worker to do anything: for a peer that is
+    /// connected now, whose worker should know these addresses next time.
+    pub fn add_addrs(&self, addrs: Vec<A>) -> Result<(), Error> {
+        self.post(Post {
+            intent: None,
+            advertised: None,
+            user: addrs,
+            good: None,
+        })
+    }
+
     /// Replaces the worker's advertised addresses (a node announcement)
     /// without changing what it is doing; user-given addresses stay.
     ///

@@ -131,7 +131,7 @@ pub use backoff::Policy;
 pub use clock::{deadline_after, Clock, TokioClock};
 pub use command::When;
 pub use config::{Config, ConfigError};
-pub use dialer::{dial_fn, Dialer, FnDialer};
+pub use dialer::{dial_fn, Dialer, FailureClass, FnDialer};
 pub use error::Error;
 pub use event::{DialFailure, DialerEvent, DialerEvents, Event, EventKind, Events, StopReason};
 pub use handle::WorkerHandle;

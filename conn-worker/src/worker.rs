@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::deadline_after;
 use crate::command::{Intent, Mailbox};
 use crate::planner::{Action, AttemptId, Phase, Planner, Report};
-use crate::{Clock, DialFailure, Dialer, Event, EventKind, State, Status, StopReason, When};
+use crate::{
+    Clock, DialFailure, Dialer, Event, EventKind, FailureClass, State, Status, StopReason, When,
+};
 
 type Sender<P, D> = mpsc::UnboundedSender<crate::event::DialerEvent<P, D>>;
 
@@ -159,9 +161,11 @@ where
                     let attempt = flight.remove(i);
                     tracing::debug!(addr = ?attempt.addr, "dial failed");
                     self.last_error = Some(failure.clone());
+                    let class = self.classify(&failure);
                     self.emit(EventKind::DialFailed {
                         addr: attempt.addr,
                         failure,
+                        class,
                     });
                     self.planner.attempt_failed(now, attempt.id);
                 }
@@ -321,6 +325,19 @@ where
             }
             changed
         });
+    }
+
+    /// The failure's class; the dialer's `classify` is user code, so a
+    /// panic in it counts as a local failure.
+    fn classify(&self, failure: &DialFailure<D::Error>) -> FailureClass {
+        match failure {
+            DialFailure::Error(e) => {
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.dialer.classify(e)))
+                    .unwrap_or(FailureClass::Local)
+            }
+            DialFailure::TimedOut { .. } => FailureClass::Timeout,
+            DialFailure::Panicked(_) => FailureClass::Local,
+        }
     }
 
     fn emit(&self, kind: EventKind<D::Addr, D::Conn, D::Error>) {

@@ -75,9 +75,11 @@ pub(crate) async fn run(
                 "connect to {} failed: {e} (give one with --proxy, e.g. 127.0.0.1:9050)",
                 args.node
             )),
-            ServerError::Dial(e) => {
-                Failure::Runtime(format!("connect to {} failed: {e}", args.node))
-            }
+            ServerError::Dial { source, .. } => Failure::Runtime(format!(
+                "connect to {} failed: {}",
+                args.node,
+                crate::error_chain(&*source)
+            )),
             e => Failure::Runtime(format!("connect to {} failed: {e}", args.node)),
         });
     }

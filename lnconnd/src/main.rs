@@ -41,6 +41,18 @@ impl From<keys::KeyError> for Failure {
     }
 }
 
+/// An error and its causes, each printed once: `a: b: c`.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Our node key from `--key`, `--key-file`, or fresh.
 pub(crate) fn load_key(args: &KeyArgs) -> Result<NodeKeyPair, Failure> {
     Ok(match (&args.key, &args.key_file) {

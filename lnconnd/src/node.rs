@@ -47,7 +47,7 @@ pub(crate) fn print_events(node: &Node, out: Arc<Output>) {
     });
 }
 
-fn print_event(out: &Output, event: &ServerEvent) {
+fn print_event<E: std::error::Error + 'static>(out: &Output, event: &ServerEvent<E>) {
     match event {
         ServerEvent::Connected {
             peer,
@@ -86,11 +86,24 @@ fn print_event(out: &Output, event: &ServerEvent) {
             json!({ "peer": peer.to_string(), "addr": addr.to_string() }),
             || format!("{peer}: dialing {addr}"),
         ),
-        ServerEvent::DialFailed { peer, addr, error } => out.event(
-            "dial_failed",
-            json!({ "peer": peer.to_string(), "addr": addr.to_string(), "error": error }),
-            || format!("{peer}: dial to {addr} failed: {error}"),
-        ),
+        ServerEvent::DialFailed {
+            peer,
+            addr,
+            failure,
+            class,
+        } => {
+            let error = crate::error_chain(failure);
+            out.event(
+                "dial_failed",
+                json!({
+                    "peer": peer.to_string(),
+                    "addr": addr.to_string(),
+                    "error": error,
+                    "class": class.as_str(),
+                }),
+                || format!("{peer}: dial to {addr} failed ({class}): {error}"),
+            );
+        }
         ServerEvent::Waiting { peer, wait, .. } => {
             out.event(
                 "waiting",

@@ -1,4 +1,5 @@
 use bitcoin::secp256k1::PublicKey;
+use conn_worker::FailureClass;
 
 use crate::{NetAddress, SkipReason};
 
@@ -12,6 +13,9 @@ pub enum ServerError {
     /// The operation needs a connection to the peer and there is none.
     #[error("not connected to {0}")]
     NotConnected(PublicKey),
+    /// The peer is neither connected nor persistent.
+    #[error("unknown peer {0}")]
+    UnknownPeer(PublicKey),
     /// The peer is banned.
     #[error("peer {0} is banned")]
     Banned(PublicKey),
@@ -25,14 +29,27 @@ pub enum ServerError {
     #[error("dial timed out")]
     DialTimedOut,
     /// The address cannot be dialed (an onion address without a proxy).
-    #[error("cannot dial {addr}: {reason}")]
+    #[error("cannot dial {addr}")]
     Unreachable {
         /// The address.
         addr: NetAddress,
         /// Why.
+        #[source]
         reason: SkipReason,
     },
-    /// A one-off dial failed.
-    #[error("dial failed: {0}")]
-    Dial(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A one-off dial failed. `source` is the dialer's own error (downcast
+    /// it to the dialer's `Error` type), or the text of its panic.
+    #[error("dial failed ({class})")]
+    Dial {
+        /// What kind of failure.
+        class: FailureClass,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
+
+/// A dialer's panic, as an error.
+#[derive(Debug, thiserror::Error)]
+#[error("dialer panicked: {0}")]
+pub(crate) struct DialerPanicked(pub(crate) String);

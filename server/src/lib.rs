@@ -68,17 +68,22 @@
 //! # }
 //! ```
 
+mod accept;
 mod address;
 mod config;
 mod duplicate;
 mod error;
 mod event;
+mod events;
 mod handler;
 mod net;
 mod onion;
+mod ops;
 mod preference;
 mod registry;
 mod server;
+mod startup;
+mod status;
 
 pub use address::{
     AddressError, AddressKind, NetAddress, NodeAddr, DEFAULT_PORT, MAX_DESCRIPTOR_LEN,
@@ -91,4 +96,15 @@ pub use handler::{DisconnectReason, PeerHandler};
 pub use net::{BrontideDialer, ProxyScope};
 pub use onion::OnionV3;
 pub use preference::{AddressPolicy, SkipReason, SkippedAddr};
-pub use server::{ConnectionInfo, PeerStatus, Server, StartupPeer};
+pub use server::{Health, Server};
+pub use startup::StartupPeer;
+pub use status::{ConnectionInfo, PeerStatus};
+
+pub use bitcoin::secp256k1::PublicKey;
+pub use conn_worker::{DialFailure, FailureClass, State, Status, When};
+pub use tokio_util::sync::CancellationToken;
+pub use tokio_util::task::TaskTracker;
+
+/// The server of a node that dials with brontide over TCP (or SOCKS5) on
+/// tokio's clock: the common case, as LDK's `SimpleArcPeerManager`.
+pub type BrontideServer<H> = Server<BrontideDialer, conn_worker::TokioClock, H>;

@@ -36,7 +36,10 @@ async fn listen(node: &Node, key: &NodeKeyPair, addr: SocketAddr) -> SocketAddr 
 
 /// Waits for the next `Connected` event for `peer` (a hang guard, not a
 /// timing assertion: the test fails only if it never comes).
-async fn connected(events: &mut tokio::sync::broadcast::Receiver<ServerEvent>, peer: PublicKey) {
+async fn connected(
+    events: &mut tokio::sync::broadcast::Receiver<ServerEvent<brontide::Error>>,
+    peer: PublicKey,
+) {
     let wait = async {
         loop {
             match events.recv().await {

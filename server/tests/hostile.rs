@@ -64,7 +64,7 @@ async fn listen(server: &Node) -> SocketAddr {
 }
 
 /// Records every event of `server` until it shuts down.
-fn record(server: &Node) -> Arc<Mutex<Vec<ServerEvent>>> {
+fn record(server: &Node) -> Arc<Mutex<Vec<ServerEvent<brontide::Error>>>> {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut events = server.events();
     let out = Arc::clone(&log);
@@ -89,7 +89,10 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn disconnect_reason(log: &[ServerEvent], peer: PublicKey) -> Option<DisconnectReason> {
+fn disconnect_reason(
+    log: &[ServerEvent<brontide::Error>],
+    peer: PublicKey,
+) -> Option<DisconnectReason> {
     log.iter().find_map(|e| match e {
         ServerEvent::Disconnected {
             peer: p, reason, ..
@@ -98,7 +101,7 @@ fn disconnect_reason(log: &[ServerEvent], peer: PublicKey) -> Option<DisconnectR
     })
 }
 
-fn connected(log: &[ServerEvent], peer: PublicKey) -> usize {
+fn connected(log: &[ServerEvent<brontide::Error>], peer: PublicKey) -> usize {
     log.iter()
         .filter(|e| matches!(e, ServerEvent::Connected { peer: p, .. } if *p == peer))
         .count()
@@ -328,12 +331,12 @@ fn hostile_remote_peers_fail_dials_with_typed_errors_and_are_retried() {
 
         // Every hostile node failed at least twice (retried with backoff),
         // each time with the error its behaviour deserves.
-        let failures = |log: &[ServerEvent], peer: PublicKey| -> Vec<String> {
+        let failures = |log: &[ServerEvent<brontide::Error>], peer: PublicKey| -> Vec<String> {
             log.iter()
                 .filter_map(|e| match e {
-                    ServerEvent::DialFailed { peer: p, error, .. } if *p == peer => {
-                        Some(error.clone())
-                    }
+                    ServerEvent::DialFailed {
+                        peer: p, failure, ..
+                    } if *p == peer => Some(failure.to_string()),
                     _ => None,
                 })
                 .collect()

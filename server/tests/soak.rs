@@ -238,10 +238,12 @@ fn simulate(sim: &Sim) {
                 mock.set(NodeAddr::new(*key, addr_of(i, j)), behavior(&mut rng));
             }
         }
-        server.startup((0..sim.peers).map(|i| server::StartupPeer {
-            pubkey: keys[i],
-            addrs: vec![addr_of(i, 0), addr_of(i, 1)],
-            perm: rng.below(2) == 0,
+        server.startup((0..sim.peers).map(|i| {
+            server::StartupPeer::new(
+                keys[i],
+                vec![addr_of(i, 0), addr_of(i, 1)],
+                rng.below(2) == 0,
+            )
         }));
 
         let mut stopped: HashMap<PublicKey, u64> = HashMap::new();

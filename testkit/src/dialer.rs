@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use conn_worker::{Clock, Dialer};
+use conn_worker::{Clock, Dialer, FailureClass};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -433,6 +433,13 @@ where
                 Behavior::Panic => panic!("mock dialer told to panic"),
             };
             guard.finish(result)
+        }
+    }
+
+    fn classify(&self, error: &MockError) -> FailureClass {
+        match error {
+            MockError::Refused => FailureClass::Network,
+            MockError::Cancelled => FailureClass::Local,
         }
     }
 }

@@ -121,6 +121,10 @@ impl Dialer for Mock {
             _mock: Some(mock),
         })
     }
+
+    fn classify(&self, error: &MockError) -> conn_worker::FailureClass {
+        self.0.classify(error)
+    }
 }
 
 /// What the handler saw of one connection.

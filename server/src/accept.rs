@@ -1,0 +1,234 @@
+//! A connection's life in the registry: accepted (ban list, duplicate
+//! rule, the worker told), run by the peer handler under supervision, ended
+//! (cleared, reported once, the peer reconnected if persistent).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use bitcoin::secp256k1::PublicKey;
+use conn_worker::{Clock, Dialer, When};
+use futures::FutureExt;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::duplicate::Resolution;
+use crate::registry::Live;
+use crate::server::Inner;
+use crate::{Direction, DisconnectReason, NetAddress, NodeAddr, PeerHandler, ServerEvent};
+
+impl<D, K, H> Inner<D, K, H>
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    /// Takes a new connection: applies the ban list and the duplicate rule,
+    /// tells the worker, and runs the peer handler on a task. Returns
+    /// whether the connection was kept; if not, it is dropped (closed).
+    pub(crate) fn accept(
+        self: &Arc<Self>,
+        peer: PublicKey,
+        conn: D::Conn,
+        direction: Direction,
+        addr: Option<NetAddress>,
+        from_worker: bool,
+    ) -> bool {
+        let mut reg = self.lock();
+        if reg.shut_down {
+            drop(reg);
+            drop(conn);
+            return false;
+        }
+        // A worker's connection that crossed a disconnect, forget, prune or
+        // ban (the worker was removed meanwhile) is dropped.
+        if from_worker && !reg.workers.contains_key(&peer) {
+            drop(reg);
+            drop(conn);
+            return false;
+        }
+        if direction == Direction::Inbound && reg.banned.contains(&peer) {
+            drop(reg);
+            drop(conn);
+            self.emit(ServerEvent::RefusedBanned { peer });
+            return false;
+        }
+        if let Some(existing) = reg.conns.get(&peer) {
+            let rule = self.config.duplicate_rule;
+            let age = self.clock.now().saturating_duration_since(existing.since);
+            let simultaneous = age <= self.config.simultaneous_open_window;
+            match rule.resolve(
+                &self.local,
+                &peer,
+                existing.direction,
+                direction,
+                simultaneous,
+            ) {
+                Resolution::KeepExisting => {
+                    let kept = existing.direction;
+                    drop(reg);
+                    // The connection is user code's type: dropped outside
+                    // the lock.
+                    drop(conn);
+                    debug!(%peer, ?kept, "duplicate connection closed");
+                    self.emit(ServerEvent::DuplicateResolved { peer, kept });
+                    return false;
+                }
+                Resolution::ReplaceExisting => {
+                    if let Some(old) = reg.conns.remove(&peer) {
+                        old.cancel.cancel();
+                    }
+                    self.emit(ServerEvent::DuplicateResolved {
+                        peer,
+                        kept: direction,
+                    });
+                }
+            }
+        }
+        // The peer is connected by other means than its worker: the worker
+        // stands down (a connection of its own already left it idle).
+        if !from_worker {
+            if let Some(p) = reg.workers.get(&peer) {
+                let _ = match (&addr, direction) {
+                    (Some(a), Direction::Outbound) => {
+                        p.handle.stand_down_at(NodeAddr::new(peer, a.clone()))
+                    }
+                    _ => p.handle.stand_down(),
+                };
+            }
+        }
+        let id = reg.next_conn_id;
+        reg.next_conn_id += 1;
+        let cancel = self.root.child_token();
+        let since = self.clock.now();
+        // The event goes out before the handler can run (and end), and the
+        // task is spawned under the lock so that its abort handle is in the
+        // registry before anyone can look for it. Neither waits.
+        self.emit(ServerEvent::Connected {
+            peer,
+            direction,
+            addr: addr.clone(),
+        });
+        let end = End {
+            inner: Arc::downgrade(self),
+            peer,
+            id,
+            direction,
+            since,
+            done: false,
+        };
+        let handler = Arc::clone(&self.handler);
+        let task_cancel = cancel.clone();
+        let task = self.tracker.spawn(async move {
+            // The handler is user code: a panic is an end like any other.
+            let run =
+                AssertUnwindSafe(async { handler.run(peer, conn, direction, task_cancel).await });
+            let reason = match run.catch_unwind().await {
+                Ok(reason) => reason,
+                Err(panic) => {
+                    DisconnectReason::HandlerPanicked(crate::events::panic_message(panic.as_ref()))
+                }
+            };
+            end.finish(reason);
+        });
+        reg.conns.insert(
+            peer,
+            Live {
+                id,
+                direction,
+                since,
+                addr,
+                cancel,
+                task: task.abort_handle(),
+            },
+        );
+        true
+    }
+
+    /// Connection `id` of `peer` ended: clears it (if still the peer's
+    /// connection), reconnects a persistent peer, reports it once.
+    fn connection_ended(
+        &self,
+        peer: PublicKey,
+        id: u64,
+        direction: Direction,
+        since: Instant,
+        reason: DisconnectReason,
+    ) {
+        if matches!(reason, DisconnectReason::HandlerPanicked(_)) {
+            self.health.handler_panics.fetch_add(1, Ordering::SeqCst);
+        }
+        let lasted = self.clock.now().saturating_duration_since(since);
+        let mut reg = self.lock();
+        // A connection that was replaced, disconnected or shut down is
+        // already gone from the registry: nothing to reconnect.
+        let current = reg.conns.get(&peer).is_some_and(|l| l.id == id);
+        let mut reconnecting = false;
+        if current {
+            reg.conns.remove(&peer);
+            if !reg.shut_down {
+                if let Some(p) = reg.workers.get(&peer) {
+                    let when = When::AfterDisconnect {
+                        connected_for: Some(lasted),
+                    };
+                    reconnecting = p.handle.connect(None, when).is_ok();
+                }
+            }
+        }
+        drop(reg);
+        self.emit(ServerEvent::Disconnected {
+            peer,
+            direction,
+            reason,
+            lasted,
+            reconnecting,
+        });
+    }
+}
+
+/// Reports a connection's end exactly once: when its handler returns or
+/// panics, or, if its task is aborted (shutdown), when the task is dropped.
+struct End<D, K, H>
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    inner: Weak<Inner<D, K, H>>,
+    peer: PublicKey,
+    id: u64,
+    direction: Direction,
+    since: Instant,
+    done: bool,
+}
+
+impl<D, K, H> End<D, K, H>
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    fn finish(mut self, reason: DisconnectReason) {
+        self.done = true;
+        self.report(reason);
+    }
+
+    fn report(&self, reason: DisconnectReason) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.connection_ended(self.peer, self.id, self.direction, self.since, reason);
+        }
+    }
+}
+
+impl<D, K, H> Drop for End<D, K, H>
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    fn drop(&mut self) {
+        if !self.done {
+            self.report(DisconnectReason::Aborted);
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The lifecycle operations: connect, disconnect, forget, inbound and
+//! outbound connections, announcements, channels, prune, ban.
+//!
+//! Each posts facts to the peer's worker and changes the server's own
+//! state; none reads a worker's snapshot to decide.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+
+use bitcoin::secp256k1::PublicKey;
+use conn_worker::{Clock, Dialer, FailureClass, When};
+use futures::FutureExt;
+
+use crate::error::DialerPanicked;
+use crate::server::node_addrs;
+use crate::{Direction, NetAddress, NodeAddr, PeerHandler, Server, ServerError};
+
+impl<D, K, H> Server<D, K, H>
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    /// Connects to a peer.
+    ///
+    /// `perm`: the peer becomes persistent (its worker is created, or
+    /// upgraded to perm; perm is never downgraded) and its worker is told
+    /// "the user wants this peer now, at this address"; returns at once.
+    /// The worker keeps the address among the user-given ones (ahead of
+    /// advertised addresses, never dropped by an announcement) and dials it
+    /// within one stagger, even if its current round already tried it. If
+    /// the peer is connected, the worker only records the address. Calling
+    /// it again never makes a second worker, nor more dials than its limit.
+    ///
+    /// Not `perm`: one dial, under the workers' attempt timeout
+    /// ([`conn_worker::Config::attempt_timeout`]), that this call awaits.
+    /// Refused if the peer is already connected or banned.
+    pub async fn connect(&self, node: NodeAddr, perm: bool) -> Result<(), ServerError> {
+        let inner = &self.inner;
+        let peer = node.pubkey;
+        if peer == inner.local {
+            return Err(ServerError::SelfConnect);
+        }
+        if let Some(reason) = inner.config.addresses.skip_reason(&node.addr) {
+            return Err(ServerError::Unreachable {
+                addr: node.addr,
+                reason,
+            });
+        }
+        {
+            let mut reg = inner.lock();
+            if reg.shut_down {
+                return Err(ServerError::ShutDown);
+            }
+            if perm {
+                let connected = reg.conns.contains_key(&peer);
+                let handle = inner.get_or_create(&mut reg, peer, true);
+                // The worker lives while it is in the registry: no post
+                // can fail.
+                let _ = if connected {
+                    handle.add_addrs(vec![node])
+                } else {
+                    handle.connect(Some(vec![node]), When::Now)
+                };
+                return Ok(());
+            }
+            if reg.conns.contains_key(&peer) {
+                return Err(ServerError::AlreadyConnected(peer));
+            }
+            if reg.banned.contains(&peer) {
+                return Err(ServerError::Banned(peer));
+            }
+        }
+        let cancel = inner.root.child_token();
+        let _cancel_on_return = cancel.clone().drop_guard();
+        let timeout = inner.config.worker.attempt_timeout();
+        let deadline = conn_worker::deadline_after(inner.clock.now(), timeout);
+        // The dialer is user code: a panic fails this dial, nothing else.
+        let dial =
+            AssertUnwindSafe(async { inner.dialer.dial(&node, cancel).await }).catch_unwind();
+        let conn = tokio::select! {
+            r = dial => match r {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    let class = std::panic::catch_unwind(AssertUnwindSafe(|| inner.dialer.classify(&e)))
+                        .unwrap_or(FailureClass::Local);
+                    return Err(ServerError::Dial { class, source: Box::new(e) });
+                }
+                Err(panic) => {
+                    let message = crate::events::panic_message(panic.as_ref());
+                    return Err(ServerError::Dial {
+                        class: FailureClass::Local,
+                        source: Box::new(DialerPanicked(message.to_string())),
+                    });
+                }
+            },
+            () = inner.clock.sleep_until(deadline) => return Err(ServerError::DialTimedOut),
+            () = inner.root.cancelled() => return Err(ServerError::ShutDown),
+        };
+        if inner.accept(peer, conn, Direction::Outbound, Some(node.addr), false) {
+            Ok(())
+        } else if inner.lock().shut_down {
+            Err(ServerError::ShutDown)
+        } else {
+            // The duplicate rule kept another connection to the peer.
+            Ok(())
+        }
+    }
+
+    /// Disconnects a peer: it stops being persistent (its worker is
+    /// stopped) and its connection, if any, is closed (its end is reported
+    /// as one [`ServerEvent::Disconnected`](crate::ServerEvent::Disconnected)
+    /// when the peer handler returns). Works on a peer that is only
+    /// persistent (dialing, waiting) too; an error only if the peer is
+    /// neither connected nor persistent.
+    ///
+    /// [`forget`](Self::forget) is the other half: it stops persistence and
+    /// leaves the connection up.
+    pub fn disconnect(&self, peer: &PublicKey) -> Result<(), ServerError> {
+        let mut reg = self.inner.lock();
+        let had_worker = reg.stop_worker(peer);
+        let live = reg.conns.remove(peer);
+        drop(reg);
+        match live {
+            Some(live) => {
+                live.cancel.cancel();
+                Ok(())
+            }
+            None if had_worker => Ok(()),
+            None => Err(ServerError::UnknownPeer(*peer)),
+        }
+    }
+
+    /// Stops persisting a peer without touching its connection (when that
+    /// ends, the peer is not redialed). Returns whether it was persistent.
+    pub fn forget(&self, peer: &PublicKey) -> bool {
+        self.inner.lock().stop_worker(peer)
+    }
+
+    /// An inbound connection arrived (from our listener or the
+    /// application), already through the BOLT 8 handshake.
+    ///
+    /// Refused (and dropped, which closes it) if the peer is banned, if the
+    /// duplicate rule keeps an existing connection, or after shutdown.
+    /// `source` is kept for status only: it is never dialed, since its port
+    /// is ephemeral. Returns whether the connection was kept.
+    pub fn inbound(&self, peer: PublicKey, conn: D::Conn, source: Option<SocketAddr>) -> bool {
+        self.inner.accept(
+            peer,
+            conn,
+            Direction::Inbound,
+            source.map(NetAddress::from),
+            false,
+        )
+    }
+
+    /// An outbound connection the application made itself. Workers' and
+    /// [`connect`](Server::connect)'s connections arrive without this.
+    /// Returns whether the connection was kept.
+    pub fn outbound(&self, node: NodeAddr, conn: D::Conn) -> bool {
+        self.inner.accept(
+            node.pubkey,
+            conn,
+            Direction::Outbound,
+            Some(node.addr),
+            false,
+        )
+    }
+
+    /// A node announcement: `addrs` become the peer's advertised addresses.
+    /// Its worker, if it is persistent, takes them in (user-given addresses
+    /// stay; see [`conn_worker::WorkerHandle::update_addrs`]).
+    pub fn node_announcement(&self, peer: PublicKey, addrs: Vec<NetAddress>) {
+        let policy = &self.inner.config.addresses;
+        let mut reg = self.inner.lock();
+        if let Some(p) = reg.workers.get(&peer) {
+            let _ = p.handle.update_addrs(node_addrs(policy, peer, &addrs));
+        }
+        let skipped = policy.plan(&addrs).1;
+        reg.announced.insert(peer, addrs);
+        drop(reg);
+        self.inner.report_skipped(peer, skipped);
+    }
+
+    /// A channel with the peer was opened: the peer becomes persistent (an
+    /// idle, non-perm worker, if it had none) without dialing.
+    pub fn channel_opened(&self, peer: PublicKey) {
+        let mut reg = self.inner.lock();
+        if reg.shut_down {
+            return;
+        }
+        *reg.channels.entry(peer).or_default() += 1;
+        self.inner.get_or_create(&mut reg, peer, false);
+    }
+
+    /// A channel with the peer was closed.
+    pub fn channel_closed(&self, peer: &PublicKey) {
+        let mut reg = self.inner.lock();
+        if let Some(n) = reg.channels.get_mut(peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                reg.channels.remove(peer);
+            }
+        }
+    }
+
+    /// Prunes a peer: a non-perm persistent peer with no open channels stops
+    /// being persistent. Perm peers are never pruned. Returns whether the
+    /// peer's worker was stopped.
+    pub fn prune(&self, peer: &PublicKey) -> bool {
+        let mut reg = self.inner.lock();
+        let prunable =
+            reg.workers.get(peer).is_some_and(|p| !p.perm) && !reg.channels.contains_key(peer);
+        prunable && reg.stop_worker(peer)
+    }
+
+    /// Bans a peer: its inbound connections are refused from now on, its
+    /// connection is closed, and its worker is stopped unless it is perm (a
+    /// user's explicit request stands: a perm peer's worker redials it after
+    /// the close, and outbound connections are not checked against the ban;
+    /// [`disconnect`](Server::disconnect) it to stop that too).
+    pub fn ban(&self, peer: PublicKey) {
+        let mut reg = self.inner.lock();
+        reg.banned.insert(peer);
+        if reg.workers.get(&peer).is_some_and(|p| !p.perm) {
+            reg.stop_worker(&peer);
+        }
+        if let Some(live) = reg.conns.get(&peer) {
+            live.cancel.cancel();
+        }
+    }
+
+    /// Lifts a ban.
+    pub fn unban(&self, peer: &PublicKey) {
+        self.inner.lock().banned.remove(peer);
+    }
+
+    /// Peers a bootstrapper should not offer: ourselves, every connected
+    /// peer and every persistent peer.
+    pub fn bootstrap_ignore(&self) -> HashSet<PublicKey> {
+        let reg = self.inner.lock();
+        let mut set: HashSet<PublicKey> = reg.conns.keys().copied().collect();
+        set.extend(reg.workers.keys().copied());
+        set.insert(self.inner.local);
+        set
+    }
+
+    /// Whether the peer is connected now.
+    pub fn is_connected(&self, peer: &PublicKey) -> bool {
+        self.inner.lock().conns.contains_key(peer)
+    }
+
+    /// Whether the peer is persistent, and if so whether perm.
+    pub fn persistence(&self, peer: &PublicKey) -> Option<bool> {
+        self.inner.lock().workers.get(peer).map(|p| p.perm)
+    }
+}

@@ -72,8 +72,9 @@ pub(crate) async fn run(
         node.shutdown().await;
         return Err(match e {
             e @ ServerError::Unreachable { .. } => Failure::Usage(format!(
-                "connect to {} failed: {e} (give one with --proxy, e.g. 127.0.0.1:9050)",
-                args.node
+                "connect to {} failed: {} (give one with --proxy, e.g. 127.0.0.1:9050)",
+                args.node,
+                crate::error_chain(&e)
             )),
             ServerError::Dial { source, .. } => Failure::Runtime(format!(
                 "connect to {} failed: {}",

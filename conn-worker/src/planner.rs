@@ -202,8 +202,12 @@ pub struct Planner<A> {
     rng: SplitMix64,
     book: Book<A>,
     backoff: Option<Duration>,
-    /// An announcement already cut the wait at this backoff level.
+    /// An announcement that brought no new address already cut a wait since
+    /// the last wait served in full (or the last disconnect).
     cut_used: bool,
+    /// The current wait is one an announcement cut short: its end does not
+    /// count as a wait served in full.
+    cut_wait: bool,
     state: State<A>,
     next_id: u64,
     out: VecDeque<Action<A>>,
@@ -227,6 +231,7 @@ impl<A: Clone + Eq> Planner<A> {
             },
             backoff: None,
             cut_used: false,
+            cut_wait: false,
             state: State::Idle,
             next_id: 0,
             out: VecDeque::new(),
@@ -298,7 +303,10 @@ impl<A: Clone + Eq> Planner<A> {
     ///
     /// Never lengthens a wait. Waiting, it cuts the wait to at most the
     /// policy's `min` from now if the announcement brings an address never
-    /// seen before, or — once per backoff level — one not in the book.
+    /// seen before, or one not in the book — the latter once until a wait
+    /// is served in full (so at most once per backoff level: announcements
+    /// that alternate between known lists cannot make a peer at a long
+    /// backoff be dialed every few seconds).
     /// Dialing, attempts at withdrawn addresses are cancelled (not counted
     /// as failures) and new ones join the round.
     pub fn update_addrs(&mut self, now: Instant, addrs: &[A]) {
@@ -330,6 +338,7 @@ impl<A: Clone + Eq> Planner<A> {
                     let soon = deadline_after(now, self.policy.min());
                     if soon < *until {
                         *until = soon;
+                        self.cut_wait = true;
                         self.out
                             .push_back(Action::Report(Report::Waiting { until: soon }));
                     }
@@ -441,6 +450,11 @@ impl<A: Clone + Eq> Planner<A> {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let State::Waiting(until) = self.state {
             if now >= until {
+                // A wait served in full lets a later announcement cut the
+                // next one; a wait that was itself cut does not.
+                if !std::mem::take(&mut self.cut_wait) {
+                    self.cut_used = false;
+                }
                 self.start_round(now, None);
             }
         }
@@ -635,9 +649,12 @@ impl<A: Clone + Eq> Planner<A> {
                 None => self.policy.first(entropy),
                 Some(current) => self.policy.after_failure(current, entropy),
             };
+            // A round that an announcement's cut started does not earn
+            // another cut: only a wait served to its end (or a new fact
+            // from the peer's connection) does.
             self.backoff = Some(next);
-            self.cut_used = false;
             let until = deadline_after(now, next);
+            self.cut_wait = false;
             self.state = State::Waiting(until);
             self.out
                 .push_back(Action::Report(Report::Waiting { until }));
@@ -645,6 +662,7 @@ impl<A: Clone + Eq> Planner<A> {
     }
 
     fn wait(&mut self, until: Instant) {
+        self.cut_wait = false;
         self.state = State::Waiting(until);
         self.out
             .push_back(Action::Report(Report::Waiting { until }));

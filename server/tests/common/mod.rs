@@ -148,6 +148,8 @@ pub struct Handler {
     state: Arc<Mutex<HandlerState>>,
     /// A badly written application: ignores the server's cancellation.
     stubborn: Arc<std::sync::atomic::AtomicBool>,
+    /// A buggy application: the next runs panic.
+    panics: Arc<AtomicU64>,
 }
 
 impl Handler {
@@ -160,6 +162,12 @@ impl Handler {
     /// application would).
     pub fn ignore_cancellation(&self) {
         self.stubborn.store(true, Ordering::SeqCst);
+    }
+
+    /// The next `n` connections panic in the handler (after being
+    /// recorded), as a buggy application would.
+    pub fn panic_next(&self, n: u64) {
+        self.panics.store(n, Ordering::SeqCst);
     }
 
     /// Ends the peer's connections as if the peer had closed them.
@@ -188,6 +196,13 @@ impl PeerHandler<Conn> for Handler {
                 direction,
             });
             s.closers.entry(peer).or_default().push((conn.id, tx));
+        }
+        let panic = self
+            .panics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if panic {
+            panic!("a buggy peer handler");
         }
         let closed = conn.closed.clone();
         let cancelled = async {

@@ -23,7 +23,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::engine::{Engine, Fact, Next, PeerState};
+use tokio_util::sync::CancellationToken;
+
+use super::engine::{Engine, Fact, Facts, Next, PeerState};
 use super::Daemon;
 
 type Label = [(&'static str, &'static str); 1];
@@ -194,12 +196,16 @@ impl Metrics {
     }
 }
 
-/// Counts the node's facts until it shuts down.
-pub(crate) async fn count(metrics: Arc<Metrics>, engine: Engine) {
-    let mut facts = engine.facts();
+/// Counts the node's facts until it has shut down.
+pub(crate) async fn count(metrics: Arc<Metrics>, mut facts: Facts, node_down: CancellationToken) {
     let mut down = HashMap::new();
     loop {
-        match facts.next().await {
+        let next = tokio::select! {
+            biased;
+            next = facts.next() => next,
+            () = node_down.cancelled() => return,
+        };
+        match next {
             Next::Fact(fact) => metrics.observe(&fact, Instant::now(), &mut down),
             Next::Missed(n) => tracing::warn!(missed = n, "metrics fell behind the node's events"),
             Next::Closed => return,

@@ -47,6 +47,9 @@ pub(crate) struct Daemon {
     info: Info,
     /// Cancelled to stop the daemon (by a signal or the `stop` method).
     stop: CancellationToken,
+    /// Cancelled once the node has shut down: what watches its facts
+    /// ends then (the facts never close while the daemon holds the node).
+    node_down: CancellationToken,
     /// The daemon's own tasks (control clients, scrapes, one-off dials).
     tasks: TaskTracker,
 }
@@ -158,16 +161,20 @@ pub(crate) async fn run(
             started: std::time::Instant::now(),
         },
         stop: CancellationToken::new(),
+        node_down: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
 
     // Everything that watches the node subscribes before it starts.
-    daemon.tasks.spawn(log_facts(engine.facts()));
+    let node_down = daemon.node_down.clone();
+    daemon
+        .tasks
+        .spawn(log_facts(engine.facts(), node_down.clone()));
     if let Some(l) = metrics_listener {
         let m = Arc::new(metrics::Metrics::new());
         daemon
             .tasks
-            .spawn(metrics::count(Arc::clone(&m), engine.clone()));
+            .spawn(metrics::count(Arc::clone(&m), engine.facts(), node_down));
         daemon
             .tasks
             .spawn(metrics::serve(l, m, Arc::clone(&daemon)));
@@ -207,6 +214,7 @@ pub(crate) async fn run(
     daemon.stop.cancel();
     let clean = tokio::time::timeout(settings.shutdown_timeout, async {
         engine.shutdown().await;
+        daemon.node_down.cancel();
         daemon.tasks.close();
         daemon.tasks.wait().await;
     })
@@ -254,10 +262,15 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-/// Logs each fact of the node until it shuts down.
-async fn log_facts(mut facts: engine::Facts) {
+/// Logs each fact of the node until it has shut down.
+async fn log_facts(mut facts: engine::Facts, node_down: CancellationToken) {
     loop {
-        match facts.next().await {
+        let next = tokio::select! {
+            biased;
+            next = facts.next() => next,
+            () = node_down.cancelled() => return,
+        };
+        match next {
             Next::Fact(fact) => log_fact(&fact),
             Next::Missed(n) => tracing::warn!(missed = n, "the log fell behind the node's events"),
             Next::Closed => return,

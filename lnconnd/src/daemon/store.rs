@@ -160,11 +160,6 @@ impl Store {
             .collect()
     }
 
-    /// Whether the peer is stored as persistent.
-    pub(crate) fn is_persistent(&self, peer: &PublicKey) -> bool {
-        self.lock().peers.contains_key(&peer.to_string())
-    }
-
     /// Whether the peer is banned.
     pub(crate) fn is_banned(&self, peer: &PublicKey) -> bool {
         self.lock().banned.contains(&peer.to_string())
@@ -330,7 +325,7 @@ mod tests {
         let a: NetAddress = "127.0.0.1:1".parse().expect("addr");
         let prev = store.record_perm(key(1), &a).await.expect("write");
         store.restore(key(1), prev).await.expect("write");
-        assert!(!store.is_persistent(&key(1)));
+        assert!(store.addrs(&key(1)).is_empty());
         let (_, peers, _) = Store::open(&dir).expect("reopen");
         assert!(peers.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
@@ -361,7 +356,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("peers.json.tmp")).expect("block the write");
         let a: NetAddress = "127.0.0.1:1".parse().expect("addr");
         assert!(store.record_perm(key(1), &a).await.is_err());
-        assert!(!store.is_persistent(&key(1)));
+        assert!(store.addrs(&key(1)).is_empty());
         assert!(!dir.join(STORE_FILE).exists());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,0 +1,148 @@
+//! `lnconnd run` end to end on 127.0.0.1: 20 perm peers added through the
+//! CLI, half of them killed and retried, metrics scraped, the daemon
+//! restarted from its store and stopped with SIGTERM.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::daemon::*;
+use serde_json::Value;
+
+fn peers(dir: &DataDir) -> Vec<Value> {
+    let v = cli(dir, &["peers"]);
+    v["peers"].as_array().expect("a peer list").clone()
+}
+
+fn by_id<'a>(list: &'a [Value], id: &str) -> &'a Value {
+    list.iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed"))
+}
+
+#[test]
+fn twenty_perm_peers_kept_through_kills_and_a_restart() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = DataDir::new("e2e", FAST);
+    let daemon = Daemon::start(&dir);
+    let ours = daemon.pubkey().to_owned();
+
+    // 20 peers, added through the CLI; each `connect` waits until connected.
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let mut live: Vec<Peer> = (1..=20).map(|i| Peer::start(&rt, i, any)).collect();
+    for p in &live {
+        let r = cli(&dir, &["connect", "--perm", &p.node()]);
+        assert_eq!(r["connected"], true, "{r}");
+        assert_eq!(r["id"], p.pubkey());
+    }
+    let list = peers(&dir);
+    assert_eq!(list.len(), 20);
+    for p in &live {
+        let v = by_id(&list, &p.pubkey());
+        assert_eq!(v["state"], "connected", "{v}");
+        assert_eq!(v["persistent"], "perm", "{v}");
+        assert_eq!(v["direction"], "outbound", "{v}");
+        assert_eq!(v["addresses"][0], p.addr.to_string(), "{v}");
+        assert_eq!(v["why_not_connected"], Value::Null, "{v}");
+    }
+
+    // Kill half: each is reported down with a reason and dialed again.
+    let mut events = Events::subscribe(&dir);
+    let killed: Vec<Peer> = live.drain(..10).collect();
+    let killed_ids: Vec<String> = killed.iter().map(Peer::pubkey).collect();
+    let addrs: Vec<_> = killed.iter().map(|p| (p.secret, p.addr)).collect();
+    for p in killed {
+        p.kill(&rt);
+    }
+    events.until_each(&killed_ids, |e| e["event"] == "dial_failed");
+    let list = peers(&dir);
+    for id in &killed_ids {
+        let v = by_id(&list, id);
+        assert_eq!(v["connected"], false, "{v}");
+        assert!(
+            v["state"] == "waiting" || v["state"] == "dialing",
+            "retried: {v}"
+        );
+        assert_eq!(v["last_error"]["category"], "network", "{v}");
+        let why = v["why_not_connected"].as_str().expect("a reason");
+        assert!(why.contains("connect failed"), "{why}");
+        assert!(v["attempts"].as_u64() >= Some(1), "{v}");
+    }
+    for p in &live {
+        assert_eq!(by_id(&list, &p.pubkey())["state"], "connected");
+    }
+    let m = scrape(daemon.metrics());
+    assert!(sample(&m, "lnconnd_dials_started_total") >= 30.0, "{m}");
+    assert!(
+        sample(&m, "lnconnd_dials_failed_total{category=\"network\"}") >= 10.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "lnconnd_connections_total{direction=\"outbound\"}"),
+        20.0
+    );
+    assert_eq!(
+        sample(&m, "lnconnd_disconnections_total{direction=\"outbound\"}"),
+        10.0
+    );
+    assert_eq!(sample(&m, "lnconnd_peers{state=\"connected\"}"), 10.0);
+    assert_eq!(sample(&m, "lnconnd_reconnect_latency_seconds_count"), 0.0);
+
+    // The killed peers come back at their addresses: reconnected, and the
+    // latency from disconnect to connection is recorded.
+    let revived: Vec<Peer> = addrs
+        .iter()
+        .zip(1..)
+        .map(|((_, addr), i)| Peer::start(&rt, i, *addr))
+        .collect();
+    events.until_each(&killed_ids, |e| e["event"] == "connected");
+    live.extend(revived);
+    let m = scrape(daemon.metrics());
+    assert_eq!(
+        sample(&m, "lnconnd_reconnect_latency_seconds_count"),
+        10.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "lnconnd_peers{state=\"connected\"}"),
+        20.0,
+        "{m}"
+    );
+    drop(events);
+
+    // SIGTERM: a clean stop, the socket gone, the store holding all 20.
+    let (status, last) = daemon.terminate();
+    assert!(status.success(), "{status:?} {last}");
+    assert_eq!(last["event"], "stopped");
+    assert_eq!(last["clean"], true);
+    assert!(!dir.socket().exists(), "the socket is removed");
+    let stored: HashSet<String> = stored_peers(&dir.0).into_iter().collect();
+    let all: HashSet<String> = live.iter().map(Peer::pubkey).collect();
+    assert_eq!(stored, all);
+
+    // Restart: the same node, all 20 back from the store with no re-add.
+    let daemon = Daemon::start(&dir);
+    assert_eq!(daemon.pubkey(), ours, "the key is kept in the data dir");
+    assert_eq!(daemon.started["stored_peers"], 20);
+    let mut events = Events::subscribe(&dir);
+    let list = peers(&dir);
+    let waiting: Vec<String> = list
+        .iter()
+        .filter(|p| p["connected"] != true)
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect();
+    events.until_each(&waiting, |e| e["event"] == "connected");
+    let list = peers(&dir);
+    assert_eq!(list.len(), 20);
+    for p in &live {
+        let v = by_id(&list, &p.pubkey());
+        assert_eq!(v["state"], "connected", "{v}");
+        assert_eq!(v["persistent"], "perm", "{v}");
+    }
+    drop(events);
+    let (status, last) = daemon.terminate();
+    assert!(status.success(), "{status:?} {last}");
+    for p in live {
+        p.kill(&rt);
+    }
+}

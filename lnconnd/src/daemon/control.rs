@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use super::config::RpcLimits;
@@ -114,20 +114,20 @@ pub(crate) async fn serve(listener: UnixListener, daemon: Arc<Daemon>, limits: R
         };
         let daemon = Arc::clone(&daemon);
         let tasks = daemon.tasks.clone();
-        tasks.spawn(async move {
-            client(stream, &daemon, limits).await;
-            drop(permit);
-        });
+        tasks.spawn(async move { client(stream, permit, &daemon, limits).await });
     }
 }
 
 /// Serves one client until it leaves, misbehaves or the daemon stops.
-async fn client(stream: UnixStream, d: &Daemon, limits: RpcLimits) {
+async fn client(stream: UnixStream, permit: OwnedSemaphorePermit, d: &Daemon, limits: RpcLimits) {
     let (read, mut write) = stream.into_split();
     let mut lines = FramedRead::new(
         read,
         LinesCodec::new_with_max_length(limits.max_request_bytes),
     );
+    // Declared last, so dropped first: the slot is free before the client
+    // can see its connection closed.
+    let _permit = permit;
     loop {
         let next = tokio::select! {
             () = d.stop.cancelled() => return,
@@ -188,7 +188,7 @@ async fn client(stream: UnixStream, d: &Daemon, limits: RpcLimits) {
             }
             Outcome::Subscribe => {
                 // Subscribed before the reply: nothing after it is missed.
-                let facts = d.engine.facts();
+                let facts = d.subscribe();
                 if send(
                     &mut write,
                     &reply(Ok(json!({ "subscribed": true }))),
@@ -209,7 +209,7 @@ async fn client(stream: UnixStream, d: &Daemon, limits: RpcLimits) {
 /// Sends the node's facts as `event` notifications until the client
 /// closes, stops reading, or the daemon stops.
 async fn stream_events(
-    mut facts: super::engine::Facts,
+    mut facts: super::Subscription,
     lines: &mut FramedRead<tokio::net::unix::OwnedReadHalf, LinesCodec>,
     write: &mut OwnedWriteHalf,
     d: &Daemon,

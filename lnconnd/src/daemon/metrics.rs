@@ -23,9 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use tokio_util::sync::CancellationToken;
-
-use super::engine::{Engine, Fact, Facts, Next, PeerState};
+use super::engine::{Engine, Fact, PeerState};
 use super::Daemon;
 
 type Label = [(&'static str, &'static str); 1];
@@ -125,7 +123,12 @@ impl Metrics {
 
     /// Moves the counters for one fact. `down` holds when each
     /// reconnecting peer went down.
-    fn observe(&self, fact: &Fact, now: Instant, down: &mut HashMap<PublicKey, Instant>) {
+    pub(crate) fn observe(
+        &self,
+        fact: &Fact,
+        now: Instant,
+        down: &mut HashMap<PublicKey, Instant>,
+    ) {
         match fact {
             Fact::DialStarted { .. } => {
                 self.dials_started.inc();
@@ -193,23 +196,6 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
-    }
-}
-
-/// Counts the node's facts until it has shut down.
-pub(crate) async fn count(metrics: Arc<Metrics>, mut facts: Facts, node_down: CancellationToken) {
-    let mut down = HashMap::new();
-    loop {
-        let next = tokio::select! {
-            biased;
-            next = facts.next() => next,
-            () = node_down.cancelled() => return,
-        };
-        match next {
-            Next::Fact(fact) => metrics.observe(&fact, Instant::now(), &mut down),
-            Next::Missed(n) => tracing::warn!(missed = n, "metrics fell behind the node's events"),
-            Next::Closed => return,
-        }
     }
 }
 

@@ -29,6 +29,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use serde_json::json;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -52,7 +54,34 @@ pub(crate) struct Daemon {
     node_down: CancellationToken,
     /// The daemon's own tasks (control clients, scrapes, one-off dials).
     tasks: TaskTracker,
+    /// The node's facts, each sent after it was logged and counted: what a
+    /// subscriber sees is already in the metrics.
+    facts: broadcast::Sender<Fact>,
 }
+
+impl Daemon {
+    /// Subscribes to the node's facts from now on.
+    fn subscribe(&self) -> Subscription {
+        Subscription(self.facts.subscribe())
+    }
+}
+
+/// A subscription to the daemon's facts.
+struct Subscription(broadcast::Receiver<Fact>);
+
+impl Subscription {
+    /// The next fact.
+    async fn next(&mut self) -> Next {
+        match self.0.recv().await {
+            Ok(fact) => Next::Fact(fact),
+            Err(RecvError::Lagged(n)) => Next::Missed(n),
+            Err(RecvError::Closed) => Next::Closed,
+        }
+    }
+}
+
+/// How many facts a slow subscriber may fall behind before missing some.
+const FACT_BUFFER: usize = 4096;
 
 /// What `getinfo` reports besides the node.
 struct Info {
@@ -163,18 +192,18 @@ pub(crate) async fn run(
         stop: CancellationToken::new(),
         node_down: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        facts: broadcast::channel(FACT_BUFFER).0,
     });
 
     // Everything that watches the node subscribes before it starts.
-    let node_down = daemon.node_down.clone();
-    daemon
-        .tasks
-        .spawn(log_facts(engine.facts(), node_down.clone()));
-    if let Some(l) = metrics_listener {
-        let m = Arc::new(metrics::Metrics::new());
-        daemon
-            .tasks
-            .spawn(metrics::count(Arc::clone(&m), engine.facts(), node_down));
+    let metrics = metrics_listener.map(|l| (l, Arc::new(metrics::Metrics::new())));
+    daemon.tasks.spawn(relay(
+        engine.facts(),
+        metrics.as_ref().map(|(_, m)| Arc::clone(m)),
+        daemon.facts.clone(),
+        daemon.node_down.clone(),
+    ));
+    if let Some((l, m)) = metrics {
         daemon
             .tasks
             .spawn(metrics::serve(l, m, Arc::clone(&daemon)));
@@ -262,8 +291,15 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-/// Logs each fact of the node until it has shut down.
-async fn log_facts(mut facts: engine::Facts, node_down: CancellationToken) {
+/// Logs and counts each fact of the node, then hands it to subscribers,
+/// until the node has shut down.
+async fn relay(
+    mut facts: engine::Facts,
+    metrics: Option<Arc<metrics::Metrics>>,
+    out: broadcast::Sender<Fact>,
+    node_down: CancellationToken,
+) {
+    let mut down = std::collections::HashMap::new();
     loop {
         let next = tokio::select! {
             biased;
@@ -271,8 +307,15 @@ async fn log_facts(mut facts: engine::Facts, node_down: CancellationToken) {
             () = node_down.cancelled() => return,
         };
         match next {
-            Next::Fact(fact) => log_fact(&fact),
-            Next::Missed(n) => tracing::warn!(missed = n, "the log fell behind the node's events"),
+            Next::Fact(fact) => {
+                log_fact(&fact);
+                if let Some(m) = &metrics {
+                    m.observe(&fact, tokio::time::Instant::now(), &mut down);
+                }
+                // No subscriber is not an error.
+                let _ = out.send(fact);
+            }
+            Next::Missed(n) => tracing::warn!(missed = n, "fell behind the node's events"),
             Next::Closed => return,
         }
     }

@@ -494,7 +494,7 @@ async fn connect(d: &Daemon, q: ConnectParams) -> Result<Value, RpcError> {
     let addr = node.addr.to_string();
     if q.perm {
         let previous = d.store.record_perm(peer, &node.addr).await?;
-        let facts = d.engine.facts();
+        let facts = d.subscribe();
         if let Err(e) = d.engine.connect(node, true).await {
             // The store follows the node: put the record back.
             if let Err(undo) = d.store.restore(peer, previous).await {
@@ -533,7 +533,7 @@ async fn connect(d: &Daemon, q: ConnectParams) -> Result<Value, RpcError> {
 async fn wait_connected(
     d: &Daemon,
     peer: PublicKey,
-    mut facts: super::engine::Facts,
+    mut facts: super::Subscription,
     timeout: Duration,
 ) -> Result<(), RpcError> {
     let deadline = tokio::time::Instant::now() + timeout;

@@ -192,7 +192,7 @@ mod tests {
         assert!(!created);
         assert_eq!(first.public_key(), again.public_key());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-        let e = load_or_create(&path).err().expect("refused");
+        let e = load_or_create(&path).expect_err("refused");
         assert!(matches!(e, KeyError::Exposed { mode: 0o640, .. }), "{e}");
         assert!(e.to_string().contains("chmod 600"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);

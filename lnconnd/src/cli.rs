@@ -37,7 +37,9 @@ pub(crate) enum Command {
     /// Self-contained demo on 127.0.0.1 (the default): in-process peers
     /// restarted, moved and dialing us while we keep connected to them.
     Demo(DemoArgs),
-    /// Dial a Lightning node, complete BOLT 8, exchange `init`, answer pings.
+    /// Dial a Lightning node, complete BOLT 8, exchange `init`, answer pings;
+    /// with a daemon running in the data directory, ask it to (with `--perm`
+    /// it keeps the peer connected, across restarts too).
     Connect(ConnectArgs),
     /// Accept BOLT 8 connections, exchange `init`, answer pings.
     Listen(ListenArgs),
@@ -170,9 +172,6 @@ pub(crate) struct KeyArgs {
     pub(crate) key_file: Option<PathBuf>,
 }
 
-/// With a daemon running in the data directory, `connect` asks it (the
-/// peer joins its persistent set with `--perm`); otherwise, or with
-/// `--direct`, it dials from this process as before.
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
     /// The node: `<pubkey>@<host>[:<port>]` (port 9735 if left out).

@@ -284,3 +284,36 @@ fn connect_to_a_data_dir_without_a_daemon_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lnconnd run"), "{err}");
 }
+
+#[test]
+fn help_lists_the_daemon_commands() {
+    let out = lnconnd().arg("--help").output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "run",
+        "getinfo",
+        "peers",
+        "disconnect",
+        "forget",
+        "ban",
+        "unban",
+        "events",
+        "stop",
+        "call",
+    ] {
+        assert!(text.contains(&format!("  {word} ")), "{word} in\n{text}");
+    }
+    let out = lnconnd().args(["run", "--help"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--data-dir",
+        "--listen",
+        "--proxy",
+        "--metrics",
+        "--log-format",
+        "--key-file",
+    ] {
+        assert!(text.contains(flag), "{flag} in\n{text}");
+    }
+}

@@ -146,3 +146,65 @@ fn twenty_perm_peers_kept_through_kills_and_a_restart() {
         p.kill(&rt);
     }
 }
+
+#[test]
+fn banned_peers_dialing_in_are_refused_and_counted() {
+    use brontide::{DialConfig, NodeKeyPair, PublicKey, SecretKey};
+    use std::str::FromStr;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = DataDir::new("ban", FAST);
+    let daemon = Daemon::start(&dir);
+    let ours = PublicKey::from_str(daemon.pubkey()).expect("key");
+    let at: std::net::SocketAddr = daemon.started["listen"][0]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("listen address");
+    let them = NodeKeyPair::new(SecretKey::from_slice(&[9; 32]).expect("key"));
+    let id = them.public_key().to_string();
+    let dial = || {
+        rt.block_on(brontide::dial(
+            at,
+            &them,
+            &ours,
+            &DialConfig::default(),
+            &brontide::CancellationToken::new(),
+        ))
+        .expect("the handshake completes")
+    };
+
+    let r = cli(&dir, &["ban", &id]);
+    assert_eq!(r["banned"], true, "{r}");
+    let mut events = Events::subscribe(&dir);
+    let refused = dial();
+    events.until_each(std::slice::from_ref(&id), |e| {
+        e["event"] == "refused_banned"
+    });
+    drop(refused);
+    let m = scrape(daemon.metrics());
+    assert_eq!(
+        sample(
+            &m,
+            "lnconnd_inbound_handshakes_total{outcome=\"refused_banned\"}"
+        ),
+        1.0
+    );
+    let v = cli(&dir, &["peers", &id]);
+    assert_eq!(v["peers"][0]["banned"], true, "{v}");
+
+    cli(&dir, &["unban", &id]);
+    let kept = dial();
+    events.until_each(std::slice::from_ref(&id), |e| e["event"] == "connected");
+    let m = scrape(daemon.metrics());
+    assert_eq!(
+        sample(&m, "lnconnd_inbound_handshakes_total{outcome=\"accepted\"}"),
+        1.0
+    );
+    let v = cli(&dir, &["peers", &id]);
+    assert_eq!(v["peers"][0]["direction"], "inbound", "{v}");
+    assert_eq!(v["peers"][0]["state"], "connected", "{v}");
+    assert_eq!(v["peers"][0]["persistent"], Value::Null, "{v}");
+    drop(kept);
+    drop(events);
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+}

@@ -317,3 +317,27 @@ fn help_lists_the_daemon_commands() {
         assert!(text.contains(flag), "{flag} in\n{text}");
     }
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = DataDir::new(
+        "logs",
+        "listen = [\"127.0.0.1:0\"]\nlog_format = \"json\"\n",
+    );
+    let daemon = Daemon::start(&dir);
+    cli(&dir, &["stop"]);
+    let (status, _) = daemon.wait();
+    assert!(status.success());
+    let log = std::fs::read_to_string(dir.0.join("daemon.log")).expect("the log");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "lnconnd running"),
+        "{log}"
+    );
+    assert!(lines.iter().all(|l| l["level"].is_string()), "{log}");
+}

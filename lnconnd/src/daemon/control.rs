@@ -182,7 +182,9 @@ async fn client(stream: UnixStream, permit: OwnedSemaphorePermit, d: &Daemon, li
             }
             Outcome::Stop => {
                 tracing::info!("stop requested over the control socket");
-                let _ = send(&mut write, &reply(Ok(json!("shutting down"))), &limits).await;
+                if call.id.is_some() {
+                    let _ = send(&mut write, &reply(Ok(json!("shutting down"))), &limits).await;
+                }
                 d.stop.cancel();
                 return;
             }

@@ -564,7 +564,11 @@ async fn wait_connected(
 
 async fn disconnect(d: &Daemon, peer: PublicKey) -> Result<Value, RpcError> {
     if !d.engine.is_connected(&peer) {
-        return Err(OpError::NotConnected(peer).into());
+        let mut e = RpcError::from(OpError::NotConnected(peer));
+        if d.engine.persistence(&peer).is_some() {
+            e.message.push_str(" (use forget to stop reconnecting it)");
+        }
+        return Err(e);
     }
     // The node stops the peer's worker too: the store first, so that an
     // error leaves both as they were.

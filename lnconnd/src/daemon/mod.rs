@@ -143,6 +143,7 @@ pub(crate) async fn run(
     create_private_dir(&dir)?;
     let settings = Settings::load(&dir, &args).map_err(|e| Failure::Usage(chain(&e)))?;
     init_logs(settings.log_format);
+    warn_if_shared(&dir);
     let key = match &settings.key_file {
         Some(path) => crate::keys::from_private_file(path)?,
         None => {
@@ -276,6 +277,18 @@ fn create_private_dir(dir: &Path) -> Result<(), Failure> {
                 dir.display()
             ))
         })
+}
+
+/// Warns when others may enter the data directory (the key and the
+/// socket are private files, but the store is not).
+fn warn_if_shared(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "the data directory is open to others: chmod 700 it");
+        }
+    }
 }
 
 /// Logs go to stderr in `format`, filtered by `RUST_LOG` (default: info).

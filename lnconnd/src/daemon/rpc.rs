@@ -5,7 +5,8 @@
 //! `id` with `host` and `port`; `perm`, `wait`, `timeout` in seconds),
 //! `disconnect` (`id`), `forget` (`id`), `listpeers` (optional `id`),
 //! `ban` (`id`), `unban` (`id`), `stop`, and `subscribe`, after which the
-//! connection carries `event` notifications until it closes. Parameters
+//! connection carries `event` notifications until it closes (anything the
+//! client sends then ends the subscription). Parameters
 //! come by name (an object) or by position (an array, in the order above).
 //!
 //! Error codes are stable:
@@ -199,47 +200,34 @@ pub(crate) enum Outcome {
 pub(crate) async fn dispatch(d: &Daemon, call: &Call) -> Outcome {
     let p = &call.params;
     let result = match call.method.as_str() {
+        "stop" => params::<NoParams>(p, &[]).map(|_| Outcome::Stop),
+        "subscribe" => params::<NoParams>(p, &[]).map(|_| Outcome::Subscribe),
+        _ => Ok(Outcome::Reply(method(d, &call.method, p).await)),
+    };
+    result.unwrap_or_else(|e| Outcome::Reply(Err(e)))
+}
+
+/// Runs a method that answers with one reply.
+async fn method(d: &Daemon, name: &str, p: &Value) -> Result<Value, RpcError> {
+    match name {
         "getinfo" => params::<NoParams>(p, &[]).map(|_| getinfo(d)),
-        "listpeers" => match params::<OptIdParams>(p, &["id"]) {
-            Ok(q) => listpeers(d, q.id.as_deref()),
-            Err(e) => Err(e),
-        },
+        "listpeers" => listpeers(d, params::<OptIdParams>(p, &["id"])?.id.as_deref()),
         "connect" => {
-            match params::<ConnectParams>(p, &["id", "host", "port", "perm", "wait", "timeout"]) {
-                Ok(q) => connect(d, q).await,
-                Err(e) => Err(e),
-            }
+            connect(
+                d,
+                params(p, &["id", "host", "port", "perm", "wait", "timeout"])?,
+            )
+            .await
         }
-        "disconnect" => match id_param(p) {
-            Ok(peer) => disconnect(d, peer).await,
-            Err(e) => Err(e),
-        },
-        "forget" => match id_param(p) {
-            Ok(peer) => forget(d, peer).await,
-            Err(e) => Err(e),
-        },
-        "ban" => match id_param(p) {
-            Ok(peer) => ban(d, peer).await,
-            Err(e) => Err(e),
-        },
-        "unban" => match id_param(p) {
-            Ok(peer) => unban(d, peer).await,
-            Err(e) => Err(e),
-        },
-        "stop" => match params::<NoParams>(p, &[]) {
-            Ok(_) => return Outcome::Stop,
-            Err(e) => Err(e),
-        },
-        "subscribe" => match params::<NoParams>(p, &[]) {
-            Ok(_) => return Outcome::Subscribe,
-            Err(e) => Err(e),
-        },
+        "disconnect" => disconnect(d, id_param(p)?).await,
+        "forget" => forget(d, id_param(p)?).await,
+        "ban" => ban(d, id_param(p)?).await,
+        "unban" => unban(d, id_param(p)?).await,
         m => Err(RpcError::new(
             code::METHOD_NOT_FOUND,
             format!("unknown method {m:?}"),
         )),
-    };
-    Outcome::Reply(result)
+    }
 }
 
 #[derive(Deserialize)]

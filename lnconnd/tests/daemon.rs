@@ -208,3 +208,60 @@ fn banned_peers_dialing_in_are_refused_and_counted() {
     let (status, _) = daemon.terminate();
     assert!(status.success());
 }
+
+#[test]
+fn one_off_connect_forget_and_disconnect_through_the_daemon() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = DataDir::new("ops", FAST);
+    let daemon = Daemon::start(&dir);
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let (a, b) = (Peer::start(&rt, 31, any), Peer::start(&rt, 32, any));
+
+    // One-off: connected, not persistent, not stored.
+    let r = cli(&dir, &["connect", &a.node()]);
+    assert_eq!(
+        (r["connected"].clone(), r["perm"].clone()),
+        (true.into(), false.into()),
+        "{r}"
+    );
+    let v = cli(&dir, &["peers", &a.pubkey()]);
+    assert_eq!(v["peers"][0]["persistent"], Value::Null, "{v}");
+    assert!(stored_peers(&dir.0).is_empty());
+
+    // Forget a perm peer: no longer stored nor persistent, still connected.
+    cli(&dir, &["connect", "--perm", &b.node()]);
+    assert_eq!(stored_peers(&dir.0), vec![b.pubkey()]);
+    let r = cli(&dir, &["forget", &b.pubkey()]);
+    assert_eq!(r["was_persistent"], true, "{r}");
+    assert!(stored_peers(&dir.0).is_empty());
+    let v = cli(&dir, &["peers", &b.pubkey()]);
+    assert_eq!(v["peers"][0]["state"], "connected", "{v}");
+    assert_eq!(v["peers"][0]["persistent"], Value::Null, "{v}");
+
+    // Disconnect: the connection is closed and nothing redials it.
+    for p in [&a, &b] {
+        cli(&dir, &["disconnect", &p.pubkey()]);
+    }
+    let v = cli(&dir, &["peers"]);
+    assert_eq!(v["peers"], serde_json::json!([]), "{v}");
+    let out = common::lnconnd()
+        .args(["disconnect", &a.pubkey(), "--data-dir", dir.path()])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not connected") && err.contains("code 404"),
+        "{err}"
+    );
+    let m = scrape(daemon.metrics());
+    assert_eq!(
+        sample(&m, "lnconnd_connections_total{direction=\"outbound\"}"),
+        2.0
+    );
+
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    a.kill(&rt);
+    b.kill(&rt);
+}

@@ -325,9 +325,14 @@ async fn session(conn: brontide::Connection<tokio::net::TcpStream>, stop: Cancel
     }
 }
 
-/// The store file of a data directory, parsed.
+/// The peers in the store file of a data directory (none before the first
+/// write).
 pub fn stored_peers(dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("peers.json")).expect("peers.json");
+    let path = dir.join("peers.json");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let text = std::fs::read_to_string(path).expect("peers.json");
     let v: Value = serde_json::from_str(&text).expect("JSON");
     v["peers"]
         .as_object()

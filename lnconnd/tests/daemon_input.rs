@@ -341,3 +341,32 @@ fn json_logs_are_one_object_per_line() {
     );
     assert!(lines.iter().all(|l| l["level"].is_string()), "{log}");
 }
+
+#[test]
+fn call_sends_any_request_and_reports_its_error() {
+    let dir = DataDir::new("call", "listen = [\"127.0.0.1:0\"]\n");
+    let daemon = Daemon::start(&dir);
+    let out = lnconnd()
+        .args(["call", "getinfo", "--data-dir", dir.path()])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let info: Value = serde_json::from_slice(&out.stdout).expect("pretty JSON");
+    assert_eq!(info["id"], daemon.pubkey());
+    for (args, want) in [
+        (vec!["call", "listpeers", r#"["zz"]"#], "code -32602"),
+        (vec!["call", "nosuch"], "code -32601"),
+        (vec!["call", "getinfo", "{not json"], "not JSON"),
+    ] {
+        let out = lnconnd()
+            .args(&args)
+            .args(["--data-dir", dir.path()])
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+}

@@ -163,6 +163,8 @@ pub(crate) async fn run(
     let (store, peers, banned) = Store::open(&dir).map_err(|e| Failure::Usage(chain(&e)))?;
 
     let engine = Engine::new(&key, &settings);
+    // Subscribed before anything can happen: the first inbound peer counts.
+    let facts = engine.facts();
     let mut listen = Vec::new();
     for addr in &settings.listen {
         let bound = engine
@@ -196,10 +198,9 @@ pub(crate) async fn run(
         facts: broadcast::channel(FACT_BUFFER).0,
     });
 
-    // Everything that watches the node subscribes before it starts.
     let metrics = metrics_listener.map(|l| (l, Arc::new(metrics::Metrics::new())));
     daemon.tasks.spawn(relay(
-        engine.facts(),
+        facts,
         metrics.as_ref().map(|(_, m)| Arc::clone(m)),
         daemon.facts.clone(),
         daemon.node_down.clone(),

@@ -220,7 +220,12 @@ impl Settings {
             },
             (None, None) => LogFormat::Pretty,
         };
-        let key_file = args.key_file.clone().or(file.key_file.clone());
+        // A relative path in the file is relative to the data directory.
+        let in_file = (file.key_file.clone()).map(|k| match path.parent() {
+            Some(dir) if k.is_relative() => dir.join(k),
+            _ => k,
+        });
+        let key_file = args.key_file.clone().or(in_file);
         let shutdown_timeout = duration(
             "shutdown_timeout",
             &file.shutdown_timeout,
@@ -358,6 +363,14 @@ mod tests {
             LogFormat::Json,
             "the file's value where the line is silent"
         );
+        let s = load("key_file = \"my.key\"", &[]).expect("ok");
+        assert_eq!(
+            s.key_file,
+            Some(PathBuf::from("/d/my.key")),
+            "relative to the data dir"
+        );
+        let s = load("key_file = \"my.key\"", &["--key-file", "other.key"]).expect("ok");
+        assert_eq!(s.key_file, Some(PathBuf::from("other.key")));
     }
 
     #[test]

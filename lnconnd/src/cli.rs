@@ -44,7 +44,14 @@ pub(crate) enum Command {
     /// Accept BOLT 8 connections, exchange `init`, answer pings.
     Listen(ListenArgs),
     /// Run the daemon: keep the data directory's persistent peers
-    /// connected, listen, and answer the commands below on a control socket.
+    /// connected, listen, and serve the control socket that `getinfo`,
+    /// `peers` and the other commands talk to.
+    ///
+    /// Every option can also be set in <data dir>/config.toml under the same
+    /// name with underscores (`log_format = "json"`), with the retry tuning
+    /// in its `[peers]` table and the control socket's limits in `[rpc]`
+    /// (see the README); the command line wins. SIGTERM or `lnconnd stop`
+    /// ends it.
     Run(RunArgs),
     /// Ask the daemon who it is (its key, listen addresses, counts).
     Getinfo(DaemonArgs),

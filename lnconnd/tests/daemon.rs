@@ -254,10 +254,30 @@ fn one_off_connect_forget_and_disconnect_through_the_daemon() {
         err.contains("not connected") && err.contains("code 404"),
         "{err}"
     );
+    // A one-off dial that fails is an error, and counted like the workers'.
+    let gone = Peer::start(&rt, 33, any);
+    let gone_node = gone.node();
+    gone.kill(&rt);
+    let out = common::lnconnd()
+        .args(["connect", &gone_node, "--data-dir", dir.path()])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("connect failed") && err.contains("code 401"),
+        "{err}"
+    );
     let m = scrape(daemon.metrics());
     assert_eq!(
         sample(&m, "lnconnd_connections_total{direction=\"outbound\"}"),
         2.0
+    );
+    assert_eq!(sample(&m, "lnconnd_dials_started_total"), 3.0, "{m}");
+    assert_eq!(
+        sample(&m, "lnconnd_dials_failed_total{category=\"network\"}"),
+        1.0,
+        "{m}"
     );
 
     let (status, _) = daemon.terminate();

@@ -119,7 +119,12 @@ pub(crate) async fn serve(listener: UnixListener, daemon: Arc<Daemon>, limits: R
 }
 
 /// Serves one client until it leaves, misbehaves or the daemon stops.
-async fn client(stream: UnixStream, permit: OwnedSemaphorePermit, d: &Daemon, limits: RpcLimits) {
+async fn client(
+    stream: UnixStream,
+    permit: OwnedSemaphorePermit,
+    d: &Arc<Daemon>,
+    limits: RpcLimits,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = FramedRead::new(
         read,

@@ -10,7 +10,7 @@ use bitcoin::secp256k1::PublicKey;
 use brontide::{DialConfig, Listener, ListenerConfig, NodeKeyPair, Socks5};
 use conn_worker::State;
 use server::{
-    AddressKind, BrontideDialer, Config, Direction, NodeAddr, ProxyScope, ServerError, ServerEvent,
+    AddressKind, BrontideDialer, Config, Direction, ProxyScope, ServerError, ServerEvent,
     StartupPeer,
 };
 use tokio::sync::broadcast::error::RecvError;
@@ -19,7 +19,10 @@ use tokio::time::Instant;
 use super::config::Settings;
 use super::store::StoredPeer;
 use crate::node::{node_with, Node};
+
 use crate::peer::SessionOpts;
+/// A node's key and address, `pubkey@host:port`.
+pub(crate) use server::NodeAddr;
 
 /// Why a dial failed, in the four categories an operator acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -229,9 +232,20 @@ pub(crate) enum OpError {
     #[error("dial timed out")]
     TimedOut,
     #[error("{0}")]
-    DialFailed(String),
+    DialFailed(String, Category),
     #[error("the daemon is shutting down")]
     ShutDown,
+}
+
+impl OpError {
+    /// The category of a failed one-off dial, if this is one.
+    pub(crate) fn dial_category(&self) -> Option<Category> {
+        match self {
+            OpError::TimedOut => Some(Category::Timeout),
+            OpError::DialFailed(_, c) => Some(*c),
+            _ => None,
+        }
+    }
 }
 
 impl From<ServerError> for OpError {
@@ -244,7 +258,14 @@ impl From<ServerError> for OpError {
             ServerError::ShutDown => OpError::ShutDown,
             ServerError::DialTimedOut => OpError::TimedOut,
             e @ ServerError::Unreachable { .. } => OpError::Unreachable(e.to_string()),
-            e => OpError::DialFailed(e.to_string()),
+            ServerError::Dial(e) => {
+                let category = match e.downcast_ref::<brontide::Error>() {
+                    Some(e) => Category::of(e),
+                    None => Category::Local,
+                };
+                OpError::DialFailed(e.to_string(), category)
+            }
+            e => OpError::DialFailed(e.to_string(), Category::Local),
         }
     }
 }

@@ -22,15 +22,17 @@ mod metrics;
 mod rpc;
 mod store;
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use bitcoin::secp256k1::PublicKey;
 use serde_json::json;
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -57,9 +59,29 @@ pub(crate) struct Daemon {
     /// The node's facts, each sent after it was logged and counted: what a
     /// subscriber sees is already in the metrics.
     facts: broadcast::Sender<Fact>,
+    /// Facts of the daemon's own (its one-off dials), for the same relay.
+    /// Unbounded, but each one-off dial sends at most two, and those dials
+    /// are bounded (by the control clients, and by `one_off_slots`).
+    notes: mpsc::UnboundedSender<(Fact, oneshot::Sender<()>)>,
+    /// One-off dials started without waiting for them.
+    one_off_slots: Arc<Semaphore>,
 }
 
+/// One-off dials in flight that no client waits for, at most.
+const MAX_UNWAITED_DIALS: usize = 16;
+
 impl Daemon {
+    /// Reports a fact of the daemon's own through the relay, and returns
+    /// once it is logged and counted (so a reply sent after it is never
+    /// ahead of the metrics).
+    async fn note(&self, fact: Fact) {
+        let (done, counted) = oneshot::channel();
+        // Fails only once the relay has ended, after the node shut down.
+        if self.notes.send((fact, done)).is_ok() {
+            let _ = counted.await;
+        }
+    }
+
     /// Subscribes to the node's facts from now on.
     fn subscribe(&self) -> Subscription {
         Subscription(self.facts.subscribe())
@@ -165,6 +187,7 @@ pub(crate) async fn run(
     let engine = Engine::new(&key, &settings);
     // Subscribed before anything can happen: the first inbound peer counts.
     let facts = engine.facts();
+    let (notes, noted) = mpsc::unbounded_channel();
     let mut listen = Vec::new();
     for addr in &settings.listen {
         let bound = engine
@@ -196,11 +219,14 @@ pub(crate) async fn run(
         node_down: CancellationToken::new(),
         tasks: TaskTracker::new(),
         facts: broadcast::channel(FACT_BUFFER).0,
+        notes,
+        one_off_slots: Arc::new(Semaphore::new(MAX_UNWAITED_DIALS)),
     });
 
     let metrics = metrics_listener.map(|l| (l, Arc::new(metrics::Metrics::new())));
     daemon.tasks.spawn(relay(
         facts,
+        noted,
         metrics.as_ref().map(|(_, m)| Arc::clone(m)),
         daemon.facts.clone(),
         daemon.node_down.clone(),
@@ -309,30 +335,44 @@ fn init_logs(format: LogFormat) {
 /// until the node has shut down.
 async fn relay(
     mut facts: engine::Facts,
+    mut noted: mpsc::UnboundedReceiver<(Fact, oneshot::Sender<()>)>,
     metrics: Option<Arc<metrics::Metrics>>,
     out: broadcast::Sender<Fact>,
     node_down: CancellationToken,
 ) {
-    let mut down = std::collections::HashMap::new();
+    let mut down = HashMap::new();
     loop {
         let next = tokio::select! {
             biased;
             next = facts.next() => next,
+            Some((fact, done)) = noted.recv() => {
+                handle(&fact, metrics.as_deref(), &mut down, &out);
+                let _ = done.send(());
+                continue;
+            }
             () = node_down.cancelled() => return,
         };
         match next {
-            Next::Fact(fact) => {
-                log_fact(&fact);
-                if let Some(m) = &metrics {
-                    m.observe(&fact, tokio::time::Instant::now(), &mut down);
-                }
-                // No subscriber is not an error.
-                let _ = out.send(fact);
-            }
+            Next::Fact(fact) => handle(&fact, metrics.as_deref(), &mut down, &out),
             Next::Missed(n) => tracing::warn!(missed = n, "fell behind the node's events"),
             Next::Closed => return,
         }
     }
+}
+
+/// Logs, counts and broadcasts one fact.
+fn handle(
+    fact: &Fact,
+    metrics: Option<&metrics::Metrics>,
+    down: &mut HashMap<PublicKey, tokio::time::Instant>,
+    out: &broadcast::Sender<Fact>,
+) {
+    log_fact(fact);
+    if let Some(m) = metrics {
+        m.observe(fact, tokio::time::Instant::now(), down);
+    }
+    // No subscriber is not an error.
+    let _ = out.send(fact.clone());
 }
 
 fn log_fact(fact: &Fact) {

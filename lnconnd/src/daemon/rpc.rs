@@ -28,9 +28,11 @@
 //! | 404 | not connected to the peer |
 //! | 405 | the peer is our own node |
 //! | 406 | the address cannot be dialed (an onion address without a proxy) |
+//! | 407 | too many one-off dials in flight (`connect` without `perm` or `wait`) |
 //! | 500 | the peer store could not be written; nothing changed |
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
@@ -38,7 +40,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::engine::{node_at, parse_node, Next, OpError, PeerState, PeerView};
+use super::engine::{node_at, parse_node, Fact, Next, NodeAddr, OpError, PeerState, PeerView};
 use super::store::StoreError;
 use super::Daemon;
 
@@ -59,6 +61,7 @@ pub(crate) mod code {
     pub(crate) const NOT_CONNECTED: i64 = 404;
     pub(crate) const SELF_CONNECT: i64 = 405;
     pub(crate) const UNREACHABLE: i64 = 406;
+    pub(crate) const TOO_MANY_DIALS: i64 = 407;
     pub(crate) const STORE_FAILED: i64 = 500;
 }
 
@@ -104,7 +107,7 @@ impl From<OpError> for RpcError {
             OpError::NotConnected(_) => code::NOT_CONNECTED,
             OpError::Banned(_) => code::BANNED,
             OpError::Unreachable(_) => code::UNREACHABLE,
-            OpError::TimedOut | OpError::DialFailed(_) => code::CONNECT_FAILED,
+            OpError::TimedOut | OpError::DialFailed(..) => code::CONNECT_FAILED,
             OpError::ShutDown => code::SHUTTING_DOWN,
         };
         RpcError::new(code, e.to_string())
@@ -197,7 +200,7 @@ pub(crate) enum Outcome {
 }
 
 /// Runs a call.
-pub(crate) async fn dispatch(d: &Daemon, call: &Call) -> Outcome {
+pub(crate) async fn dispatch(d: &Arc<Daemon>, call: &Call) -> Outcome {
     let p = &call.params;
     let result = match call.method.as_str() {
         "stop" => params::<NoParams>(p, &[]).map(|_| Outcome::Stop),
@@ -208,7 +211,7 @@ pub(crate) async fn dispatch(d: &Daemon, call: &Call) -> Outcome {
 }
 
 /// Runs a method that answers with one reply.
-async fn method(d: &Daemon, name: &str, p: &Value) -> Result<Value, RpcError> {
+async fn method(d: &Arc<Daemon>, name: &str, p: &Value) -> Result<Value, RpcError> {
     match name {
         "getinfo" => params::<NoParams>(p, &[]).map(|_| getinfo(d)),
         "listpeers" => listpeers(d, params::<OptIdParams>(p, &["id"])?.id.as_deref()),
@@ -426,7 +429,7 @@ pub(crate) fn why_not_connected(p: &PeerView, banned: bool) -> Option<String> {
     })
 }
 
-async fn connect(d: &Daemon, q: ConnectParams) -> Result<Value, RpcError> {
+async fn connect(d: &Arc<Daemon>, q: ConnectParams) -> Result<Value, RpcError> {
     let bad = |m: String| RpcError::new(code::INVALID_PARAMS, m);
     let node = if q.id.contains('@') {
         if q.host.is_some() || q.port.is_some() {
@@ -494,16 +497,23 @@ async fn connect(d: &Daemon, q: ConnectParams) -> Result<Value, RpcError> {
             wait_connected(d, peer, facts, timeout).await?;
         }
     } else if wait {
-        match d.engine.connect(node, false).await {
+        match one_off(d, node).await {
             Ok(()) | Err(OpError::AlreadyConnected(_)) => {}
             Err(e) => return Err(e.into()),
         }
     } else {
-        let engine = d.engine.clone();
+        let Ok(slot) = Arc::clone(&d.one_off_slots).try_acquire_owned() else {
+            return Err(RpcError::new(
+                code::TOO_MANY_DIALS,
+                "too many one-off dials in flight; wait for one or use perm",
+            ));
+        };
+        let daemon = Arc::clone(d);
         d.tasks.spawn(async move {
-            if let Err(e) = engine.connect(node, false).await {
+            if let Err(e) = one_off(&daemon, node).await {
                 tracing::info!(%peer, error = %e, "one-off connect failed");
             }
+            drop(slot);
         });
     }
     let view = d.engine.peers().into_iter().find(|p| p.id == peer);
@@ -515,6 +525,30 @@ async fn connect(d: &Daemon, q: ConnectParams) -> Result<Value, RpcError> {
         "direction": conn.map(|c| c.direction),
         "address": conn.and_then(|c| c.addr.clone()).unwrap_or(addr),
     }))
+}
+
+/// One dial outside the workers, reported like theirs.
+async fn one_off(d: &Daemon, node: NodeAddr) -> Result<(), OpError> {
+    let (peer, addr) = (node.pubkey, node.addr.to_string());
+    d.note(Fact::DialStarted {
+        peer,
+        addr: addr.clone(),
+    })
+    .await;
+    let result = d.engine.connect(node, false).await;
+    if let Err(e) = &result {
+        if let Some(category) = e.dial_category() {
+            let error = e.to_string();
+            d.note(Fact::DialFailed {
+                peer,
+                addr,
+                error,
+                category,
+            })
+            .await;
+        }
+    }
+    result
 }
 
 /// Waits until `peer` is connected, for at most `timeout`.

@@ -47,11 +47,11 @@ pub(crate) enum Command {
     /// connected, listen, and serve the control socket that `getinfo`,
     /// `peers` and the other commands talk to.
     ///
-    /// Every option can also be set in `config.toml` in the data directory, under the same
-    /// name with underscores (`log_format = "json"`), with the retry tuning
-    /// in its `[peers]` table and the control socket's limits in `[rpc]`
-    /// (see the README); the command line wins. SIGTERM or `lnconnd stop`
-    /// ends it.
+    /// Every option can also be set in `config.toml` in the data
+    /// directory, under the same name with underscores (`log_format =
+    /// "json"`), with the retry tuning in its `[peers]` table and the
+    /// control socket's limits in `[rpc]` (see the README); the command line
+    /// wins. SIGTERM or `lnconnd stop` ends it.
     Run(RunArgs),
     /// Ask the daemon who it is (its key, listen addresses, counts).
     Getinfo(DaemonArgs),

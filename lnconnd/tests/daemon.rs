@@ -238,6 +238,18 @@ fn one_off_connect_forget_and_disconnect_through_the_daemon() {
     assert_eq!(v["peers"][0]["state"], "connected", "{v}");
     assert_eq!(v["peers"][0]["persistent"], Value::Null, "{v}");
 
+    // A bare key needs a stored address: B's went with `forget`.
+    let params = format!(r#"{{"id":"{}","perm":true}}"#, b.pubkey());
+    let out = common::lnconnd()
+        .args(["call", "connect", &params, "--data-dir", dir.path()])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no known address") && err.contains("code 400"),
+        "{err}"
+    );
+
     // Disconnect: the connection is closed and nothing redials it.
     for p in [&a, &b] {
         cli(&dir, &["disconnect", &p.pubkey()]);

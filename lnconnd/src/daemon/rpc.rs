@@ -458,7 +458,7 @@ async fn connect(d: &Arc<Daemon>, q: ConnectParams) -> Result<Value, RpcError> {
                         format!("no known address for {peer}: give id@host:port"),
                     )
                 })?;
-                node_at(peer, &first.to_string()).map_err(|e| bad(format!("`id`: {e}")))?
+                NodeAddr::new(peer, first)
             }
         }
     };

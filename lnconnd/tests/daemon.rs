@@ -140,6 +140,10 @@ fn twenty_perm_peers_kept_through_kills_and_a_restart() {
         assert_eq!(v["persistent"], "perm", "{v}");
     }
     drop(events);
+    // A bare key is dialed at its stored address.
+    let params = format!(r#"{{"id":"{}","perm":true}}"#, live[0].pubkey());
+    let r = cli(&dir, &["call", "connect", &params]);
+    assert_eq!(r["address"], live[0].addr.to_string(), "{r}");
     let (status, last) = daemon.terminate();
     assert!(status.success(), "{status:?} {last}");
     for p in live {

@@ -37,10 +37,123 @@ pub(crate) enum Command {
     /// Self-contained demo on 127.0.0.1 (the default): in-process peers
     /// restarted, moved and dialing us while we keep connected to them.
     Demo(DemoArgs),
-    /// Dial a Lightning node, complete BOLT 8, exchange `init`, answer pings.
+    /// Dial a Lightning node, complete BOLT 8, exchange `init`, answer pings;
+    /// with a daemon running in the data directory, ask it to (with `--perm`
+    /// it keeps the peer connected, across restarts too).
     Connect(ConnectArgs),
     /// Accept BOLT 8 connections, exchange `init`, answer pings.
     Listen(ListenArgs),
+    /// Run the daemon: keep the data directory's persistent peers
+    /// connected, listen, and serve the control socket that `getinfo`,
+    /// `peers` and the other commands talk to.
+    ///
+    /// Every option can also be set in `config.toml` in the data
+    /// directory, under the same name with underscores (`log_format =
+    /// "json"`), with the retry tuning in its `[peers]` table and the
+    /// control socket's limits in `[rpc]` (see the README); the command line
+    /// wins. SIGTERM or `lnconnd stop` ends it.
+    Run(RunArgs),
+    /// Ask the daemon who it is (its key, listen addresses, counts).
+    Getinfo(DaemonArgs),
+    /// List the daemon's peers: state, addresses in the order they will be
+    /// tried, last error, next attempt, and why a peer is not connected.
+    Peers(PeersArgs),
+    /// Make the daemon close a peer's connection and stop reconnecting it.
+    Disconnect(PeerArgs),
+    /// Make the daemon stop keeping a peer connected (the connection, if
+    /// any, stays up until it ends).
+    Forget(PeerArgs),
+    /// Make the daemon refuse a peer's inbound connections.
+    Ban(PeerArgs),
+    /// Lift a ban.
+    Unban(PeerArgs),
+    /// Print the daemon's events as they happen, until Ctrl-C.
+    Events(DaemonArgs),
+    /// Stop the daemon.
+    Stop(DaemonArgs),
+    /// Send any JSON-RPC request to the daemon (like `lightning-cli`).
+    Call(CallArgs),
+}
+
+/// How the daemon writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DataDirArgs {
+    /// The daemon's data directory: key, config.toml, peer store and
+    /// control socket [default: $XDG_DATA_HOME/lnconnd or
+    /// ~/.local/share/lnconnd].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) data: DataDirArgs,
+    /// Accept peers here (repeat for several) [default: 0.0.0.0:9735].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Vec<SocketAddr>,
+    /// A SOCKS5 proxy for onion addresses (Tor's is 127.0.0.1:9050).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) proxy: Option<SocketAddr>,
+    /// Send every address through --proxy, not only onion addresses.
+    #[arg(long)]
+    pub(crate) proxy_all: bool,
+    /// Fresh SOCKS5 credentials on each connection (a Tor circuit each).
+    #[arg(long)]
+    pub(crate) stream_isolation: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<SocketAddr>,
+    /// Log format; levels come from RUST_LOG (default: info).
+    #[arg(long, value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Use this node key (mode 0600, 64 hex characters or 32 bytes) rather
+    /// than the data directory's own.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    #[command(flatten)]
+    pub(crate) data: DataDirArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PeersArgs {
+    /// Only this peer (its public key).
+    #[arg(value_name = "PUBKEY")]
+    pub(crate) id: Option<String>,
+    #[command(flatten)]
+    pub(crate) data: DataDirArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PeerArgs {
+    /// The peer's public key.
+    #[arg(value_name = "PUBKEY")]
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) data: DataDirArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The method (getinfo, connect, listpeers, ...).
+    pub(crate) method: String,
+    /// Its parameters as one JSON object or array (default: none).
+    #[arg(value_name = "JSON")]
+    pub(crate) params: Option<String>,
+    #[command(flatten)]
+    pub(crate) data: DataDirArgs,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +207,16 @@ pub(crate) struct ConnectArgs {
     pub(crate) stream_isolation: bool,
     #[command(flatten)]
     pub(crate) key: KeyArgs,
+    /// Dial from this process even if a daemon runs (implied by
+    /// --exit-after-init, --proxy, --key and --key-file).
+    #[arg(long)]
+    pub(crate) direct: bool,
+    /// With a daemon: return once it has the request, without waiting for
+    /// the connection.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    #[command(flatten)]
+    pub(crate) data: DataDirArgs,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,85 @@ pub(crate) enum KeyError {
     /// The system has no randomness to offer.
     #[error("no system randomness for a fresh key: {0}")]
     Random(String),
+    /// The key file can be read by other users.
+    #[error("key file {path} is readable by others (mode {mode:o}): run `chmod 600 {path}`")]
+    Exposed {
+        /// The path given.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The data directory's key file could not be written.
+    #[error("cannot write key file {path}")]
+    Write {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The node key's file name inside the daemon's data directory.
+pub(crate) const KEY_FILE: &str = "node.key";
+
+/// Reads a key file that must be private: refused if its group or others
+/// may read or write it.
+pub(crate) fn from_private_file(path: &Path) -> Result<NodeKeyPair, KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = || path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| KeyError::File {
+        path: shown(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: shown(),
+            mode,
+        });
+    }
+    from_file(path)
+}
+
+/// The data directory's key: read if it exists, else created (mode 0600,
+/// 64 hex characters). A key file is never overwritten. Returns whether it
+/// was created.
+pub(crate) fn load_or_create(path: &Path) -> Result<(NodeKeyPair, bool), KeyError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok((from_private_file(path)?, false));
+    }
+    let key = random()?;
+    let write_err = |source| KeyError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    // Written whole under a temporary name, then linked into place: a
+    // crash leaves no half-written key, and an existing key is kept.
+    let tmp = path.with_extension("key.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(write_err)?;
+    let hex: String = (key.secret_key().secret_bytes().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let written = writeln!(file, "{hex}").and_then(|()| file.sync_all());
+    drop(file);
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    linked.map_err(write_err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err)?;
+    }
+    Ok((key, true))
 }
 
 /// Reads a secret key from 64 hex characters (surrounding whitespace allowed).
@@ -96,5 +175,26 @@ mod tests {
         ));
         // Multi-byte characters must not split a slice mid-character.
         assert!(matches!(from_hex(&"é".repeat(32)), Err(KeyError::NotHex)));
+    }
+
+    #[test]
+    fn data_dir_key_is_created_private_then_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lnconnd-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(KEY_FILE);
+        let (first, created) = load_or_create(&path).expect("created");
+        assert!(created);
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (again, created) = load_or_create(&path).expect("read back");
+        assert!(!created);
+        assert_eq!(first.public_key(), again.public_key());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let e = load_or_create(&path).expect_err("refused");
+        assert!(matches!(e, KeyError::Exposed { mode: 0o640, .. }), "{e}");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

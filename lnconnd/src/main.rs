@@ -2,11 +2,14 @@
 //!
 //! The command-line program of the workspace: `demo` (the default) runs a
 //! self-contained show of the whole stack on 127.0.0.1; `connect` dials a
-//! real node; `listen` accepts connections. The BOLT 1 layer here (`init`,
+//! real node; `listen` accepts connections; `run` is the daemon, and
+//! `getinfo`, `peers`, `connect`, `disconnect`, `forget`, `ban`, `unban`,
+//! `events`, `stop` and `call` talk to it. The BOLT 1 layer here (`init`,
 //! `ping`/`pong`) is the example application, not library API.
 
 mod cli;
 mod connect;
+mod daemon;
 mod demo;
 mod keys;
 mod listen;
@@ -64,7 +67,10 @@ pub(crate) fn load_key(args: &KeyArgs) -> Result<NodeKeyPair, Failure> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The daemon sets up its own logs, in the format its config asks for.
+    if !matches!(cli.command, Some(Command::Run(_))) {
+        init_tracing();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -83,8 +89,14 @@ fn main() -> ExitCode {
         let out = Arc::clone(&out);
         match command {
             Command::Demo(args) => demo::run(args, out, &mut interrupt).await,
-            Command::Connect(args) => connect::run(args, out, &mut interrupt).await,
+            Command::Connect(args) => match daemon::client::route(&args) {
+                Ok(Some(socket)) => daemon::client::connect(args, socket, out).await,
+                Ok(None) => connect::run(args, out, &mut interrupt).await,
+                Err(e) => Err(e),
+            },
             Command::Listen(args) => listen::run(args, out, &mut interrupt).await,
+            Command::Run(args) => daemon::run(args, out, &mut interrupt).await,
+            command => daemon::client::run(command, out, &mut interrupt).await,
         }
     });
     out.finish();

@@ -65,3 +65,5 @@ impl Drop for Listening {
         let _ = self.child.wait();
     }
 }
+
+pub mod daemon;

@@ -1,0 +1,594 @@
+//! The daemon's only contact with the `server` crate: building the node,
+//! its operations, its status and its events, turned into the daemon's own
+//! plain types ([`PeerView`], [`Fact`]) that the control API and the
+//! metrics read. When the server's API changes, this file changes.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::secp256k1::PublicKey;
+use brontide::{DialConfig, Listener, ListenerConfig, NodeKeyPair, Socks5};
+use conn_worker::State;
+use server::{
+    AddressKind, BrontideDialer, Config, Direction, ProxyScope, ServerError, ServerEvent,
+    StartupPeer,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use super::config::Settings;
+use super::store::StoredPeer;
+use crate::node::{node_with, Node};
+
+use crate::peer::SessionOpts;
+/// A node's key and address, `pubkey@host:port`.
+pub(crate) use server::NodeAddr;
+
+/// Why a dial failed, in the four categories an operator acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Category {
+    /// The other node is to blame (bad handshake data).
+    PeerFault,
+    /// The network: refused, unreachable, reset.
+    Network,
+    /// Connect or a handshake act took too long.
+    Timeout,
+    /// Our side: cancelled, a local error.
+    Local,
+}
+
+impl Category {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Category::PeerFault => "peer_fault",
+            Category::Network => "network",
+            Category::Timeout => "timeout",
+            Category::Local => "local",
+        }
+    }
+
+    fn of(e: &brontide::Error) -> Category {
+        use brontide::Error as E;
+        match e {
+            _ if e.is_peer_fault() => Category::PeerFault,
+            E::ConnectTimedOut | E::HandshakeTimedOut(_) => Category::Timeout,
+            E::Connect(_) | E::HandshakeIo { .. } | E::Io(_) => Category::Network,
+            _ => Category::Local,
+        }
+    }
+
+    /// The category of a dial error known only as text (the server's
+    /// `DialFailed` event carries the dialer error's message today), read
+    /// from brontide's messages.
+    fn of_text(text: &str) -> Category {
+        if text.contains("timed out") {
+            Category::Timeout
+        } else if text.starts_with("handshake failed") || text.starts_with("decrypt failed") {
+            Category::PeerFault
+        } else if text.starts_with("connect failed") || text.contains("i/o") {
+            Category::Network
+        } else {
+            Category::Local
+        }
+    }
+}
+
+/// Who dialed.
+pub(crate) fn direction_name(d: Direction) -> &'static str {
+    crate::peer::direction_name(d)
+}
+
+/// What the worker of a peer does, or that it has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PeerState {
+    Connected,
+    Dialing,
+    Waiting,
+    AwaitingAddrs,
+    Idle,
+    Stopped,
+    /// Connected or known, but nothing keeps it connected.
+    NotPersistent,
+}
+
+impl PeerState {
+    pub(crate) const ALL: [PeerState; 7] = [
+        PeerState::Connected,
+        PeerState::Dialing,
+        PeerState::Waiting,
+        PeerState::AwaitingAddrs,
+        PeerState::Idle,
+        PeerState::Stopped,
+        PeerState::NotPersistent,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PeerState::Connected => "connected",
+            PeerState::Dialing => "dialing",
+            PeerState::Waiting => "waiting",
+            PeerState::AwaitingAddrs => "awaiting_addrs",
+            PeerState::Idle => "idle",
+            PeerState::Stopped => "stopped",
+            PeerState::NotPersistent => "not_persistent",
+        }
+    }
+}
+
+/// A live connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnView {
+    pub(crate) direction: &'static str,
+    pub(crate) addr: Option<String>,
+    /// Wall-clock time it was established, in milliseconds since 1970.
+    pub(crate) since_unix_ms: u64,
+    pub(crate) lasted: Duration,
+}
+
+/// One peer, as the control API shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerView {
+    pub(crate) id: PublicKey,
+    /// `Some(true)`: a user asked (`connect --perm`); `Some(false)`: kept
+    /// for a channel; `None`: not persistent.
+    pub(crate) perm: Option<bool>,
+    pub(crate) state: PeerState,
+    pub(crate) connection: Option<ConnView>,
+    /// The addresses the worker will try, in that order.
+    pub(crate) addresses: Vec<String>,
+    /// Addresses not tried, and why.
+    pub(crate) skipped: Vec<(String, String)>,
+    pub(crate) last_error: Option<(String, Category)>,
+    pub(crate) next_attempt_in: Option<Duration>,
+    pub(crate) attempts: u64,
+    pub(crate) backoff: Option<Duration>,
+    pub(crate) dials_in_flight: usize,
+}
+
+impl PeerView {
+    /// A peer the node knows nothing about (a banned one, say).
+    pub(crate) fn bare(id: PublicKey) -> PeerView {
+        PeerView {
+            id,
+            perm: None,
+            state: PeerState::NotPersistent,
+            connection: None,
+            addresses: Vec::new(),
+            skipped: Vec::new(),
+            last_error: None,
+            next_attempt_in: None,
+            attempts: 0,
+            backoff: None,
+            dials_in_flight: 0,
+        }
+    }
+}
+
+/// Something the node did, for logs, metrics and subscribers.
+#[derive(Debug, Clone)]
+pub(crate) enum Fact {
+    Connected {
+        peer: PublicKey,
+        direction: &'static str,
+        addr: Option<String>,
+    },
+    Disconnected {
+        peer: PublicKey,
+        direction: &'static str,
+        reason: String,
+        lasted: Duration,
+        reconnecting: bool,
+    },
+    DialStarted {
+        peer: PublicKey,
+        addr: String,
+    },
+    DialFailed {
+        peer: PublicKey,
+        addr: String,
+        error: String,
+        category: Category,
+    },
+    DuplicateResolved {
+        peer: PublicKey,
+        kept: &'static str,
+    },
+    RefusedBanned {
+        peer: PublicKey,
+    },
+    Waiting {
+        peer: PublicKey,
+        wait: Duration,
+    },
+    AddressSkipped {
+        peer: PublicKey,
+        addr: String,
+        reason: String,
+    },
+    AwaitingAddrs {
+        peer: PublicKey,
+    },
+    Idle {
+        peer: PublicKey,
+    },
+    WorkerStopped {
+        peer: PublicKey,
+    },
+}
+
+/// A failed operation, as the control API reports it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OpError {
+    #[error("refusing to connect to ourselves")]
+    SelfConnect,
+    #[error("already connected to {0}")]
+    AlreadyConnected(PublicKey),
+    #[error("not connected to {0}")]
+    NotConnected(PublicKey),
+    #[error("peer {0} is banned")]
+    Banned(PublicKey),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("dial timed out")]
+    TimedOut,
+    #[error("{0}")]
+    DialFailed(String, Category),
+    #[error("the daemon is shutting down")]
+    ShutDown,
+}
+
+impl OpError {
+    /// The category of a failed one-off dial, if this is one.
+    pub(crate) fn dial_category(&self) -> Option<Category> {
+        match self {
+            OpError::TimedOut => Some(Category::Timeout),
+            OpError::DialFailed(_, c) => Some(*c),
+            _ => None,
+        }
+    }
+}
+
+impl From<ServerError> for OpError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::SelfConnect => OpError::SelfConnect,
+            ServerError::AlreadyConnected(p) => OpError::AlreadyConnected(p),
+            ServerError::NotConnected(p) => OpError::NotConnected(p),
+            ServerError::Banned(p) => OpError::Banned(p),
+            ServerError::ShutDown => OpError::ShutDown,
+            ServerError::DialTimedOut => OpError::TimedOut,
+            e @ ServerError::Unreachable { .. } => OpError::Unreachable(e.to_string()),
+            ServerError::Dial(e) => {
+                let category = match e.downcast_ref::<brontide::Error>() {
+                    Some(e) => Category::of(e),
+                    None => Category::Local,
+                };
+                OpError::DialFailed(e.to_string(), category)
+            }
+            e => OpError::DialFailed(e.to_string(), Category::Local),
+        }
+    }
+}
+
+/// The node the daemon runs. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Engine {
+    node: Node,
+}
+
+impl Engine {
+    /// A node with our key and the settings' dialer and tuning.
+    pub(crate) fn new(key: &NodeKeyPair, settings: &Settings) -> Engine {
+        let t = &settings.peers;
+        let mut config = Config::default();
+        config.worker = (config.worker)
+            .with_policy(t.policy)
+            .with_max_dials_in_flight(t.max_dials_in_flight)
+            .with_seed(crate::keys::random_u64());
+        config.dial_timeout = t.connect_timeout;
+        config.startup_batch = t.startup_batch;
+        config.startup_spread = t.startup_spread;
+        let dial = DialConfig::default().with_connect_timeout(t.connect_timeout);
+        let mut dialer = BrontideDialer::new(key.clone(), dial);
+        if let Some(proxy) = settings.proxy {
+            let mut socks = Socks5::new(proxy).with_connect_timeout(t.connect_timeout);
+            if settings.stream_isolation {
+                socks = socks.with_stream_isolation();
+            }
+            let scope = if settings.proxy_all {
+                ProxyScope::All
+            } else {
+                ProxyScope::OnionOnly
+            };
+            dialer = dialer.with_proxy(socks, scope);
+        }
+        config.addresses = (config.addresses).with_onion(dialer.reaches(AddressKind::Onion));
+        Engine {
+            node: node_with(key, config, dialer, SessionOpts::default()),
+        }
+    }
+
+    /// Our node key.
+    pub(crate) fn id(&self) -> PublicKey {
+        self.node.local_pubkey()
+    }
+
+    /// Listens at `addr`; inbound connections go to the node until it
+    /// shuts down. Banned peers are refused by the node (which reports
+    /// each refusal as a fact). Returns the bound address.
+    pub(crate) async fn listen(
+        &self,
+        key: &NodeKeyPair,
+        addr: SocketAddr,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = Listener::bind(addr, key.clone(), ListenerConfig::default()).await?;
+        Ok(self.node.serve(listener))
+    }
+
+    /// Hands the stored peers and bans to the node, which dials the peers
+    /// under its startup stagger.
+    pub(crate) fn startup(&self, peers: Vec<StoredPeer>, banned: &[PublicKey]) {
+        for peer in banned {
+            self.node.ban(*peer);
+        }
+        self.node.startup(peers.into_iter().map(|p| StartupPeer {
+            pubkey: p.pubkey,
+            addrs: p.addrs,
+            perm: true,
+        }));
+    }
+
+    /// Connects: `perm` hands the peer to its worker and returns at once;
+    /// otherwise one dial that this awaits.
+    pub(crate) async fn connect(&self, node: NodeAddr, perm: bool) -> Result<(), OpError> {
+        Ok(self.node.connect(node, perm).await?)
+    }
+
+    /// Closes a peer's connection and stops its worker.
+    pub(crate) fn disconnect(&self, peer: &PublicKey) -> Result<(), OpError> {
+        Ok(self.node.disconnect(peer)?)
+    }
+
+    /// Stops keeping a peer connected. Returns whether it was persistent.
+    pub(crate) fn forget(&self, peer: &PublicKey) -> bool {
+        self.node.forget(peer)
+    }
+
+    pub(crate) fn ban(&self, peer: PublicKey) {
+        self.node.ban(peer);
+    }
+
+    pub(crate) fn unban(&self, peer: &PublicKey) {
+        self.node.unban(peer);
+    }
+
+    pub(crate) fn is_connected(&self, peer: &PublicKey) -> bool {
+        self.node.is_connected(peer)
+    }
+
+    /// Whether the peer is persistent, and if so whether a user asked.
+    pub(crate) fn persistence(&self, peer: &PublicKey) -> Option<bool> {
+        self.node.persistence(peer)
+    }
+
+    /// Dials in flight across all peers (the global dial slots in use).
+    pub(crate) fn dials_in_flight(&self) -> usize {
+        self.node.dials_in_flight()
+    }
+
+    /// Every peer the node knows of, sorted by key.
+    pub(crate) fn peers(&self) -> Vec<PeerView> {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        self.node
+            .status()
+            .into_iter()
+            .map(|p| {
+                let connection = p.connection.map(|c| {
+                    let lasted = now.saturating_duration_since(c.since);
+                    let since = wall.checked_sub(lasted).unwrap_or(UNIX_EPOCH);
+                    ConnView {
+                        direction: direction_name(c.direction),
+                        addr: c.addr.map(|a| a.to_string()),
+                        since_unix_ms: since
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64),
+                        lasted,
+                    }
+                });
+                let worker = p.worker;
+                let state = match (&connection, worker.as_ref().map(|w| w.state)) {
+                    (Some(_), _) => PeerState::Connected,
+                    (None, None) => PeerState::NotPersistent,
+                    (None, Some(State::Dialing)) => PeerState::Dialing,
+                    (None, Some(State::Waiting)) => PeerState::Waiting,
+                    (None, Some(State::AwaitingAddrs)) => PeerState::AwaitingAddrs,
+                    (None, Some(State::Idle)) => PeerState::Idle,
+                    (None, Some(_)) => PeerState::Stopped,
+                };
+                // The worker dials its last good address first, then the
+                // others in the order it was given them.
+                let mut addresses = Vec::new();
+                if let Some(w) = &worker {
+                    if let Some(good) = &w.last_good {
+                        addresses.push(good.addr.to_string());
+                    }
+                    for a in &w.addrs {
+                        let a = a.addr.to_string();
+                        if !addresses.contains(&a) {
+                            addresses.push(a);
+                        }
+                    }
+                }
+                PeerView {
+                    id: p.pubkey,
+                    perm: p.persistent,
+                    state,
+                    connection,
+                    addresses,
+                    skipped: (p.skipped.iter())
+                        .map(|s| (s.addr.to_string(), s.reason.to_string()))
+                        .collect(),
+                    last_error: (worker.as_ref())
+                        .and_then(|w| w.last_error.as_ref())
+                        .map(|e| (e.to_string(), Category::of(e))),
+                    next_attempt_in: (worker.as_ref())
+                        .and_then(|w| w.next_attempt)
+                        .map(|t| t.saturating_duration_since(now)),
+                    attempts: worker.as_ref().map_or(0, |w| w.attempts),
+                    backoff: worker.as_ref().and_then(|w| w.backoff),
+                    dials_in_flight: worker.as_ref().map_or(0, |w| w.in_flight),
+                }
+            })
+            .collect()
+    }
+
+    /// Subscribes to the node's facts from now on.
+    pub(crate) fn facts(&self) -> Facts {
+        Facts(self.node.events())
+    }
+
+    /// Stops every worker and connection and waits for their tasks.
+    pub(crate) async fn shutdown(&self) {
+        self.node.shutdown().await;
+    }
+}
+
+/// A subscription to the node's facts.
+pub(crate) struct Facts(tokio::sync::broadcast::Receiver<ServerEvent>);
+
+/// What [`Facts::next`] yields.
+pub(crate) enum Next {
+    Fact(Fact),
+    /// The subscriber fell behind and missed this many.
+    Missed(u64),
+    /// The node has shut down.
+    Closed,
+}
+
+impl Facts {
+    /// The next fact.
+    pub(crate) async fn next(&mut self) -> Next {
+        loop {
+            match self.0.recv().await {
+                Ok(event) => {
+                    if let Some(fact) = fact(event) {
+                        return Next::Fact(fact);
+                    }
+                }
+                Err(RecvError::Lagged(n)) => return Next::Missed(n),
+                Err(RecvError::Closed) => return Next::Closed,
+            }
+        }
+    }
+}
+
+fn fact(event: ServerEvent) -> Option<Fact> {
+    Some(match event {
+        ServerEvent::Connected {
+            peer,
+            direction,
+            addr,
+        } => Fact::Connected {
+            peer,
+            direction: direction_name(direction),
+            addr: addr.map(|a| a.to_string()),
+        },
+        ServerEvent::Disconnected {
+            peer,
+            direction,
+            reason,
+            lasted,
+            reconnecting,
+        } => Fact::Disconnected {
+            peer,
+            direction: direction_name(direction),
+            reason: match reason {
+                server::DisconnectReason::Remote(r) => format!("remote: {r}"),
+                server::DisconnectReason::Local(r) => format!("local: {r}"),
+                server::DisconnectReason::Cancelled => "cancelled".into(),
+                other => format!("{other:?}"),
+            },
+            lasted,
+            reconnecting,
+        },
+        ServerEvent::DialStarted { peer, addr } => Fact::DialStarted {
+            peer,
+            addr: addr.to_string(),
+        },
+        ServerEvent::DialFailed { peer, addr, error } => Fact::DialFailed {
+            peer,
+            addr: addr.to_string(),
+            category: Category::of_text(&error),
+            error,
+        },
+        ServerEvent::DuplicateResolved { peer, kept } => Fact::DuplicateResolved {
+            peer,
+            kept: direction_name(kept),
+        },
+        ServerEvent::RefusedBanned { peer } => Fact::RefusedBanned { peer },
+        ServerEvent::Waiting { peer, wait, .. } => Fact::Waiting { peer, wait },
+        ServerEvent::AddressSkipped { peer, addr, reason } => Fact::AddressSkipped {
+            peer,
+            addr: addr.to_string(),
+            reason: reason.to_string(),
+        },
+        ServerEvent::AwaitingAddrs { peer } => Fact::AwaitingAddrs { peer },
+        ServerEvent::Idle { peer } => Fact::Idle { peer },
+        ServerEvent::WorkerStopped { peer } => Fact::WorkerStopped { peer },
+        _ => return None,
+    })
+}
+
+/// Parses `pubkey@host[:port]`.
+pub(crate) fn parse_node(s: &str) -> Result<NodeAddr, String> {
+    s.parse().map_err(|e: server::AddressError| e.to_string())
+}
+
+/// Parses `host[:port]` for a known key.
+pub(crate) fn node_at(pubkey: PublicKey, addr: &str) -> Result<NodeAddr, String> {
+    let addr: server::NetAddress = addr
+        .parse()
+        .map_err(|e: server::AddressError| e.to_string())?;
+    Ok(NodeAddr::new(pubkey, addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_error_texts_fall_in_their_category() {
+        let cases = [
+            ("connect timed out", Category::Timeout),
+            ("handshake timed out in act two", Category::Timeout),
+            (
+                "connect failed: Connection refused (os error 111)",
+                Category::Network,
+            ),
+            ("handshake i/o failed in act two: reset", Category::Network),
+            (
+                "handshake failed: act two: bad version",
+                Category::PeerFault,
+            ),
+            ("cancelled", Category::Local),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Category::of_text(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn typed_dial_errors_fall_in_their_category() {
+        use brontide::Error as E;
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(Category::of(&E::ConnectTimedOut), Category::Timeout);
+        assert_eq!(Category::of(&E::Connect(refused())), Category::Network);
+        assert_eq!(Category::of(&E::TruncatedFrame), Category::PeerFault);
+        assert_eq!(Category::of(&E::Cancelled), Category::Local);
+        // The typed and the textual reading agree on brontide's messages.
+        for e in [E::ConnectTimedOut, E::Connect(refused()), E::Cancelled] {
+            assert_eq!(Category::of(&e), Category::of_text(&e.to_string()), "{e}");
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Prometheus metrics at `GET /metrics`, through `prometheus-client` (the
+//! Prometheus project's own Rust client: the text format, no HTTP stack of
+//! its own, a handful of small dependencies), served by a tiny HTTP/1.1
+//! responder on tokio.
+//!
+//! Counters move with the node's facts; the gauges (peers by state, dial
+//! slots in use) are read from the node at each scrape.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::secp256k1::PublicKey;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::engine::{Engine, Fact, PeerState};
+use super::Daemon;
+
+type Label = [(&'static str, &'static str); 1];
+
+/// The daemon's metrics.
+pub(crate) struct Metrics {
+    registry: Registry,
+    peers: Family<Label, Gauge>,
+    dial_slots: Gauge,
+    dials_started: Counter,
+    dials_failed: Family<Label, Counter>,
+    inbound: Family<Label, Counter>,
+    connections: Family<Label, Counter>,
+    disconnections: Family<Label, Counter>,
+    duplicates: Family<Label, Counter>,
+    reconnect: Histogram,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("lnconnd");
+        let peers = Family::<Label, Gauge>::default();
+        let dial_slots = Gauge::default();
+        let dials_started = Counter::default();
+        let dials_failed = Family::<Label, Counter>::default();
+        let inbound = Family::<Label, Counter>::default();
+        let connections = Family::<Label, Counter>::default();
+        let disconnections = Family::<Label, Counter>::default();
+        let duplicates = Family::<Label, Counter>::default();
+        // 10 ms to about 3 h.
+        let reconnect = Histogram::new(exponential_buckets(0.01, 4.0, 11));
+        registry.register("peers", "Peers by state", peers.clone());
+        registry.register(
+            "dial_slots_in_use",
+            "Global dial slots in use",
+            dial_slots.clone(),
+        );
+        registry.register("dials_started", "Dials started", dials_started.clone());
+        registry.register(
+            "dials_failed",
+            "Dials failed, by category (peer_fault, network, timeout, local)",
+            dials_failed.clone(),
+        );
+        registry.register(
+            "inbound_handshakes",
+            "Inbound connections through the handshake, by outcome",
+            inbound.clone(),
+        );
+        registry.register(
+            "connections",
+            "Connections established, by direction",
+            connections.clone(),
+        );
+        registry.register(
+            "disconnections",
+            "Connections ended, by direction",
+            disconnections.clone(),
+        );
+        registry.register(
+            "duplicates_resolved",
+            "Duplicate connections resolved, by the direction kept",
+            duplicates.clone(),
+        );
+        registry.register(
+            "reconnect_latency_seconds",
+            "From a persistent peer's disconnect to its next connection",
+            reconnect.clone(),
+        );
+        // Every label of a family shows from the first scrape, at zero.
+        for s in PeerState::ALL {
+            let _ = peers.get_or_create(&[("state", s.name())]);
+        }
+        for c in ["peer_fault", "network", "timeout", "local"] {
+            let _ = dials_failed.get_or_create(&[("category", c)]);
+        }
+        for o in ["accepted", "refused_banned"] {
+            let _ = inbound.get_or_create(&[("outcome", o)]);
+        }
+        for d in ["inbound", "outbound"] {
+            let _ = connections.get_or_create(&[("direction", d)]);
+            let _ = disconnections.get_or_create(&[("direction", d)]);
+            let _ = duplicates.get_or_create(&[("kept", d)]);
+        }
+        Metrics {
+            registry,
+            peers,
+            dial_slots,
+            dials_started,
+            dials_failed,
+            inbound,
+            connections,
+            disconnections,
+            duplicates,
+            reconnect,
+        }
+    }
+
+    /// Moves the counters for one fact. `down` holds when each
+    /// reconnecting peer went down.
+    pub(crate) fn observe(
+        &self,
+        fact: &Fact,
+        now: Instant,
+        down: &mut HashMap<PublicKey, Instant>,
+    ) {
+        match fact {
+            Fact::DialStarted { .. } => {
+                self.dials_started.inc();
+            }
+            Fact::DialFailed { category, .. } => {
+                self.dials_failed
+                    .get_or_create(&[("category", category.name())])
+                    .inc();
+            }
+            Fact::Connected {
+                peer, direction, ..
+            } => {
+                self.connections
+                    .get_or_create(&[("direction", direction)])
+                    .inc();
+                if *direction == "inbound" {
+                    self.inbound.get_or_create(&[("outcome", "accepted")]).inc();
+                }
+                if let Some(since) = down.remove(peer) {
+                    self.reconnect
+                        .observe(now.saturating_duration_since(since).as_secs_f64());
+                }
+            }
+            Fact::Disconnected {
+                peer,
+                direction,
+                reconnecting,
+                ..
+            } => {
+                self.disconnections
+                    .get_or_create(&[("direction", direction)])
+                    .inc();
+                if *reconnecting {
+                    down.insert(*peer, now);
+                }
+            }
+            Fact::RefusedBanned { .. } => {
+                self.inbound
+                    .get_or_create(&[("outcome", "refused_banned")])
+                    .inc();
+            }
+            Fact::DuplicateResolved { kept, .. } => {
+                self.duplicates.get_or_create(&[("kept", kept)]).inc();
+            }
+            Fact::WorkerStopped { peer } => {
+                down.remove(peer);
+            }
+            _ => {}
+        }
+    }
+
+    /// The text exposition, with the gauges read from the node now.
+    fn render(&self, engine: &Engine) -> String {
+        let mut counts: HashMap<&'static str, i64> = HashMap::new();
+        for p in engine.peers() {
+            *counts.entry(p.state.name()).or_default() += 1;
+        }
+        for s in PeerState::ALL {
+            let n = counts.get(s.name()).copied().unwrap_or(0);
+            self.peers.get_or_create(&[("state", s.name())]).set(n);
+        }
+        self.dial_slots
+            .set(i64::try_from(engine.dials_in_flight()).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Scrapes served at once; more wait for the accept loop.
+const MAX_SCRAPES: usize = 8;
+/// Time a scraper gets to send its request and read the answer.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest request head read.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Binds the metrics endpoint.
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `GET /metrics` until the daemon stops.
+pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, daemon: Arc<Daemon>) {
+    let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
+    loop {
+        let permit = tokio::select! {
+            () = daemon.stop.cancelled() => return,
+            p = Arc::clone(&slots).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let stream = tokio::select! {
+            () = daemon.stop.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    continue;
+                }
+            },
+        };
+        let metrics = Arc::clone(&metrics);
+        let engine = daemon.engine.clone();
+        daemon.tasks.spawn(async move {
+            let _ = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(stream, &metrics, &engine)).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn scrape(mut stream: TcpStream, metrics: &Metrics, engine: &Engine) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split(' ');
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let (status, kind, body) = match (method, path) {
+        ("GET", "/metrics") => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.render(engine),
+        ),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".into(),
+        ),
+        _ => ("405 Method Not Allowed", "text/plain", "only GET\n".into()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> PublicKey {
+        crate::keys::from_hex(&format!("{b:02x}").repeat(32))
+            .expect("key")
+            .public_key()
+    }
+
+    fn text(m: &Metrics) -> String {
+        let mut out = String::new();
+        encode(&mut out, &m.registry).expect("encode");
+        out
+    }
+
+    #[test]
+    fn facts_move_the_counters_and_the_latency() {
+        let m = Metrics::new();
+        let mut down = HashMap::new();
+        let t0 = Instant::now();
+        let peer = key(1);
+        let facts = [
+            Fact::DialStarted {
+                peer,
+                addr: "a".into(),
+            },
+            Fact::DialFailed {
+                peer,
+                addr: "a".into(),
+                error: "x".into(),
+                category: super::super::engine::Category::Network,
+            },
+            Fact::Connected {
+                peer,
+                direction: "outbound",
+                addr: None,
+            },
+            Fact::Disconnected {
+                peer,
+                direction: "outbound",
+                reason: "r".into(),
+                lasted: Duration::ZERO,
+                reconnecting: true,
+            },
+        ];
+        for f in &facts {
+            m.observe(f, t0, &mut down);
+        }
+        m.observe(
+            &Fact::Connected {
+                peer,
+                direction: "inbound",
+                addr: None,
+            },
+            t0 + Duration::from_secs(2),
+            &mut down,
+        );
+        let out = text(&m);
+        for want in [
+            "lnconnd_dials_started_total 1",
+            "lnconnd_dials_failed_total{category=\"network\"} 1",
+            "lnconnd_dials_failed_total{category=\"timeout\"} 0",
+            "lnconnd_connections_total{direction=\"outbound\"} 1",
+            "lnconnd_inbound_handshakes_total{outcome=\"accepted\"} 1",
+            "lnconnd_reconnect_latency_seconds_count 1",
+            "lnconnd_reconnect_latency_seconds_sum 2.0",
+        ] {
+            assert!(out.contains(want), "{want} in\n{out}");
+        }
+        assert!(down.is_empty(), "the reconnect was counted once");
+    }
+}

@@ -1,0 +1,418 @@
+//! `lnconnd run`: the daemon, and the commands that talk to it.
+//!
+//! The daemon keeps the persistent peers of its data directory connected,
+//! listens for peers, and answers a JSON-RPC control API on a unix socket
+//! in the data directory ([`rpc`] lists the methods and error codes).
+//! The data directory holds:
+//!
+//! - `node.key`: the node's secret key (created on first run, mode 0600);
+//! - `config.toml`: settings, every `run` option by the same name
+//!   ([`config`]);
+//! - `peers.json`: the persistent peers and bans ([`store`]);
+//! - `lnconnd.sock`: the control socket while the daemon runs.
+//!
+//! Only [`engine`] touches the `server` crate; only [`store`] knows where
+//! peers are kept.
+
+pub(crate) mod client;
+mod config;
+mod control;
+mod engine;
+mod metrics;
+mod rpc;
+mod store;
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bitcoin::secp256k1::PublicKey;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::{DataDirArgs, LogFormat, RunArgs};
+use crate::node::Interrupt;
+use crate::output::Output;
+use crate::Failure;
+use config::Settings;
+use engine::{Engine, Fact, Next};
+use store::Store;
+
+/// What the control API and the metrics share.
+pub(crate) struct Daemon {
+    engine: Engine,
+    store: Store,
+    info: Info,
+    /// Cancelled to stop the daemon (by a signal or the `stop` method).
+    stop: CancellationToken,
+    /// Cancelled once the node has shut down: what watches its facts
+    /// ends then (the facts never close while the daemon holds the node).
+    node_down: CancellationToken,
+    /// The daemon's own tasks (control clients, scrapes, one-off dials).
+    tasks: TaskTracker,
+    /// The node's facts, each sent after it was logged and counted: what a
+    /// subscriber sees is already in the metrics.
+    facts: broadcast::Sender<Fact>,
+    /// Facts of the daemon's own (its one-off dials), for the same relay.
+    /// Unbounded, but each one-off dial sends at most two, and those dials
+    /// are bounded (by the control clients, and by `one_off_slots`).
+    notes: mpsc::UnboundedSender<(Fact, oneshot::Sender<()>)>,
+    /// One-off dials started without waiting for them.
+    one_off_slots: Arc<Semaphore>,
+}
+
+/// One-off dials in flight that no client waits for, at most.
+const MAX_UNWAITED_DIALS: usize = 16;
+
+impl Daemon {
+    /// Reports a fact of the daemon's own through the relay, and returns
+    /// once it is logged and counted (so a reply sent after it is never
+    /// ahead of the metrics).
+    async fn note(&self, fact: Fact) {
+        let (done, counted) = oneshot::channel();
+        // Fails only once the relay has ended, after the node shut down.
+        if self.notes.send((fact, done)).is_ok() {
+            let _ = counted.await;
+        }
+    }
+
+    /// Subscribes to the node's facts from now on.
+    fn subscribe(&self) -> Subscription {
+        Subscription(self.facts.subscribe())
+    }
+}
+
+/// A subscription to the daemon's facts.
+struct Subscription(broadcast::Receiver<Fact>);
+
+impl Subscription {
+    /// The next fact.
+    async fn next(&mut self) -> Next {
+        match self.0.recv().await {
+            Ok(fact) => Next::Fact(fact),
+            Err(RecvError::Lagged(n)) => Next::Missed(n),
+            Err(RecvError::Closed) => Next::Closed,
+        }
+    }
+}
+
+/// How many facts a slow subscriber may fall behind before missing some.
+const FACT_BUFFER: usize = 4096;
+
+/// What `getinfo` reports besides the node.
+struct Info {
+    data_dir: PathBuf,
+    socket: PathBuf,
+    listen: Vec<SocketAddr>,
+    metrics: Option<SocketAddr>,
+    started: std::time::Instant,
+}
+
+/// The per-user data directory: `$XDG_DATA_HOME/lnconnd`, else
+/// `~/.local/share/lnconnd`.
+fn default_data_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from);
+    let base = match xdg {
+        Some(p) if p.is_absolute() => p,
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+    };
+    Some(base.join("lnconnd"))
+}
+
+/// The data directory asked for, or the default one.
+pub(crate) fn data_dir(args: &DataDirArgs) -> Result<PathBuf, Failure> {
+    match &args.data_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => default_data_dir().ok_or_else(|| {
+            Failure::Usage("no home directory to keep data in: give --data-dir".into())
+        }),
+    }
+}
+
+/// An error and its causes, each once.
+pub(crate) fn chain(e: &dyn Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// Removes the control socket when the daemon ends, however it ends.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs the daemon until SIGINT, SIGTERM or the `stop` method.
+pub(crate) async fn run(
+    args: RunArgs,
+    out: Arc<Output>,
+    interrupt: &mut Interrupt,
+) -> Result<ExitCode, Failure> {
+    let dir = data_dir(&args.data)?;
+    create_private_dir(&dir)?;
+    let settings = Settings::load(&dir, &args).map_err(|e| Failure::Usage(chain(&e)))?;
+    init_logs(settings.log_format);
+    warn_if_shared(&dir);
+    let key = match &settings.key_file {
+        Some(path) => crate::keys::from_private_file(path)?,
+        None => {
+            let path = dir.join(crate::keys::KEY_FILE);
+            let (key, created) =
+                crate::keys::load_or_create(&path).map_err(|e| Failure::Usage(chain(&e)))?;
+            if created {
+                tracing::info!(path = %path.display(), "created a node key");
+            }
+            key
+        }
+    };
+    // The socket first: while a daemon runs here, no other touches the store.
+    let socket = control::socket_path(&dir);
+    let listener = control::bind(&socket).map_err(|e| Failure::Usage(chain(&e)))?;
+    let _socket_file = SocketFile(socket.clone());
+    let (store, peers, banned) = Store::open(&dir).map_err(|e| Failure::Usage(chain(&e)))?;
+
+    let engine = Engine::new(&key, &settings);
+    // Subscribed before anything can happen: the first inbound peer counts.
+    let facts = engine.facts();
+    let (notes, noted) = mpsc::unbounded_channel();
+    let mut listen = Vec::new();
+    for addr in &settings.listen {
+        let bound = engine
+            .listen(&key, *addr)
+            .await
+            .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))?;
+        listen.push(bound);
+    }
+    let metrics_listener = match settings.metrics {
+        Some(addr) => Some(
+            metrics::bind(addr)
+                .await
+                .map_err(|e| Failure::Runtime(format!("cannot serve metrics on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let daemon = Arc::new(Daemon {
+        engine: engine.clone(),
+        store,
+        info: Info {
+            data_dir: dir.clone(),
+            socket: socket.clone(),
+            listen: listen.clone(),
+            metrics: metrics_addr,
+            started: std::time::Instant::now(),
+        },
+        stop: CancellationToken::new(),
+        node_down: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        facts: broadcast::channel(FACT_BUFFER).0,
+        notes,
+        one_off_slots: Arc::new(Semaphore::new(MAX_UNWAITED_DIALS)),
+    });
+
+    let metrics = metrics_listener.map(|l| (l, Arc::new(metrics::Metrics::new())));
+    daemon.tasks.spawn(relay(
+        facts,
+        noted,
+        metrics.as_ref().map(|(_, m)| Arc::clone(m)),
+        daemon.facts.clone(),
+        daemon.node_down.clone(),
+    ));
+    if let Some((l, m)) = metrics {
+        daemon
+            .tasks
+            .spawn(metrics::serve(l, m, Arc::clone(&daemon)));
+    }
+    daemon
+        .tasks
+        .spawn(control::serve(listener, Arc::clone(&daemon), settings.rpc));
+    let stored = peers.len();
+    engine.startup(peers, &banned);
+
+    let pubkey = engine.id();
+    tracing::info!(%pubkey, data_dir = %dir.display(), peers = stored, "lnconnd running");
+    out.event(
+        "started",
+        json!({
+            "pubkey": pubkey.to_string(),
+            "data_dir": dir.display().to_string(),
+            "rpc_socket": socket.display().to_string(),
+            "listen": listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "metrics": metrics_addr.map(|a| a.to_string()),
+            "stored_peers": stored,
+        }),
+        || {
+            let at: Vec<String> = listen.iter().map(|a| format!("{pubkey}@{a}")).collect();
+            format!(
+                "lnconnd running: {}\ncontrol socket {} ({stored} stored peers)",
+                at.join(", "),
+                socket.display()
+            )
+        },
+    );
+
+    tokio::select! {
+        () = interrupt.wait() => tracing::info!("signal received; shutting down"),
+        () = daemon.stop.cancelled() => {}
+    }
+    daemon.stop.cancel();
+    let clean = tokio::time::timeout(settings.shutdown_timeout, async {
+        engine.shutdown().await;
+        daemon.node_down.cancel();
+        daemon.tasks.close();
+        daemon.tasks.wait().await;
+    })
+    .await
+    .is_ok();
+    if !clean {
+        tracing::warn!(timeout = ?settings.shutdown_timeout, "shutdown did not finish in time");
+    }
+    out.event("stopped", json!({ "clean": clean }), || "stopped".into());
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Creates the data directory (mode 0700) if it is missing.
+fn create_private_dir(dir: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Failure::Usage(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })
+}
+
+/// Warns when others may enter the data directory (the key and the
+/// socket are private files, but the store is not).
+fn warn_if_shared(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "the data directory is open to others: chmod 700 it");
+        }
+    }
+}
+
+/// Logs go to stderr in `format`, filtered by `RUST_LOG` (default: info).
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
+/// Logs and counts each fact of the node, then hands it to subscribers,
+/// until the node has shut down.
+async fn relay(
+    mut facts: engine::Facts,
+    mut noted: mpsc::UnboundedReceiver<(Fact, oneshot::Sender<()>)>,
+    metrics: Option<Arc<metrics::Metrics>>,
+    out: broadcast::Sender<Fact>,
+    node_down: CancellationToken,
+) {
+    let mut down = HashMap::new();
+    loop {
+        let next = tokio::select! {
+            biased;
+            next = facts.next() => next,
+            Some((fact, done)) = noted.recv() => {
+                handle(&fact, metrics.as_deref(), &mut down, &out);
+                let _ = done.send(());
+                continue;
+            }
+            () = node_down.cancelled() => return,
+        };
+        match next {
+            Next::Fact(fact) => handle(&fact, metrics.as_deref(), &mut down, &out),
+            Next::Missed(n) => tracing::warn!(missed = n, "fell behind the node's events"),
+            Next::Closed => return,
+        }
+    }
+}
+
+/// Logs, counts and broadcasts one fact.
+fn handle(
+    fact: &Fact,
+    metrics: Option<&metrics::Metrics>,
+    down: &mut HashMap<PublicKey, tokio::time::Instant>,
+    out: &broadcast::Sender<Fact>,
+) {
+    log_fact(fact);
+    if let Some(m) = metrics {
+        m.observe(fact, tokio::time::Instant::now(), down);
+    }
+    // No subscriber is not an error.
+    let _ = out.send(fact.clone());
+}
+
+fn log_fact(fact: &Fact) {
+    use tracing::{debug, info, warn};
+    match fact {
+        Fact::Connected {
+            peer,
+            direction,
+            addr,
+        } => {
+            info!(%peer, direction, addr = addr.as_deref().unwrap_or(""), "connected")
+        }
+        Fact::Disconnected {
+            peer,
+            reason,
+            lasted,
+            reconnecting,
+            ..
+        } => {
+            info!(%peer, reason, lasted_ms = lasted.as_millis() as u64, reconnecting, "disconnected")
+        }
+        Fact::DialStarted { peer, addr } => debug!(%peer, addr, "dialing"),
+        Fact::DialFailed {
+            peer,
+            addr,
+            error,
+            category,
+        } => {
+            info!(%peer, addr, error, category = category.name(), "dial failed")
+        }
+        Fact::DuplicateResolved { peer, kept } => {
+            info!(%peer, kept, "duplicate connection resolved")
+        }
+        Fact::RefusedBanned { peer } => info!(%peer, "banned peer refused"),
+        Fact::Waiting { peer, wait } => debug!(%peer, wait_ms = wait.as_millis() as u64, "waiting"),
+        Fact::AddressSkipped { peer, addr, reason } => {
+            warn!(%peer, addr, reason, "address skipped")
+        }
+        Fact::AwaitingAddrs { peer } => warn!(%peer, "no address to dial"),
+        Fact::Idle { peer } => debug!(%peer, "idle"),
+        Fact::WorkerStopped { peer } => debug!(%peer, "worker stopped"),
+    }
+}

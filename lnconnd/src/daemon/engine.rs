@@ -37,6 +37,17 @@ pub(crate) enum Category {
     Local,
 }
 
+impl From<server::FailureClass> for Category {
+    fn from(class: server::FailureClass) -> Self {
+        match class {
+            server::FailureClass::Peer => Category::PeerFault,
+            server::FailureClass::Network => Category::Network,
+            server::FailureClass::Timeout => Category::Timeout,
+            _ => Category::Local,
+        }
+    }
+}
+
 impl Category {
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -60,15 +71,11 @@ impl Category {
     /// The category of a dial error known only as text (the server's
     /// `DialFailed` event carries the dialer error's message today), read
     /// from brontide's messages.
-    fn of_text(text: &str) -> Category {
-        if text.contains("timed out") {
-            Category::Timeout
-        } else if text.starts_with("handshake failed") || text.starts_with("decrypt failed") {
-            Category::PeerFault
-        } else if text.starts_with("connect failed") || text.contains("i/o") {
-            Category::Network
-        } else {
-            Category::Local
+    fn of_failure(f: &server::DialFailure<brontide::Error>) -> Category {
+        match f {
+            server::DialFailure::Error(e) => Category::of(e),
+            server::DialFailure::TimedOut { .. } => Category::Timeout,
+            _ => Category::Local,
         }
     }
 }
@@ -258,12 +265,12 @@ impl From<ServerError> for OpError {
             ServerError::ShutDown => OpError::ShutDown,
             ServerError::DialTimedOut => OpError::TimedOut,
             e @ ServerError::Unreachable { .. } => OpError::Unreachable(e.to_string()),
-            ServerError::Dial(e) => {
-                let category = match e.downcast_ref::<brontide::Error>() {
+            ServerError::Dial { class, source } => {
+                let category = match source.downcast_ref::<brontide::Error>() {
                     Some(e) => Category::of(e),
-                    None => Category::Local,
+                    None => Category::from(class),
                 };
-                OpError::DialFailed(e.to_string(), category)
+                OpError::DialFailed(crate::error_chain(&*source), category)
             }
             e => OpError::DialFailed(e.to_string(), Category::Local),
         }
@@ -331,11 +338,11 @@ impl Engine {
         for peer in banned {
             self.node.ban(*peer);
         }
-        self.node.startup(peers.into_iter().map(|p| StartupPeer {
-            pubkey: p.pubkey,
-            addrs: p.addrs,
-            perm: true,
-        }));
+        self.node.startup(
+            peers
+                .into_iter()
+                .map(|p| StartupPeer::new(p.pubkey, p.addrs, true)),
+        );
     }
 
     /// Connects: `perm` hands the peer to its worker and returns at once;
@@ -431,7 +438,7 @@ impl Engine {
                         .collect(),
                     last_error: (worker.as_ref())
                         .and_then(|w| w.last_error.as_ref())
-                        .map(|e| (e.to_string(), Category::of(e))),
+                        .map(|e| (crate::error_chain(e), Category::of_failure(e))),
                     next_attempt_in: (worker.as_ref())
                         .and_then(|w| w.next_attempt)
                         .map(|t| t.saturating_duration_since(now)),
@@ -455,7 +462,7 @@ impl Engine {
 }
 
 /// A subscription to the node's facts.
-pub(crate) struct Facts(tokio::sync::broadcast::Receiver<ServerEvent>);
+pub(crate) struct Facts(tokio::sync::broadcast::Receiver<ServerEvent<brontide::Error>>);
 
 /// What [`Facts::next`] yields.
 pub(crate) enum Next {
@@ -483,7 +490,7 @@ impl Facts {
     }
 }
 
-fn fact(event: ServerEvent) -> Option<Fact> {
+fn fact(event: ServerEvent<brontide::Error>) -> Option<Fact> {
     Some(match event {
         ServerEvent::Connected {
             peer,
@@ -516,11 +523,16 @@ fn fact(event: ServerEvent) -> Option<Fact> {
             peer,
             addr: addr.to_string(),
         },
-        ServerEvent::DialFailed { peer, addr, error } => Fact::DialFailed {
+        ServerEvent::DialFailed {
+            peer,
+            addr,
+            failure,
+            ..
+        } => Fact::DialFailed {
             peer,
             addr: addr.to_string(),
-            category: Category::of_text(&error),
-            error,
+            category: Category::of_failure(&failure),
+            error: crate::error_chain(&failure),
         },
         ServerEvent::DuplicateResolved { peer, kept } => Fact::DuplicateResolved {
             peer,
@@ -558,27 +570,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dial_error_texts_fall_in_their_category() {
-        let cases = [
-            ("connect timed out", Category::Timeout),
-            ("handshake timed out in act two", Category::Timeout),
-            (
-                "connect failed: Connection refused (os error 111)",
-                Category::Network,
-            ),
-            ("handshake i/o failed in act two: reset", Category::Network),
-            (
-                "handshake failed: act two: bad version",
-                Category::PeerFault,
-            ),
-            ("cancelled", Category::Local),
-        ];
-        for (text, want) in cases {
-            assert_eq!(Category::of_text(text), want, "{text}");
-        }
-    }
-
-    #[test]
     fn typed_dial_errors_fall_in_their_category() {
         use brontide::Error as E;
         let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
@@ -586,9 +577,12 @@ mod tests {
         assert_eq!(Category::of(&E::Connect(refused())), Category::Network);
         assert_eq!(Category::of(&E::TruncatedFrame), Category::PeerFault);
         assert_eq!(Category::of(&E::Cancelled), Category::Local);
-        // The typed and the textual reading agree on brontide's messages.
-        for e in [E::ConnectTimedOut, E::Connect(refused()), E::Cancelled] {
-            assert_eq!(Category::of(&e), Category::of_text(&e.to_string()), "{e}");
-        }
+        // Worker-side failures: a timeout is a timeout, a panic is ours.
+        let timed_out = server::DialFailure::<E>::TimedOut {
+            after: std::time::Duration::from_secs(10),
+        };
+        assert_eq!(Category::of_failure(&timed_out), Category::Timeout);
+        let panicked = server::DialFailure::<E>::Panicked("bug".into());
+        assert_eq!(Category::of_failure(&panicked), Category::Local);
     }
 }

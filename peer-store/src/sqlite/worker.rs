@@ -1,0 +1,138 @@
+//! The store's thread: owns the connection, commits queued applies together.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::config::SqliteConfig;
+use super::open::classify;
+use super::rows::{read, RawSnapshot, Row};
+use crate::error::StoreError;
+
+/// At most this many queued `apply` calls share one transaction, so the
+/// first of a long queue waits for a bounded amount of writing.
+pub(crate) const MAX_GROUP: usize = 4096;
+
+/// A call, as the thread receives it.
+pub(crate) enum Request {
+    Apply {
+        rows: Vec<Row>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Load {
+        reply: oneshot::Sender<Result<RawSnapshot, StoreError>>,
+    },
+    Close {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// What [`Stats`](super::Stats) reports, updated by the thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) applied: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retried_groups: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Serves requests in the order they were sent until every handle is gone or
+/// one asks to close; then closes the connection.
+pub(crate) fn run(
+    mut conn: Connection,
+    config: &SqliteConfig,
+    requests: Receiver<Request>,
+    counters: &Counters,
+) {
+    let mut next = None;
+    let close_reply = loop {
+        let request = match next.take() {
+            Some(request) => request,
+            None => match requests.recv() {
+                Ok(request) => request,
+                Err(_) => break None,
+            },
+        };
+        match request {
+            Request::Load { reply } => {
+                let _ = reply.send(read(&mut conn).map_err(|e| classify(e, config)));
+            }
+            Request::Close { reply } => break Some(reply),
+            Request::Apply { rows, reply } => {
+                let mut group = vec![(rows, reply)];
+                while group.len() < MAX_GROUP {
+                    match requests.try_recv() {
+                        Ok(Request::Apply { rows, reply }) => group.push((rows, reply)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&mut conn, config, group, counters);
+            }
+        }
+    };
+    // Calls still queued are dropped with their reply senders: their callers
+    // get `StoreError::Closed`, as do later calls.
+    drop(requests);
+    let closed = conn
+        .close()
+        .map_err(|(_, e)| classify(StoreError::Sqlite(e), config));
+    if let Some(reply) = close_reply {
+        let _ = reply.send(closed);
+    }
+}
+
+/// Writes the batches in one transaction and commits it.
+fn commit(conn: &mut Connection, batches: &[&[Row]]) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for row in batches.iter().flat_map(|rows| rows.iter()) {
+        row.write(&tx)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Group commit: every queued call in one transaction, all answered after
+/// its one commit. If that transaction fails, nothing of it was written, and
+/// each call is retried alone, so each caller gets the outcome of its own
+/// changes (one caller's failure never fails or loses another's changes).
+fn commit_group(
+    conn: &mut Connection,
+    config: &SqliteConfig,
+    group: Vec<(Vec<Row>, oneshot::Sender<Result<(), StoreError>>)>,
+    counters: &Counters,
+) {
+    if group.len() > 1 {
+        let batches: Vec<&[Row]> = group.iter().map(|(rows, _)| rows.as_slice()).collect();
+        if commit(conn, &batches).is_ok() {
+            Counters::add(&counters.commits, 1);
+            Counters::add(&counters.applied, group.len());
+            for (_, reply) in group {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        }
+        Counters::add(&counters.retried_groups, 1);
+    }
+    for (rows, reply) in group {
+        let result = commit(conn, &[&rows]).map_err(|e| classify(e, config));
+        if result.is_ok() {
+            Counters::add(&counters.commits, 1);
+            Counters::add(&counters.applied, 1);
+        } else {
+            Counters::add(&counters.failed, 1);
+        }
+        let _ = reply.send(result);
+    }
+}

@@ -1,0 +1,108 @@
+//! Queued applies share one commit; one failing call in a group fails
+//! alone.
+#![cfg(feature = "sqlite")]
+
+mod common;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use common::{ban, changes_for, full_record, key};
+use peer_store::{Change, PeerStore, SqliteConfig, SqliteStore, StoreError};
+
+type Applying = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// Sends every call (the first poll of `apply` queues its request) while
+/// another connection holds the write lock, so the store's thread cannot
+/// commit any of them until `release` is called; then awaits them all.
+async fn queued_while_locked(
+    path: &Path,
+    store: &SqliteStore<SocketAddr>,
+    calls: Vec<Vec<Change<SocketAddr>>>,
+) -> Vec<Result<(), StoreError>> {
+    let blocker = rusqlite::Connection::open(path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut pending: Vec<Applying> = calls
+        .into_iter()
+        .map(|changes| {
+            let store = store.clone();
+            Box::pin(async move { store.apply(changes).await }) as Applying
+        })
+        .collect();
+    let mut cx = Context::from_waker(Waker::noop());
+    for call in &mut pending {
+        // Cannot be ready: the lock is held.
+        assert!(matches!(call.as_mut().poll(&mut cx), Poll::Pending));
+    }
+    blocker.execute_batch("COMMIT").unwrap();
+    let mut results = Vec::new();
+    for call in pending {
+        results.push(call.await);
+    }
+    results
+}
+
+fn config() -> SqliteConfig {
+    // Long enough never to expire while the test holds the lock.
+    SqliteConfig::default()
+        .with_busy_timeout(Duration::from_secs(600))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn queued_applies_are_committed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.sqlite");
+    let store = SqliteStore::open(&path, config()).await.unwrap();
+    let calls = (0..50).map(|n| changes_for(&full_record(n))).collect();
+    let results = queued_while_locked(&path, &store, calls).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let stats = store.stats();
+    assert_eq!(stats.applied, 50);
+    // The thread may have taken the first call alone before the rest were
+    // queued; all the others share one transaction.
+    assert!(stats.commits <= 2, "{stats:?}");
+    assert_eq!(store.load().await.unwrap().peers.len(), 50);
+}
+
+#[tokio::test]
+async fn a_failing_call_in_a_group_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.sqlite");
+    let store = SqliteStore::open(&path, config()).await.unwrap();
+    // A trigger that refuses one ban: a write that fails inside the store's
+    // transaction, after its checks.
+    let poison = key(999);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON ban WHEN NEW.peer = '{poison}'
+             BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ))
+        .unwrap();
+    let mut calls: Vec<_> = (0..10).map(|n| changes_for(&full_record(n))).collect();
+    let mut poisoned = changes_for(&full_record(999));
+    poisoned.push(Change::Ban(ban(999)));
+    calls.insert(5, poisoned);
+    let results = queued_while_locked(&path, &store, calls).await;
+    for (i, result) in results.iter().enumerate() {
+        if i == 5 {
+            assert!(matches!(result, Err(StoreError::Sqlite(_))), "{result:?}");
+        } else {
+            assert!(result.is_ok(), "call {i}: {result:?}");
+        }
+    }
+    let stats = store.stats();
+    assert_eq!(
+        (stats.applied, stats.failed, stats.retried_groups),
+        (10, 1, 1)
+    );
+    let snapshot = store.load().await.unwrap();
+    assert_eq!(snapshot.peers.len(), 10);
+    assert!(snapshot.peers.iter().all(|p| p.id != poison));
+    assert!(snapshot.bans.is_empty());
+}

@@ -16,8 +16,9 @@ pub enum StoreError {
         /// What SQLite reported.
         detail: String,
     },
-    /// The file is a database but not a peer store (another application's,
-    /// or an empty file, which this crate never leaves behind).
+    /// The file is not a peer store: another application's database, an
+    /// empty file, or one cut inside its header (this crate never leaves an
+    /// empty file behind).
     #[error("not a peer store file")]
     NotAStore,
     /// The file was written by a newer version of this crate.

@@ -15,18 +15,14 @@ use crate::error::StoreError;
 /// first of a long queue waits for a bounded amount of writing.
 pub(crate) const MAX_GROUP: usize = 4096;
 
+/// Where the answer to a call goes.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
 /// A call, as the thread receives it.
 pub(crate) enum Request {
-    Apply {
-        rows: Vec<Row>,
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
-    Load {
-        reply: oneshot::Sender<Result<RawSnapshot, StoreError>>,
-    },
-    Close {
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
+    Apply { rows: Vec<Row>, reply: Reply<()> },
+    Load { reply: Reply<RawSnapshot> },
+    Close { reply: Reply<()> },
 }
 
 /// What [`Stats`](super::Stats) reports, updated by the thread.
@@ -110,7 +106,7 @@ fn commit(conn: &mut Connection, batches: &[&[Row]]) -> Result<(), StoreError> {
 fn commit_group(
     conn: &mut Connection,
     config: &SqliteConfig,
-    group: Vec<(Vec<Row>, oneshot::Sender<Result<(), StoreError>>)>,
+    group: Vec<(Vec<Row>, Reply<()>)>,
     counters: &Counters,
 ) {
     if group.len() > 1 {

@@ -106,3 +106,88 @@ async fn a_failing_call_in_a_group_fails_alone() {
     assert!(snapshot.peers.iter().all(|p| p.id != poison));
     assert!(snapshot.bans.is_empty());
 }
+
+/// Generation `g` of peer `p`'s record: every field says `g`.
+fn generation(p: u32, g: u32) -> Vec<Change<SocketAddr>> {
+    let mut record = full_record(p);
+    let stamp = |slot| common::addr(g, slot);
+    record.user_addrs = vec![stamp(0), stamp(1)];
+    record.advertised_addrs = vec![stamp(2)];
+    if let Some(connection) = &mut record.last_connection {
+        connection.addr = stamp(3);
+        connection.lasted = Some(Duration::from_secs(u64::from(g)));
+    }
+    record.backoff = Some(Duration::from_secs(u64::from(g)));
+    changes_for(&record)
+}
+
+/// Which generation a loaded record is, if all its fields agree.
+fn whole_generation(record: &peer_store::PeerRecord<SocketAddr>) -> Option<u32> {
+    let g = u32::try_from(record.backoff?.as_secs()).ok()?;
+    let expected = generation(0, g);
+    let Change::SetUserAddrs { addrs, .. } = &expected[1] else {
+        return None;
+    };
+    let lasted = record.last_connection.as_ref()?.lasted?;
+    (record.user_addrs == *addrs && lasted.as_secs() == u64::from(g)).then_some(g)
+}
+
+#[test]
+fn loads_between_concurrent_applies_never_see_half_a_batch() {
+    const WRITERS: u32 = 8;
+    const GENERATIONS: u32 = 30;
+    for seed in 0..4 {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::<SocketAddr>::open(dir.path().join("p.sqlite"), config())
+                .await
+                .unwrap();
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|p| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        for g in 1..=GENERATIONS {
+                            // Writers start at different generations per seed
+                            // so that the interleaving differs.
+                            let g = (g + seed * p) % GENERATIONS + 1;
+                            store.apply(generation(p, g)).await.unwrap();
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            let loader = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut loads = 0;
+                    for _ in 0..40 {
+                        for record in store.load().await.unwrap().peers {
+                            assert!(
+                                whole_generation(&record).is_some(),
+                                "half a batch: {record:?}"
+                            );
+                        }
+                        loads += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    loads
+                })
+            };
+            for writer in writers {
+                writer.await.unwrap();
+            }
+            assert_eq!(loader.await.unwrap(), 40);
+            let last = store.load().await.unwrap().peers;
+            assert_eq!(last.len(), WRITERS as usize);
+            for record in last {
+                let p = (0..WRITERS).find(|&p| key(p) == record.id).unwrap();
+                let g = (GENERATIONS + seed * p) % GENERATIONS + 1;
+                assert_eq!(whole_generation(&record), Some(g), "seed {seed}, peer {p}");
+            }
+        });
+    }
+}

@@ -6,7 +6,7 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
@@ -136,6 +136,7 @@ impl ReadOnly {
         let run = |args: &[&str]| {
             Command::new("mount")
                 .args(args)
+                .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
         };
@@ -177,9 +178,10 @@ impl SmallDisk {
             .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
             .arg("tmpfs")
             .arg(&dir)
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        mounted.then_some(Self { dir })
+        mounted.then(|| Self { dir })
     }
 }
 

@@ -150,7 +150,8 @@
 //!
 //! [`SqliteStore::open`] creates a store only where no file exists, and
 //! atomically (written as `<file>.new`, synced, then hard-linked into place,
-//! which fails rather than replace a file that appeared meanwhile), so every
+//! which fails rather than replace a file that appeared meanwhile; a
+//! `<file>.new` left by a crash is the crate's and is reset), so every
 //! file at the path was once a whole store. Any other file is refused with a
 //! typed error before anything is written to it (it is never overwritten,
 //! and the store never starts empty in its place):

@@ -251,3 +251,16 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn after_close_every_clone_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("peers.sqlite")).await;
+    let clone = store.clone();
+    store.apply(changes_for(&full_record(1))).await.unwrap();
+    store.close().await.unwrap();
+    let applied = clone.apply(changes_for(&full_record(2))).await;
+    assert!(matches!(applied, Err(StoreError::Closed)), "{applied:?}");
+    assert!(matches!(clone.load().await, Err(StoreError::Closed)));
+    assert_eq!(clone.stats().applied, 1);
+}

@@ -144,7 +144,10 @@
 //! transaction fails, nothing of it was written, and the thread retries
 //! each call in a transaction of its own, so every caller gets the outcome
 //! of its own changes: one caller's failing change never fails or loses
-//! another's.
+//! another's. One exception: a lock another connection held past the busy
+//! timeout concerns the file, not anyone's changes, and a retry per call
+//! would wait the timeout once per call, so every call of that group gets
+//! [`StoreError::Locked`] at once (nothing of theirs written).
 //!
 //! ## Bad files, refused at open
 //!

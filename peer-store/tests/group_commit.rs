@@ -191,3 +191,36 @@ fn loads_between_concurrent_applies_never_see_half_a_batch() {
         });
     }
 }
+
+#[tokio::test]
+async fn a_lock_held_past_the_timeout_fails_the_queued_calls_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.sqlite");
+    let short = SqliteConfig::default()
+        .with_busy_timeout(Duration::from_millis(50))
+        .unwrap();
+    let store = SqliteStore::open(&path, short).await.unwrap();
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let calls: Vec<_> = (0..20)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.apply(changes_for(&full_record(n))).await })
+        })
+        .collect();
+    for call in calls {
+        let result = call.await.unwrap();
+        assert!(
+            matches!(result, Err(StoreError::Locked { .. })),
+            "{result:?}"
+        );
+    }
+    let stats = store.stats();
+    // Not retried call by call: that would wait the timeout once per call.
+    assert_eq!(
+        (stats.failed, stats.retried_groups, stats.commits),
+        (20, 0, 0)
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    store.apply(changes_for(&full_record(1))).await.unwrap();
+}

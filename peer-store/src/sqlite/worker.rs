@@ -103,6 +103,11 @@ fn commit(conn: &mut Connection, batches: &[&[Row]]) -> Result<(), StoreError> {
 /// its one commit. If that transaction fails, nothing of it was written, and
 /// each call is retried alone, so each caller gets the outcome of its own
 /// changes (one caller's failure never fails or loses another's changes).
+///
+/// Except for a lock another connection held past the busy timeout: that
+/// concerns the file, not any call's changes, and a retry per call would
+/// wait the timeout once per call, so every call left is answered
+/// [`StoreError::Locked`] at once.
 fn commit_group(
     conn: &mut Connection,
     config: &SqliteConfig,
@@ -111,24 +116,49 @@ fn commit_group(
 ) {
     if group.len() > 1 {
         let batches: Vec<&[Row]> = group.iter().map(|(rows, _)| rows.as_slice()).collect();
-        if commit(conn, &batches).is_ok() {
-            Counters::add(&counters.commits, 1);
-            Counters::add(&counters.applied, group.len());
-            for (_, reply) in group {
-                let _ = reply.send(Ok(()));
+        match commit(conn, &batches).map_err(|e| classify(e, config)) {
+            Ok(()) => {
+                Counters::add(&counters.commits, 1);
+                Counters::add(&counters.applied, group.len());
+                for (_, reply) in group {
+                    let _ = reply.send(Ok(()));
+                }
+                return;
             }
-            return;
+            Err(StoreError::Locked { waited }) => {
+                return fail_all(group, waited, counters);
+            }
+            Err(_) => Counters::add(&counters.retried_groups, 1),
         }
-        Counters::add(&counters.retried_groups, 1);
     }
-    for (rows, reply) in group {
+    let mut calls = group.into_iter();
+    while let Some((rows, reply)) = calls.next() {
         let result = commit(conn, &[&rows]).map_err(|e| classify(e, config));
-        if result.is_ok() {
-            Counters::add(&counters.commits, 1);
-            Counters::add(&counters.applied, 1);
-        } else {
-            Counters::add(&counters.failed, 1);
-        }
+        let locked = match &result {
+            Ok(()) => {
+                Counters::add(&counters.commits, 1);
+                Counters::add(&counters.applied, 1);
+                None
+            }
+            Err(e) => {
+                Counters::add(&counters.failed, 1);
+                match e {
+                    StoreError::Locked { waited } => Some(*waited),
+                    _ => None,
+                }
+            }
+        };
         let _ = reply.send(result);
+        if let Some(waited) = locked {
+            return fail_all(calls.collect(), waited, counters);
+        }
+    }
+}
+
+/// Answers every call [`StoreError::Locked`].
+fn fail_all(calls: Vec<(Vec<Row>, Reply<()>)>, waited: std::time::Duration, counters: &Counters) {
+    Counters::add(&counters.failed, calls.len());
+    for (_, reply) in calls {
+        let _ = reply.send(Err(StoreError::Locked { waited }));
     }
 }

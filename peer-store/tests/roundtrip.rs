@@ -264,3 +264,58 @@ async fn after_close_every_clone_is_closed() {
     assert!(matches!(clone.load().await, Err(StoreError::Closed)));
     assert_eq!(clone.stats().applied, 1);
 }
+
+/// Set while `Fragile::from_str` panics.
+static FRAGILE_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// An address type whose parser panics on demand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fragile(String);
+
+impl fmt::Display for Fragile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Fragile {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        assert!(
+            !FRAGILE_PANICS.load(std::sync::atomic::Ordering::SeqCst),
+            "parser panics"
+        );
+        Ok(Fragile(s.to_owned()))
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_address_parser_panics_the_caller_not_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::<Fragile>::open(dir.path().join("p.sqlite"), SqliteConfig::default())
+        .await
+        .unwrap();
+    let peer = key(1);
+    store
+        .apply(vec![
+            Change::Persist {
+                peer,
+                reason: Reason::default(),
+            },
+            Change::SetUserAddrs {
+                peer,
+                addrs: vec![Fragile("a".into())],
+            },
+        ])
+        .await
+        .unwrap();
+    FRAGILE_PANICS.store(true, std::sync::atomic::Ordering::SeqCst);
+    let loading = tokio::spawn({
+        let store = store.clone();
+        async move { store.load().await }
+    });
+    assert!(loading.await.unwrap_err().is_panic());
+    FRAGILE_PANICS.store(false, std::sync::atomic::Ordering::SeqCst);
+    let snapshot = store.load().await.unwrap();
+    assert_eq!(snapshot.peers[0].user_addrs, [Fragile("a".into())]);
+}

@@ -8,6 +8,7 @@ mod worker;
 
 use std::fmt::{self, Display};
 use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
@@ -19,7 +20,7 @@ use tokio::sync::oneshot;
 pub use self::config::{SqliteConfig, DEFAULT_BUSY_TIMEOUT};
 use self::open::{io_error, open};
 use self::rows::{decode, encode};
-use self::worker::{run, Counters, Request};
+use self::worker::{run, Counters, Decode, Request};
 use crate::error::StoreError;
 use crate::record::{Change, Snapshot};
 use crate::store::PeerStore;
@@ -139,11 +140,20 @@ where
 
     async fn load(&self) -> Result<Snapshot<A>, StoreError> {
         let (reply, answer) = oneshot::channel();
+        // Runs on the store's thread. A panic in `A::from_str` is caught
+        // there and resumed here, as if the parsing had run on this task:
+        // the thread lives on.
+        let decode: Decode = Box::new(move |raw| {
+            let decoded = panic::catch_unwind(AssertUnwindSafe(|| raw.and_then(decode::<A>)));
+            let _ = reply.send(decoded);
+        });
         self.requests
-            .send(Request::Load { reply })
+            .send(Request::Load { decode })
             .map_err(|_| StoreError::Closed)?;
-        let raw = answer.await.map_err(|_| StoreError::Closed)??;
-        decode(raw)
+        match answer.await.map_err(|_| StoreError::Closed)? {
+            Ok(snapshot) => snapshot,
+            Err(payload) => panic::resume_unwind(payload),
+        }
     }
 
     async fn apply(&self, changes: Vec<Change<A>>) -> Result<(), StoreError> {

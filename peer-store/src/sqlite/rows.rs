@@ -1,8 +1,8 @@
 //! Changes as rows, and rows back into records.
 //!
-//! Encoding (text forms, nanoseconds) and decoding (parsing) run on the
-//! caller's task, so the store's thread handles only strings and integers
-//! and never runs the address type's `Display` or `FromStr`.
+//! Encoding (text forms, nanoseconds) runs on the caller's task; decoding
+//! runs on the store's thread, inside the type-erased continuation the
+//! caller sent with its load (see `SqliteStore::load`).
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -215,17 +215,22 @@ pub(crate) fn read(conn: &mut Connection) -> Result<RawSnapshot, StoreError> {
             "SELECT peer, kind, addr FROM peer_addr ORDER BY peer, kind, position",
         )?;
         let mut rows = select.query([])?;
+        // Both sorted by node id (BINARY collation: byte order, as `str`'s):
+        // one walk attaches every address to its peer.
+        let mut at = 0;
         while let Some(row) = rows.next()? {
             let peer: String = row.get(0)?;
+            while at < peers.len() && peers[at].id < peer {
+                at += 1;
+            }
             let kind: String = row.get(1)?;
             let addr: String = row.get(2)?;
-            let index = peers
-                .binary_search_by(|p| p.id.as_str().cmp(&peer))
-                .map_err(|_| StoreError::CorruptRecord {
+            let Some(record) = peers.get_mut(at).filter(|p| p.id == peer) else {
+                return Err(StoreError::CorruptRecord {
                     table: "peer_addr",
                     detail: format!("address {addr:?} of peer {peer:?}, which has no record"),
-                })?;
-            let record = &mut peers[index];
+                });
+            };
             match kind.as_str() {
                 USER => record.user_addrs.push(addr),
                 // The table's CHECK allows no third kind.

@@ -18,11 +18,25 @@ pub(crate) const MAX_GROUP: usize = 4096;
 /// Where the answer to a call goes.
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// A load's continuation, with the address type erased so that the thread
+/// is not generic.
+pub(crate) type Decode = Box<dyn FnOnce(Result<RawSnapshot, StoreError>) + Send>;
+
 /// A call, as the thread receives it.
 pub(crate) enum Request {
-    Apply { rows: Vec<Row>, reply: Reply<()> },
-    Load { reply: Reply<RawSnapshot> },
-    Close { reply: Reply<()> },
+    Apply {
+        rows: Vec<Row>,
+        reply: Reply<()>,
+    },
+    /// `decode` parses what was read and sends it to the caller, on this
+    /// thread (parsing 10,000 node ids takes tens of milliseconds: not on
+    /// the caller's runtime).
+    Load {
+        decode: Decode,
+    },
+    Close {
+        reply: Reply<()>,
+    },
 }
 
 /// What [`Stats`](super::Stats) reports, updated by the thread.
@@ -58,9 +72,7 @@ pub(crate) fn run(
             },
         };
         match request {
-            Request::Load { reply } => {
-                let _ = reply.send(read(&mut conn).map_err(|e| classify(e, config)));
-            }
+            Request::Load { decode } => decode(read(&mut conn).map_err(|e| classify(e, config))),
             Request::Close { reply } => break Some(reply),
             Request::Apply { rows, reply } => {
                 let mut group = vec![(rows, reply)];

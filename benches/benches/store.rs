@@ -2,7 +2,9 @@
 //! floor: the same semantics and checks, no file) in the same run:
 //!
 //! - `apply` of one perm connect (`Persist` and `SetUserAddrs`): latency,
-//!   one commit and its fsync each;
+//!   one commit and its fsync each; beside it the disk's floor (append 200
+//!   bytes to a file and fsync it), also paired with it (a line starting
+//!   `PAIRED`), as fsync latency on a shared disk moves by 10×;
 //! - a burst of 10,000 concurrent perm connects (10,000 tasks calling
 //!   `apply` at once on a multi-thread runtime): time for the whole burst,
 //!   and how many commits (fsyncs of the WAL) it took, printed as a line
@@ -15,9 +17,11 @@
 //! The SQLite file lives under `CARGO_TARGET_TMPDIR`, on the disk the
 //! target directory is on (not a tmpfs), so fsyncs cost what they cost there.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use benches::{paired, report, wanted};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use criterion::{criterion_main, BatchSize, Criterion, SamplingMode};
 use peer_store::{
@@ -131,7 +135,29 @@ fn apply_one(c: &mut Criterion) {
                 .expect("apply")
         })
     });
+    // The disk's floor: append a record-sized write to a file and fsync it,
+    // what one durable commit cannot go below.
+    let mut raw = std::fs::File::create(dir.path().join("raw")).expect("a raw file");
+    let mut fsync = || {
+        raw.write_all(&[7u8; 200]).expect("write");
+        raw.sync_all().expect("fsync");
+    };
+    group.bench_function("floor_write_fsync", |b| b.iter(&mut fsync));
     group.finish();
+    if wanted("store_apply_perm_connect") {
+        // Paired with the fsync floor: the disk's noise hits both alike.
+        let p = paired(
+            21,
+            10,
+            || {
+                i = (i + 1) % PEERS;
+                rt.block_on(sqlite.apply(perm_connect(keys[i], i)))
+                    .expect("apply")
+            },
+            &mut fsync,
+        );
+        report("store_apply_perm_connect sqlite vs write+fsync", &p);
+    }
 }
 
 /// 10,000 tasks each applying one perm connect at once; resolves when all

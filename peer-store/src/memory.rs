@@ -15,7 +15,7 @@ use crate::store::PeerStore;
 /// A [`PeerStore`] that keeps everything in memory and forgets it when the
 /// last clone is dropped: for tests, demos and a node that wants no files.
 ///
-/// It has the semantics of [`SqliteStore`](crate::SqliteStore) exactly:
+/// It has the semantics of `SqliteStore` exactly:
 /// changes apply in order and all or none, a change a durable store would
 /// refuse (a duration or time out of range, an address whose text form does
 /// not parse back) is refused here too with the same error, and
@@ -94,7 +94,7 @@ impl<A> fmt::Debug for MemoryStore<A> {
     }
 }
 
-/// Refuses what [`SqliteStore`](crate::SqliteStore) would refuse.
+/// Refuses what `SqliteStore` would refuse.
 fn check<A: Display + FromStr>(change: &Change<A>) -> Result<(), StoreError> {
     let addrs = |addrs: &[A]| addrs.iter().try_for_each(|a| addr_text(a).map(drop));
     match change {

@@ -13,7 +13,7 @@ use crate::record::{Change, Snapshot};
 /// semantics.
 ///
 /// Both methods must not block the async runtime: do file or database work
-/// on a thread of your own (as [`SqliteStore`](crate::SqliteStore) does) or
+/// on a thread of your own (as `SqliteStore` does) or
 /// in `spawn_blocking`. Dropping a returned future does not cancel the
 /// operation: the changes may still be applied.
 pub trait PeerStore: Send + Sync + 'static {

@@ -319,3 +319,15 @@ async fn a_panicking_address_parser_panics_the_caller_not_the_store() {
     let snapshot = store.load().await.unwrap();
     assert_eq!(snapshot.peers[0].user_addrs, [Fragile("a".into())]);
 }
+
+#[test]
+fn a_busy_timeout_sqlite_cannot_take_is_refused() {
+    let longest = Duration::from_millis(i32::MAX as u64);
+    let config = SqliteConfig::default().with_busy_timeout(longest).unwrap();
+    assert_eq!(config.busy_timeout(), longest);
+    let refused = SqliteConfig::default().with_busy_timeout(longest + Duration::from_millis(1));
+    assert!(
+        matches!(refused, Err(StoreError::InvalidConfig(_))),
+        "{refused:?}"
+    );
+}

@@ -13,7 +13,7 @@ use crate::error::StoreError;
 
 /// At most this many queued `apply` calls share one transaction, so the
 /// first of a long queue waits for a bounded amount of writing.
-pub(crate) const MAX_GROUP: usize = 4096;
+const MAX_GROUP: usize = 4096;
 
 /// Where the answer to a call goes.
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;

@@ -51,7 +51,9 @@ pub struct Stats {
     pub commits: u64,
     /// `apply` calls whose changes were committed.
     pub applied: u64,
-    /// `apply` calls answered with an error (nothing of theirs written).
+    /// `apply` calls the store's thread answered with an error (nothing of
+    /// theirs written). Calls refused before reaching it
+    /// ([`StoreError::Unstorable`], [`StoreError::Closed`]) are not counted.
     pub failed: u64,
     /// Groups of queued calls whose shared transaction failed, after which
     /// each call was retried in a transaction of its own.

@@ -57,8 +57,9 @@ use tokio::task::{JoinHandle, JoinSet};
 pub enum Mode {
     /// Forward bytes both ways as they come.
     Forward,
-    /// Read and drop every byte both ways; close nothing. New connections
-    /// are accepted and black-holed too.
+    /// Read and drop every byte both ways; close nothing, pass on no FIN
+    /// or RST (until healed). New connections are accepted and
+    /// black-holed too.
     BlackHole,
     /// Forward each chunk read after this delay (order kept).
     Latency(Duration),
@@ -90,6 +91,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Connections closed with an RST by [`FaultProxy::reset`].
     pub resets: u64,
+    /// Ends of connections (a FIN or an RST) held by a black hole.
+    pub held: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -345,14 +348,28 @@ async fn pump(
                 }
                 continue;
             }
-            read = from.read(&mut buf) => read?,
+            read = from.read(&mut buf) => read,
         };
-        if n == 0 {
-            if !shut {
-                to.shutdown().await?;
+        let n = match n {
+            Ok(n) if n > 0 => n,
+            ended => {
+                // A black hole swallows FINs and RSTs too: the other end
+                // learns of this one only once the proxy heals.
+                if control.borrow_and_update().mode == Mode::BlackHole {
+                    stats.send_modify(|s| s.held += 1);
+                }
+                while control.borrow_and_update().mode == Mode::BlackHole {
+                    if control.changed().await.is_err() {
+                        return Ok(());
+                    }
+                }
+                ended?;
+                if !shut {
+                    to.shutdown().await?;
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+        };
         let mut mode = control.borrow_and_update().mode;
         while mode == Mode::Stall {
             // Stalled with a chunk in hand: it waits too.
@@ -419,6 +436,23 @@ mod tests {
         s.write_all(b"down").await.expect("write");
         assert_eq!(read_n(&mut s, 2).await, b"up");
         assert_eq!(read_n(&mut c, 4).await, b"down");
+    }
+
+    #[tokio::test]
+    async fn black_hole_holds_a_close_until_healed() {
+        let (proxy, c, mut s) = linked().await;
+        proxy.set_mode(Mode::BlackHole);
+        s.write_all(b"x").await.expect("write");
+        proxy.wait_for(|s| s.dropped == 1).await;
+        drop(c);
+        // The FIN reached the proxy and is held: nothing (no EOF) waits
+        // at the upstream end; after the heal, the close arrives.
+        proxy.wait_for(|s| s.held == 1).await;
+        let mut buf = [0u8; 1];
+        let e = s.try_read(&mut buf).expect_err("nothing to read, no EOF");
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        proxy.heal();
+        assert!(matches!(s.read(&mut buf).await, Ok(0) | Err(_)));
     }
 
     #[tokio::test]

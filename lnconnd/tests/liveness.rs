@@ -1,0 +1,160 @@
+//! Issue 19, item 1: a link whose far end vanished without a FIN is found
+//! by BOLT 1 liveness, reported with its typed reason, redialed, and
+//! connected again once the path heals.
+//!
+//! A whole node (`server::Server`, the real brontide dialer, lnconnd's own
+//! peer handler with its pings) reaches a peer (the same, serving) through
+//! testkit's fault-injecting proxy on 127.0.0.1. The proxy starts dropping
+//! every byte both ways without closing anything. Every wait is on an
+//! event, bounded only by a hang guard; no step depends on how long
+//! another took.
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../src/output.rs"]
+mod output;
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../src/peer.rs"]
+mod peer;
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../src/wire.rs"]
+mod wire;
+
+mod support;
+
+use std::time::Duration;
+
+use brontide::DialConfig;
+use peer::SessionOpts;
+use server::{Config, DisconnectReason, NodeAddr, ServerEvent};
+use support::*;
+use testkit::faults::{FaultProxy, Mode};
+use tokio::sync::mpsc;
+
+const MS: Duration = Duration::from_millis(1);
+const PING_INTERVAL: Duration = Duration::from_millis(200);
+const PONG_TIMEOUT: Duration = Duration::from_millis(300);
+
+fn live() -> liveness::Config {
+    liveness::Config::new(PING_INTERVAL, PONG_TIMEOUT).expect("non-zero")
+}
+
+/// Backoff in tens of milliseconds, handshakes through the black hole
+/// given up after a second.
+fn fast_config() -> (Config, DialConfig) {
+    let mut config = Config::default();
+    let policy = backoff::Policy::new(50 * MS, 500 * MS).expect("a valid policy");
+    config.worker = config.worker.with_policy(policy).with_seed(19);
+    let dial = DialConfig::default()
+        .with_connect_timeout(Duration::from_secs(1))
+        .with_act_timeout(Duration::from_secs(1));
+    (config, dial)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn black_holed_link_is_found_by_liveness_redialed_and_connected_again_after_heal() {
+    dead_path_is_found_redialed_and_healed(Mode::BlackHole).await;
+}
+
+/// A path that stops moving bytes (every byte kept, none delivered) is
+/// found the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_link_is_found_by_liveness_redialed_and_connected_again_after_heal() {
+    dead_path_is_found_redialed_and_healed(Mode::Stall).await;
+}
+
+async fn dead_path_is_found_redialed_and_healed(fault: Mode) {
+    // The peer: serves, pings, answers pings.
+    let peer_key = keys(0xb0b);
+    let (config, dial) = fast_config();
+    let remote = node(
+        &peer_key,
+        config.clone(),
+        dial.clone(),
+        SessionOpts {
+            liveness: live(),
+            ..SessionOpts::default()
+        },
+    );
+    let proxy = FaultProxy::start(serve(&remote, &peer_key).await)
+        .await
+        .expect("a proxy");
+
+    // Our node: a persistent peer behind the proxy.
+    let (inits_tx, mut inits) = mpsc::unbounded_channel();
+    let local = node(
+        &keys(0xa11ce),
+        config,
+        dial,
+        SessionOpts {
+            liveness: live(),
+            on_init: Some(inits_tx),
+            ..SessionOpts::default()
+        },
+    );
+    let peer = peer_key.public_key();
+    let mut events = local.events();
+    local
+        .connect(NodeAddr::new(peer, proxy.addr()), true)
+        .await
+        .expect("a perm connect");
+    next(&mut events, "the first connection", |e| {
+        matches!(e, ServerEvent::Connected { .. } if about(e, &peer)).then_some(())
+    })
+    .await;
+    let got = tokio::time::timeout(HANG_GUARD, inits.recv()).await;
+    assert_eq!(got.ok().flatten(), Some(peer), "the peer's init arrived");
+
+    // The path goes dead: no byte, no FIN, no RST passes.
+    proxy.set_mode(fault);
+    let (reason, reconnecting) = next(&mut events, "the dead link's disconnect", |e| match e {
+        ServerEvent::Disconnected {
+            peer: p,
+            reason,
+            reconnecting,
+            ..
+        } if *p == peer => Some((reason.clone(), *reconnecting)),
+        _ => None,
+    })
+    .await;
+    let timed_out = liveness::Error::PongTimeout {
+        timeout: PONG_TIMEOUT,
+    };
+    assert_eq!(reason, DisconnectReason::Local(timed_out.to_string()));
+    assert!(reconnecting, "a persistent peer is redialed");
+    if fault == Mode::BlackHole {
+        assert!(
+            proxy.stats().dropped > 0,
+            "the ping went into the black hole"
+        );
+    }
+
+    // Redialed while the path is still dead: the handshake never
+    // completes.
+    next(&mut events, "a redial", |e| {
+        matches!(e, ServerEvent::DialStarted { .. } if about(e, &peer)).then_some(())
+    })
+    .await;
+    next(&mut events, "the redial failing in the black hole", |e| {
+        matches!(e, ServerEvent::DialFailed { .. } if about(e, &peer)).then_some(())
+    })
+    .await;
+    assert!(!local.is_connected(&peer));
+
+    // The path heals: connected again, and bytes flow end to end.
+    proxy.heal();
+    next(&mut events, "the connection after the heal", |e| {
+        matches!(e, ServerEvent::Connected { .. } if about(e, &peer)).then_some(())
+    })
+    .await;
+    let got = tokio::time::timeout(HANG_GUARD, inits.recv()).await;
+    assert_eq!(
+        got.ok().flatten(),
+        Some(peer),
+        "an init over the healed path"
+    );
+
+    local.shutdown().await;
+    remote.shutdown().await;
+    assert_eq!(local.tasks(), 0);
+    assert_eq!(remote.tasks(), 0);
+}

@@ -157,7 +157,7 @@ pub(crate) async fn run_session(
 /// stops reading must not pin the session: the send gives way to
 /// cancellation and to liveness, which drops a peer whose link has
 /// stalled for longer than its bound.
-async fn send(
+pub(crate) async fn send(
     tx: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, MessageEncoder>,
     msg: Vec<u8>,
     live: &mut Liveness,

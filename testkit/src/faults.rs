@@ -192,6 +192,11 @@ impl FaultProxy {
         });
     }
 
+    /// Where new connections go.
+    pub fn upstream(&self) -> SocketAddr {
+        self.control.borrow().upstream
+    }
+
     /// New connections go to `upstream` from now on.
     pub fn set_upstream(&self, upstream: SocketAddr) {
         self.control.send_modify(|c| c.upstream = upstream);

@@ -158,3 +158,66 @@ async fn dead_path_is_found_redialed_and_healed(fault: Mode) {
     assert_eq!(local.tasks(), 0);
     assert_eq!(remote.tasks(), 0);
 }
+
+/// Interop: a real BOLT 1 peer (LDK) answers the crate's ping with a pong
+/// of the length asked, which the crate decodes and accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldk_answers_our_ping_with_the_length_asked() {
+    use futures::SinkExt;
+    use liveness::{Action, Liveness};
+
+    let ldk = testkit::ldk::LdkNode::new(0x19);
+    let addr = ldk.listen().await;
+    let conn = brontide::dial(
+        addr,
+        &keys(0x1d),
+        &ldk.node_id,
+        &DialConfig::default(),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("the handshake with LDK");
+    let mut framed = conn.into_framed();
+    // init both ways first (BOLT 1).
+    while !matches!(
+        wire::Message::parse(&next_from(&mut framed, "init").await),
+        Ok(wire::Message::Init { .. })
+    ) {}
+    framed
+        .send(wire::init().as_slice())
+        .await
+        .expect("send init");
+
+    let config = live().with_pong_bytes(7).expect("answerable");
+    let start = std::time::Instant::now();
+    let mut link = Liveness::new(config, start);
+    let Some(Action::SendPing(ping)) = link.poll(start + PING_INTERVAL) else {
+        panic!("a ping is due after the interval")
+    };
+    framed
+        .send(ping.encode().as_slice())
+        .await
+        .expect("send the ping");
+    let pong = loop {
+        if let Ok(wire::Message::Pong(pong)) =
+            wire::Message::parse(&next_from(&mut framed, "pong").await)
+        {
+            break pong;
+        }
+    };
+    assert_eq!(pong.len(), 7);
+    link.on_pong(start + PING_INTERVAL, pong.len());
+    assert!(!link.is_awaiting_pong() && !link.is_dead());
+}
+
+/// The next message from LDK, within the hang guard.
+async fn next_from(
+    framed: &mut tokio_util::codec::Framed<tokio::net::TcpStream, brontide::MessageCodec>,
+    what: &str,
+) -> Vec<u8> {
+    use futures::StreamExt;
+    match tokio::time::timeout(HANG_GUARD, framed.next()).await {
+        Ok(Some(Ok(msg))) => msg.to_vec(),
+        other => panic!("no {what} from LDK: {other:?}"),
+    }
+}

@@ -21,7 +21,8 @@
 //!   a busy machine may stretch any time);
 //! - no dial of a peer after it was stopped (`disconnect`), none of its
 //!   proxy's accepts either;
-//! - every echo arrives unaltered and in order;
+//! - every echo arrives unaltered and in order, and the hub never runs
+//!   two sessions with one peer at once (checked throughout);
 //! - at the end, after shutdown: no task (the servers' and the runtime's),
 //!   file descriptors and heap back where they started.
 //!
@@ -137,7 +138,7 @@ struct BookState {
     ended: HashMap<PublicKey, (u64, Option<(DisconnectReason, Instant)>)>,
     /// Echoes received in order, per peer.
     echoed: HashMap<PublicKey, u64>,
-    /// Echoes that came back altered or out of order.
+    /// Echoes that came back altered or out of order, two sessions at once.
     violations: Vec<String>,
 }
 
@@ -191,7 +192,17 @@ impl PeerHandler<Connection<TcpStream>> for Traffic {
         _: Direction,
         cancel: CancellationToken,
     ) -> DisconnectReason {
-        *self.book.lock().sessions.entry(peer).or_default() += 1;
+        {
+            // The hub never runs two sessions with a peer at once: a
+            // redial waits for the old session's end.
+            let mut book = self.book.lock();
+            let n = book.sessions.entry(peer).or_default();
+            *n += 1;
+            if *n > 1 {
+                let v = format!("{peer}: {n} sessions at once");
+                book.violations.push(v);
+            }
+        }
         let running = Running {
             book: &self.book,
             peer,

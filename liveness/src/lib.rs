@@ -20,8 +20,9 @@
 //! peer can make us send per interval.
 //!
 //! What it does not do: any I/O, BOLT 8, `init`, or other message types.
-//! With the `tokio` feature, [`next_action`] waits for the next action on
-//! tokio's timer.
+//! With the `tokio` feature, `next_action` waits for the next action on
+//! tokio's timer (and `now` reads tokio's clock), so a session can
+//! `select!` on it beside its reads.
 //!
 //! ```
 //! use std::time::{Duration, Instant};

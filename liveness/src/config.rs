@@ -5,13 +5,15 @@ use crate::Error;
 
 /// How often to ping, how long to wait, and how much to answer.
 ///
-/// The defaults are lnd's (`peer/brontide.go`: a ping every minute, 30 s
-/// for the pong), because the rest of this workspace follows lnd's
+/// The defaults are lnd's (`peer/brontide.go`: `pingInterval` 1 minute,
+/// `pingTimeout` 30 s), because the rest of this workspace follows lnd's
 /// lifecycle: a link dead without a FIN is found within 90 s of its last
-/// byte. LDK's timer tick is shorter (it asks to be ticked about every
-/// 10 s and drops a peer whose pong has not come by the next tick), so it
-/// finds the same link in about 20 s for six times the pings; pass
-/// [`Config::new`] shorter values for that.
+/// byte. LDK is quicker and chattier: it asks to be ticked about every
+/// 10 s, pings on a tick and drops a peer that has not answered by the
+/// next one, so it finds the same link in 10 to 20 s; pass
+/// [`Config::new`] values like those for that. Unlike lnd, which pings
+/// every interval whatever the traffic, this pings only a quiet link: any
+/// message received proves the link alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {

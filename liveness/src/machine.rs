@@ -93,6 +93,7 @@ impl Liveness {
     /// to send, if any. `None` when BOLT 1 says not to answer (65532 pong
     /// bytes or more asked for), or when answering would pass
     /// [`Config::pong_budget`] bytes of pongs within one ping interval.
+    #[must_use = "the pong must be sent"]
     pub fn on_ping(&mut self, now: Instant, ping: &Ping) -> Option<Pong> {
         self.on_message_received(now);
         let pong = ping.pong()?;
@@ -115,6 +116,7 @@ impl Liveness {
 
     /// What to do at `now`, if anything: send a ping, or disconnect (once;
     /// after that, always `None`).
+    #[must_use = "the action must be carried out"]
     pub fn poll(&mut self, now: Instant) -> Option<Action> {
         match &self.state {
             State::Done => None,
@@ -233,7 +235,7 @@ mod tests {
     fn pong_of_another_length_is_a_typed_disconnect() {
         let t0 = Instant::now();
         let mut l = Liveness::new(config().with_pong_bytes(5).expect("valid"), t0);
-        l.poll(t0 + 200 * MS);
+        assert!(matches!(l.poll(t0 + 200 * MS), Some(Action::SendPing(_))));
         l.on_pong(t0 + 210 * MS, 4);
         assert!(l.is_dead());
         assert_eq!(
@@ -249,7 +251,7 @@ mod tests {
     fn any_message_after_a_ping_counts_as_alive() {
         let t0 = Instant::now();
         let mut l = Liveness::new(config(), t0);
-        l.poll(t0 + 200 * MS);
+        assert!(matches!(l.poll(t0 + 200 * MS), Some(Action::SendPing(_))));
         l.on_message_received(t0 + 400 * MS);
         assert_eq!(l.poll(t0 + 500 * MS), None);
         assert_eq!(l.next_deadline(), Some(t0 + 700 * MS));

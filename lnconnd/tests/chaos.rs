@@ -584,8 +584,10 @@ async fn soak() {
                     .ok_or(format!("{pk} ({fault:?}): {n} ended"))
             })
             .await;
-            if matches!(fault, Fault::BlackHole | Fault::Stall) {
-                let (reason, at) = book.lock().ended[&pk].1.clone().expect("it ended");
+            let (reason, at) = book.lock().ended[&pk].1.clone().expect("it ended");
+            // (A connection that ended before its fault was applied, for
+            // its own reasons, says nothing about the fault.)
+            if matches!(fault, Fault::BlackHole | Fault::Stall) && at >= applied {
                 detections.push(at - applied);
                 let timed_out = liveness::Error::PongTimeout {
                     timeout: PONG_TIMEOUT,

@@ -221,3 +221,68 @@ async fn next_from(
         other => panic!("no {what} from LDK: {other:?}"),
     }
 }
+
+/// A peer that keeps sending but stops reading: lnconnd's session blocks
+/// writing its echoes, and liveness still ends it (every send races the
+/// liveness deadline), instead of the session hanging until shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_cannot_pin_the_session() {
+    let key = keys(0x5e55);
+    let (config, dial) = fast_config();
+    let local = node(
+        &key,
+        config,
+        dial,
+        SessionOpts {
+            echo: true,
+            liveness: live(),
+            ..SessionOpts::default()
+        },
+    );
+    let mut events = local.events();
+    let addr = serve(&local, &key).await;
+    let peer_key = keys(0xdead);
+    let conn = brontide::dial(
+        addr,
+        &peer_key,
+        &key.public_key(),
+        &DialConfig::default(),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("the handshake");
+    // init, then echo requests of 60,000 bytes, never reading: our
+    // session's echoes fill the socket buffers and its send blocks.
+    let flood = tokio::spawn(flood_without_reading(conn.into_framed()));
+    let reason = next(&mut events, "the session's end", |e| match e {
+        ServerEvent::Disconnected { peer, reason, .. } if *peer == peer_key.public_key() => {
+            Some(reason.clone())
+        }
+        _ => None,
+    })
+    .await;
+    let timed_out = liveness::Error::PongTimeout {
+        timeout: PONG_TIMEOUT,
+    };
+    assert_eq!(reason, DisconnectReason::Local(timed_out.to_string()));
+    local.shutdown().await;
+    let ended = tokio::time::timeout(HANG_GUARD, flood).await;
+    assert!(
+        matches!(ended, Ok(Ok(Err(_)))),
+        "the flood ends on the closed connection"
+    );
+}
+
+/// Sends init, then 60,000-byte echo requests until the connection fails;
+/// never reads.
+async fn flood_without_reading(
+    mut framed: tokio_util::codec::Framed<tokio::net::TcpStream, brontide::MessageCodec>,
+) -> Result<(), brontide::Error> {
+    use futures::SinkExt;
+    framed.send(wire::init().as_slice()).await?;
+    let mut big = 32769u16.to_be_bytes().to_vec();
+    big.resize(60_000, 0);
+    loop {
+        framed.send(big.as_slice()).await?;
+    }
+}

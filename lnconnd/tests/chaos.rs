@@ -20,7 +20,8 @@
 //!   against backoff + stagger + liveness bound (reported, not asserted:
 //!   a busy machine may stretch any time);
 //! - no dial of a peer after it was stopped (`disconnect`), none of its
-//!   proxy's accepts either;
+//!   proxy's accepts either, and no accept anywhere after the hub's
+//!   shutdown;
 //! - every echo arrives unaltered and in order, and the hub never runs
 //!   two sessions with one peer at once (checked throughout);
 //! - at the end, after shutdown: no task (the servers' and the runtime's),
@@ -645,12 +646,19 @@ async fn soak() {
     let shutdown = t.elapsed();
     assert_eq!(hub.tasks(), 0);
     assert_eq!(hub.dials_in_flight(), 0);
+    let accepted = |peers: &[Peer]| -> u64 { peers.iter().map(|p| p.proxy.stats().accepted).sum() };
+    let accepted_at_stop = accepted(&peers);
     for p in &peers {
         if let Some(node) = &p.node {
             node.shutdown().await;
             assert_eq!(node.tasks(), 0);
         }
     }
+    assert_eq!(
+        accepted(&peers),
+        accepted_at_stop,
+        "a dial after the hub's shutdown"
+    );
     drop(peers);
     drop(hub);
     let seen = tokio::time::timeout(HANG_GUARD, seen)

@@ -17,7 +17,32 @@ pub fn now() -> Instant {
 /// Cancel-safe: the state changes only in [`Liveness::poll`], and a poll
 /// that returns an action returns it from this future at once. Made to
 /// sit in a `select!` beside the connection's reads, which feed the
-/// machine with [`now`].
+/// machine with [`now`]:
+///
+/// ```
+/// use std::time::Duration;
+/// use liveness::{next_action, now, Action, Config, Liveness};
+/// use tokio::sync::mpsc;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), liveness::Error> {
+/// // Stands for the connection: what the peer sends (here: nothing).
+/// let (_peer, mut inbox) = mpsc::channel::<Vec<u8>>(8);
+/// let config = Config::new(Duration::from_secs(60), Duration::from_secs(30))?;
+/// let mut link = Liveness::new(config, now());
+/// let reason = loop {
+///     tokio::select! {
+///         action = next_action(&mut link) => match action {
+///             Action::SendPing(ping) => { let _bytes = ping.encode(); /* write them */ }
+///             Action::Disconnect(reason) => break reason,
+///         },
+///         Some(_msg) = inbox.recv() => link.on_message_received(now()),
+///     }
+/// };
+/// assert_eq!(reason.to_string(), "no reply to a ping within 30s");
+/// # Ok(())
+/// # }
+/// ```
 pub async fn next_action(liveness: &mut Liveness) -> Action {
     loop {
         if let Some(action) = liveness.poll(now()) {

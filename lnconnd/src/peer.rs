@@ -50,8 +50,7 @@ impl PeerHandler<Connection<TcpStream>> for App {
 }
 
 /// Runs one connection until it ends, `cancel` fires, or the peer stops
-/// answering: then the reason is [`DisconnectReason::Local`] with the
-/// `liveness` error's text (`no reply to a ping within 30s`).
+/// answering (the reason is then [`dead`]'s).
 pub(crate) async fn run_session(
     peer: PublicKey,
     conn: Connection<TcpStream>,
@@ -80,7 +79,7 @@ pub(crate) async fn run_session(
                     }
                     continue;
                 }
-                Action::Disconnect(e) => return DisconnectReason::Local(e.to_string()),
+                Action::Disconnect(e) => return dead(e),
             },
             msg = rx.next() => msg,
         };
@@ -173,7 +172,7 @@ pub(crate) async fn send(
                 action = liveness::next_action(live) => match action {
                     // At most one: the next action is the pong's deadline.
                     Action::SendPing(ping) => next = Some(ping.encode()),
-                    Action::Disconnect(e) => return Err(DisconnectReason::Local(e.to_string())),
+                    Action::Disconnect(e) => return Err(dead(e)),
                 },
                 sent = &mut sending => {
                     sent.map_err(|e| DisconnectReason::Remote(e.to_string()))?;
@@ -183,6 +182,12 @@ pub(crate) async fn send(
         }
     }
     Ok(())
+}
+
+/// The reason a session ends when liveness finds the peer dead: the
+/// `liveness` error's text (`no reply to a ping within 30s`).
+pub(crate) fn dead(e: liveness::Error) -> DisconnectReason {
+    DisconnectReason::Local(e.to_string())
 }
 
 pub(crate) fn direction_name(d: Direction) -> &'static str {

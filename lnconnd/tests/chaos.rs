@@ -244,7 +244,7 @@ impl Traffic {
                 action = liveness::next_action(&mut live) => {
                     let ping = match action {
                         Action::SendPing(ping) => ping.encode(),
-                        Action::Disconnect(e) => return DisconnectReason::Local(e.to_string()),
+                        Action::Disconnect(e) => return peer::dead(e),
                     };
                     if let Err(reason) = peer::send(&mut tx, ping, &mut live, &cancel).await {
                         return reason;
@@ -593,11 +593,7 @@ async fn soak() {
                 let timed_out = liveness::Error::PongTimeout {
                     timeout: PONG_TIMEOUT,
                 };
-                assert_eq!(
-                    reason,
-                    DisconnectReason::Local(timed_out.to_string()),
-                    "{pk}: {fault:?}"
-                );
+                assert_eq!(reason, peer::dead(timed_out), "{pk}: {fault:?}");
             }
         }
         // A little longer, so redials meet the fault too.

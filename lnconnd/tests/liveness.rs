@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use brontide::DialConfig;
 use peer::SessionOpts;
-use server::{Config, DisconnectReason, NodeAddr, ServerEvent};
+use server::{Config, NodeAddr, ServerEvent};
 use support::*;
 use testkit::faults::{FaultProxy, Mode};
 use tokio::sync::mpsc;
@@ -119,7 +119,7 @@ async fn dead_path_is_found_redialed_and_healed(fault: Mode) {
     let timed_out = liveness::Error::PongTimeout {
         timeout: PONG_TIMEOUT,
     };
-    assert_eq!(reason, DisconnectReason::Local(timed_out.to_string()));
+    assert_eq!(reason, peer::dead(timed_out));
     assert!(reconnecting, "a persistent peer is redialed");
     if fault == Mode::BlackHole {
         assert!(
@@ -264,7 +264,7 @@ async fn a_peer_that_stops_reading_cannot_pin_the_session() {
     let timed_out = liveness::Error::PongTimeout {
         timeout: PONG_TIMEOUT,
     };
-    assert_eq!(reason, DisconnectReason::Local(timed_out.to_string()));
+    assert_eq!(reason, peer::dead(timed_out));
     local.shutdown().await;
     let ended = tokio::time::timeout(HANG_GUARD, flood).await;
     assert!(

@@ -28,6 +28,7 @@ pub(crate) async fn run(
         out: Some(Arc::clone(&out)),
         echo: false,
         on_init: Some(inits),
+        ..SessionOpts::default()
     };
     // Tor takes longer: the default timeout is lnd's 120 s through a proxy.
     let timeout = args.timeout.unwrap_or(if args.proxy.is_some() {

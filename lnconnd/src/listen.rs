@@ -23,6 +23,7 @@ pub(crate) async fn run(
         out: Some(Arc::clone(&out)),
         echo: args.echo,
         on_init: None,
+        ..SessionOpts::default()
     };
     let node = node(&key, Config::default(), DialConfig::default(), opts);
     let listener = Listener::bind(

@@ -1,11 +1,13 @@
 //! The example application above BOLT 8: exchange `init`, answer pings,
-//! optionally echo custom messages, close on unknown even types.
+//! ping a quiet peer and drop it when nothing comes back (the `liveness`
+//! crate), optionally echo custom messages, close on unknown even types.
 
 use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;
 use brontide::{Connection, MessageDecoder, MessageEncoder};
 use futures::{SinkExt, StreamExt};
+use liveness::{Action, Liveness};
 use serde_json::json;
 use server::{Direction, DisconnectReason, PeerHandler};
 use tokio::net::TcpStream;
@@ -25,6 +27,9 @@ pub(crate) struct SessionOpts {
     pub(crate) echo: bool,
     /// Told the peer's key when its `init` arrives.
     pub(crate) on_init: Option<mpsc::UnboundedSender<PublicKey>>,
+    /// When to ping and how long to wait for the answer (lnd's 60 s and
+    /// 30 s by default).
+    pub(crate) liveness: liveness::Config,
 }
 
 /// The server's peer handler: one [`run_session`] per connection.
@@ -44,7 +49,8 @@ impl PeerHandler<Connection<TcpStream>> for App {
     }
 }
 
-/// Runs one connection until it ends or `cancel` fires.
+/// Runs one connection until it ends, `cancel` fires, or the peer stops
+/// answering (the reason is then [`dead`]'s).
 pub(crate) async fn run_session(
     peer: PublicKey,
     conn: Connection<TcpStream>,
@@ -56,20 +62,25 @@ pub(crate) async fn run_session(
     let (read, write) = stream.into_split();
     let mut rx = FramedRead::new(read, MessageDecoder::new(decryptor));
     let mut tx = FramedWrite::new(write, MessageEncoder::new(encryptor));
+    let mut live = Liveness::new(opts.liveness.clone(), liveness::now());
     // Our init goes first (BOLT 1); it is a few bytes, so a peer that is
     // writing its own init cannot wedge this.
-    tokio::select! {
-        () = cancel.cancelled() => return DisconnectReason::Cancelled,
-        sent = tx.send(wire::init()) => {
-            if let Err(e) = sent {
-                return DisconnectReason::Remote(e.to_string());
-            }
-        }
+    if let Err(reason) = send(&mut tx, wire::init(), &mut live, &cancel).await {
+        return reason;
     }
     let mut got_init = false;
     loop {
         let msg = tokio::select! {
             () = cancel.cancelled() => return DisconnectReason::Cancelled,
+            action = liveness::next_action(&mut live) => match action {
+                Action::SendPing(ping) => {
+                    if let Err(reason) = send(&mut tx, ping.encode(), &mut live, &cancel).await {
+                        return reason;
+                    }
+                    continue;
+                }
+                Action::Disconnect(e) => return dead(e),
+            },
             msg = rx.next() => msg,
         };
         let bytes = match msg {
@@ -77,6 +88,8 @@ pub(crate) async fn run_session(
             Some(Err(e)) => return DisconnectReason::Remote(e.to_string()),
             Some(Ok(bytes)) => bytes,
         };
+        let now = liveness::now();
+        live.on_message_received(now);
         let reply = match Message::parse(&bytes) {
             Err(e) => return DisconnectReason::Local(format!("malformed message: {e}")),
             Ok(Message::Init { features }) => {
@@ -102,8 +115,11 @@ pub(crate) async fn run_session(
             Ok(_) if !got_init => {
                 return DisconnectReason::Local("first message was not init".into());
             }
-            Ok(Message::Ping { pong_len }) => wire::pong_for(pong_len),
-            Ok(Message::Pong) => None,
+            Ok(Message::Ping(ping)) => live.on_ping(now, &ping).map(|pong| pong.encode()),
+            Ok(Message::Pong(pong)) => {
+                live.on_pong(now, pong.len());
+                None
+            }
             Ok(Message::ErrorOrWarning { kind, text }) => {
                 if let Some(out) = &opts.out {
                     out.event(
@@ -129,17 +145,52 @@ pub(crate) async fn run_session(
             }
         };
         if let Some(reply) = reply {
-            // A peer that stops reading must not pin this task: the send
-            // gives way to cancellation.
+            if let Err(reason) = send(&mut tx, reply, &mut live, &cancel).await {
+                return reason;
+            }
+        }
+    }
+}
+
+/// Sends `msg` (and the ping liveness asks for meanwhile). A peer that
+/// stops reading must not pin the session: the send gives way to
+/// cancellation and to liveness, which drops a peer whose link has
+/// stalled for longer than its bound.
+pub(crate) async fn send(
+    tx: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, MessageEncoder>,
+    msg: Vec<u8>,
+    live: &mut Liveness,
+    cancel: &CancellationToken,
+) -> Result<(), DisconnectReason> {
+    let mut next = Some(msg);
+    while let Some(msg) = next.take() {
+        let sending = tx.send(msg);
+        tokio::pin!(sending);
+        loop {
             tokio::select! {
-                () = cancel.cancelled() => return DisconnectReason::Cancelled,
-                sent = tx.send(reply) => {
-                    if let Err(e) = sent {
-                        return DisconnectReason::Remote(e.to_string());
-                    }
+                () = cancel.cancelled() => return Err(DisconnectReason::Cancelled),
+                action = liveness::next_action(live) => match action {
+                    // At most one: the next action is the pong's deadline.
+                    Action::SendPing(ping) => next = Some(ping.encode()),
+                    Action::Disconnect(e) => return Err(dead(e)),
+                },
+                sent = &mut sending => {
+                    sent.map_err(|e| DisconnectReason::Remote(e.to_string()))?;
+                    break;
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The reason a session ends when liveness finds the peer dead: the
+/// `liveness` error's text (`no reply to a ping within 30s`).
+pub(crate) fn dead(e: liveness::Error) -> DisconnectReason {
+    match e {
+        liveness::Error::PongTimeout { .. } => DisconnectReason::TimedOut,
+        e if e.is_peer_fault() => DisconnectReason::PeerFault(e.to_string()),
+        e => DisconnectReason::Local(e.to_string()),
     }
 }
 

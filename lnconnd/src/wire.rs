@@ -1,23 +1,24 @@
-//! The part of BOLT 1 this program speaks: `init`, `ping` / `pong`, and the
-//! rule for unknown message types (odd: ignore; even: close).
+//! The part of BOLT 1 this program speaks: `init`, `ping` / `pong` (the
+//! `liveness` crate's), and the rule for unknown message types (odd:
+//! ignore; even: close).
 
 use std::fmt;
+
+use liveness::{Ping, Pong};
 
 /// `init`.
 pub(crate) const INIT: u16 = 16;
 /// `error`.
 pub(crate) const ERROR: u16 = 17;
 /// `ping`.
-pub(crate) const PING: u16 = 18;
+pub(crate) const PING: u16 = liveness::PING_TYPE;
 /// `pong`.
-pub(crate) const PONG: u16 = 19;
+pub(crate) const PONG: u16 = liveness::PONG_TYPE;
 /// `warning`.
 pub(crate) const WARNING: u16 = 1;
 /// The first custom message type (BOLT 1: types 32768..=65535 are for
 /// experiments and applications).
 pub(crate) const CUSTOM_MIN: u16 = 32768;
-/// A ping asking for this many pong bytes or more must not be answered.
-const PONG_BYTES_NO_REPLY: u16 = 65532;
 
 /// A message as this program understands it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +26,10 @@ pub(crate) enum Message<'a> {
     /// `init`: the peer's feature bits (global and local, merged as BOLT 9
     /// asks) and whatever TLVs follow, unread.
     Init { features: Vec<u8> },
-    /// `ping` asking for `pong_len` bytes back.
-    Ping { pong_len: u16 },
+    /// `ping`.
+    Ping(Ping),
     /// `pong`.
-    Pong,
+    Pong(Pong),
     /// `error` or `warning`, with its text as sent.
     ErrorOrWarning { kind: u16, text: String },
     /// A message type we do not interpret.
@@ -44,6 +45,9 @@ pub(crate) enum WireError {
     /// A known message type whose body is cut short.
     #[error("truncated {0} message")]
     Truncated(&'static str),
+    /// A malformed `ping` or `pong`.
+    #[error(transparent)]
+    PingPong(#[from] liveness::Error),
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -66,15 +70,8 @@ impl<'a> Message<'a> {
                     features: merge_features(global, local),
                 })
             }
-            PING => {
-                let pong_len = u16_at(body, 0).ok_or(WireError::Truncated("ping"))?;
-                let ignored = usize::from(u16_at(body, 2).ok_or(WireError::Truncated("ping"))?);
-                if body.len() < 4 + ignored {
-                    return Err(WireError::Truncated("ping"));
-                }
-                Ok(Message::Ping { pong_len })
-            }
-            PONG => Ok(Message::Pong),
+            PING => Ok(Message::Ping(Ping::decode(msg)?)),
+            PONG => Ok(Message::Pong(Pong::decode(msg)?)),
             ERROR | WARNING => {
                 let len = usize::from(u16_at(body, 32).ok_or(WireError::Truncated("error"))?);
                 let data = body
@@ -112,26 +109,6 @@ pub(crate) fn init() -> Vec<u8> {
     let mut m = INIT.to_be_bytes().to_vec();
     m.extend_from_slice(&[0, 0, 0, 0]);
     m
-}
-
-/// A `ping` asking for `pong_len` bytes.
-#[cfg(test)]
-pub(crate) fn ping(pong_len: u16) -> Vec<u8> {
-    let mut m = PING.to_be_bytes().to_vec();
-    m.extend_from_slice(&pong_len.to_be_bytes());
-    m.extend_from_slice(&0u16.to_be_bytes());
-    m
-}
-
-/// The `pong` that answers a ping, or `None` if the ping asks for none.
-pub(crate) fn pong_for(pong_len: u16) -> Option<Vec<u8>> {
-    if pong_len >= PONG_BYTES_NO_REPLY {
-        return None;
-    }
-    let mut m = PONG.to_be_bytes().to_vec();
-    m.extend_from_slice(&pong_len.to_be_bytes());
-    m.resize(4 + usize::from(pong_len), 0);
-    Some(m)
 }
 
 /// A custom message of type `kind` carrying `payload`.
@@ -184,7 +161,7 @@ mod tests {
         );
         assert_eq!(
             Message::parse(&[0, 18, 0, 1, 0, 9]),
-            Err(WireError::Truncated("ping"))
+            Err(WireError::PingPong(liveness::Error::Truncated("ping")))
         );
         assert_eq!(
             Message::parse(&[0, 17, 1]),
@@ -193,10 +170,13 @@ mod tests {
     }
 
     #[test]
-    fn ping_is_answered_unless_it_asks_too_much() {
-        assert_eq!(Message::parse(&ping(3)), Ok(Message::Ping { pong_len: 3 }));
-        assert_eq!(pong_for(3), Some(vec![0, 19, 0, 3, 0, 0, 0]));
-        assert_eq!(pong_for(65532), None);
+    fn ping_and_pong_are_read_by_the_liveness_crate() {
+        let ping = Ping::new(3, 1);
+        assert_eq!(Message::parse(&ping.encode()), Ok(Message::Ping(ping)));
+        assert_eq!(
+            Message::parse(&Pong::new(3).encode()),
+            Ok(Message::Pong(Pong::new(3)))
+        );
     }
 
     #[test]

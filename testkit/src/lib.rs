@@ -4,7 +4,9 @@
 //! run workers step by step so a test reads as a script. Behind features:
 //! `ldk`, a real Lightning peer; `socks`, SOCKS5 proxies on 127.0.0.1 (a
 //! fake one that records requests and routes onion names to a local
-//! listener, and the real `microsocks`), in the module `socks`.
+//! listener, and the real `microsocks`), in the module `socks`; `faults`,
+//! a fault-injecting TCP proxy on 127.0.0.1 (black hole, latency, stall,
+//! reset, half-close), in the module `faults`.
 //!
 //! Only ever a dev-dependency. Tests that use it live in each crate's
 //! `tests/` folder.
@@ -32,6 +34,8 @@ use std::hash::Hash;
 mod clock;
 mod corpus;
 mod dialer;
+#[cfg(feature = "faults")]
+pub mod faults;
 mod harness;
 #[cfg(feature = "ldk")]
 pub mod ldk;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use brontide::{
     accept, dial, frame_len, Act, Connection, DecryptError, DialConfig, Error, Listener,
-    ListenerConfig, Responder, ACT_ONE_LEN, ACT_TWO_LEN, MAX_MESSAGE_LEN,
+    ListenerConfig, Responder, ACT_ONE_LEN, ACT_TWO_LEN, DEFAULT_MAX_HANDSHAKES, MAX_MESSAGE_LEN,
 };
 use futures::{SinkExt, StreamExt};
 use peers::*;
@@ -692,12 +692,20 @@ fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
     });
 }
 
-/// An honest client on a slow path (75 ms before each of its acts, as over
-/// a 150 ms round trip) while 60 new silent connections arrive during its
-/// handshake. At its bound (50) the listener evicts the oldest handshake
-/// still waiting for act one, so the silent ones go and the honest one,
-/// past act one, completes (it was evicted when the listener dropped the
-/// oldest handshake whatever its progress: RELIABILITY.md, "Found").
+/// An honest client that has sent its act one (and so been answered with
+/// act two: the listener has read and validated it) stalls while 60 new
+/// silent connections arrive. At its bound (50) the listener evicts the
+/// oldest handshakes still waiting for act one, so 11 silent ones go and the
+/// honest one, past act one, completes (it was evicted when the listener
+/// dropped the oldest handshake whatever its progress: RELIABILITY.md,
+/// "Found").
+///
+/// Every step waits on an event the other side makes observable, so the
+/// order is the same however the threads are scheduled: act two arrives
+/// only once the listener has marked the honest handshake as past act one;
+/// act three is sent only once 11 silent connections have been closed (the
+/// listener has taken in the whole flood and evicted for it); the serving
+/// task stops only once the honest client has its reply.
 #[test]
 fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake() {
     serial(async {
@@ -712,27 +720,55 @@ fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake
         let (act_one, initiator) = brontide::Initiator::new(&keys(1), &server_pk())
             .and_then(brontide::Initiator::act_one)
             .expect("initiator");
-        tokio::time::sleep(Duration::from_millis(75)).await;
         stream.write_all(&act_one).await.expect("act one");
-        let mut silent = Vec::new();
-        for _ in 0..60 {
-            silent.push(TcpStream::connect(addr).await.expect("connect"));
-        }
         let mut act_two = [0u8; ACT_TWO_LEN];
         stream
             .read_exact(&mut act_two)
             .await
             .expect("the honest handshake gets act two");
+
+        let flood = 60;
+        let bound = DEFAULT_MAX_HANDSHAKES;
+        let mut silent = Vec::new();
+        for _ in 0..flood {
+            silent.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        // The listener has taken in the flood once it has closed as many
+        // silent connections as went over the bound (one slot is the
+        // honest client's).
+        let mut closed = futures::stream::FuturesUnordered::new();
+        for (i, s) in silent.iter_mut().enumerate() {
+            closed.push(async move {
+                let mut byte = [0u8; 1];
+                // Silent clients never get a byte: an end is a close.
+                let _ = s.read(&mut byte).await;
+                i
+            });
+        }
+        let evicted = flood + 1 - bound;
+        for _ in 0..evicted {
+            tokio::time::timeout(HANG_GUARD, closed.next())
+                .await
+                .expect("the listener evicts silent connections")
+                .expect("a silent connection");
+        }
+        drop(closed);
+
         let (act_three, session) = initiator.read_act_two(&act_two).expect("valid act two");
-        tokio::time::sleep(Duration::from_millis(75)).await;
         stream.write_all(&act_three).await.expect("act three");
-        let (encryptor, _) = session.into_parts();
-        let mut framed =
-            tokio_util::codec::FramedWrite::new(stream, brontide::MessageEncoder::new(encryptor));
+        let (encryptor, decryptor) = session.into_parts();
+        let mut framed = tokio_util::codec::Framed::new(
+            stream,
+            brontide::MessageCodec::new(encryptor, decryptor),
+        );
         framed.send(b"ping".as_slice()).await.expect("a message");
+        let reply = tokio::time::timeout(HANG_GUARD, framed.next())
+            .await
+            .expect("a reply");
+        assert_eq!(&reply.expect("an item").expect("a message")[..], b"pong");
         drop(silent);
         stop.cancel();
         let reads = served.await.expect("the serving task");
-        assert!(reads.contains(&Read::Message), "{reads:?}");
+        assert_eq!(reads, [Read::Message]);
     });
 }

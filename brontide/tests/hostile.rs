@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use brontide::{
     accept, dial, frame_len, Act, Connection, DecryptError, DialConfig, Error, Listener,
-    ListenerConfig, Responder, ACT_ONE_LEN, ACT_TWO_LEN, DEFAULT_MAX_HANDSHAKES, MAX_MESSAGE_LEN,
+    ListenerConfig, Responder, ACT_ONE_LEN, ACT_TWO_LEN, MAX_MESSAGE_LEN,
 };
 use futures::{SinkExt, StreamExt};
 use peers::*;
@@ -693,26 +693,32 @@ fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
 }
 
 /// An honest client that has sent its act one (and so been answered with
-/// act two: the listener has read and validated it) stalls while 60 new
-/// silent connections arrive. At its bound (50) the listener evicts the
-/// oldest handshakes still waiting for act one, so 11 silent ones go and the
-/// honest one, past act one, completes (it was evicted when the listener
-/// dropped the oldest handshake whatever its progress: RELIABILITY.md,
-/// "Found").
+/// act two: it holds a handshake slot) stalls while 60 new silent
+/// connections arrive, more than the pending set holds (10 here). The
+/// listener evicts the oldest silent connections to make room for the
+/// newer ones, and the honest handshake, out of the pending set since its
+/// first byte, completes (it was evicted when the listener dropped the
+/// oldest handshake whatever its progress: RELIABILITY.md, "Found").
 ///
 /// Every step waits on an event the other side makes observable, so the
 /// order is the same however the threads are scheduled: act two arrives
-/// only once the listener has marked the honest handshake as past act one;
-/// act three is sent only once 11 silent connections have been closed (the
-/// listener has taken in the whole flood and evicted for it); the serving
-/// task stops only once the honest client has its reply.
+/// only once the listener is in the honest handshake; act three is sent
+/// only once the listener's counters show the whole flood taken in and 50
+/// evictions; the serving task stops only once the honest client has its
+/// reply.
 #[test]
 fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake() {
     serial(async {
-        let listener = Listener::bind("127.0.0.1:0", keys(SERVER), ListenerConfig::default())
+        let pending = 10;
+        let config = ListenerConfig::default()
+            .with_max_pending(pending)
+            .expect("valid")
+            .with_silence_grace(Duration::ZERO);
+        let listener = Listener::bind("127.0.0.1:0", keys(SERVER), config)
             .await
             .expect("bind");
         let addr = listener.local_addr();
+        let monitor = listener.monitor();
         let stop = CancellationToken::new();
         let served = serve(listener, stop.clone());
 
@@ -728,31 +734,19 @@ fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake
             .expect("the honest handshake gets act two");
 
         let flood = 60;
-        let bound = DEFAULT_MAX_HANDSHAKES;
         let mut silent = Vec::new();
         for _ in 0..flood {
             silent.push(TcpStream::connect(addr).await.expect("connect"));
         }
-        // The listener has taken in the flood once it has closed as many
-        // silent connections as went over the bound (one slot is the
-        // honest client's).
-        let mut closed = futures::stream::FuturesUnordered::new();
-        for (i, s) in silent.iter_mut().enumerate() {
-            closed.push(async move {
-                let mut byte = [0u8; 1];
-                // Silent clients never get a byte: an end is a close.
-                let _ = s.read(&mut byte).await;
-                i
-            });
-        }
-        let evicted = flood + 1 - bound;
-        for _ in 0..evicted {
-            tokio::time::timeout(HANG_GUARD, closed.next())
-                .await
-                .expect("the listener evicts silent connections")
-                .expect("a silent connection");
-        }
-        drop(closed);
+        let evictions = (flood - pending) as u64;
+        let stats = tokio::time::timeout(
+            HANG_GUARD,
+            monitor.wait_until(|s| s.accepted == 1 + flood as u64 && s.evicted == evictions),
+        )
+        .await
+        .expect("the listener takes the flood in")
+        .expect("the listener runs");
+        assert_eq!(stats.handshaking, 1, "{stats:?}");
 
         let (act_three, session) = initiator.read_act_two(&act_two).expect("valid act two");
         stream.write_all(&act_three).await.expect("act three");

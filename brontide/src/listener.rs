@@ -29,8 +29,7 @@
 //! A client that sends slowly (slowloris) holds its slot for at most the
 //! act timeout of each act; one that sends nothing never holds a slot, and
 //! is dropped after one act timeout (or evicted earlier). There is no bound
-//! per source address. A pending connection holds two file descriptors
-//! (its socket and the listener's probe of it), a handshake one.
+//! per source address.
 //!
 //! Every connection that does not become an [`Accepted`] is reported as a
 //! [`ListenerEvent::HandshakeFailed`] (with the act, the spec's failure code
@@ -46,7 +45,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
-use socket2::{SockRef, Socket};
+use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 use tokio::time::Instant;
@@ -417,9 +416,10 @@ struct Pending {
     cancel: CancellationToken,
     /// Its first byte has arrived (it is waiting for a slot).
     readable: bool,
-    /// A duplicate of its socket, to look for a first byte that its task
-    /// has not seen yet (a busy runtime may not have run the task).
-    probe: Option<Socket>,
+    /// Its socket, shared with its task until it leaves the pending set, to
+    /// look for a first byte that the task has not seen yet (a busy runtime
+    /// may not have run the task).
+    stream: Arc<TcpStream>,
     /// When it was accepted.
     since: Instant,
 }
@@ -431,12 +431,9 @@ impl Pending {
         if self.readable {
             return false;
         }
-        let Some(probe) = &self.probe else {
-            return true;
-        };
         let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-        // The socket is non-blocking: an empty buffer is `WouldBlock`.
-        if matches!(probe.peek(&mut byte), Ok(n) if n > 0) {
+        // tokio's sockets are non-blocking: an empty buffer is `WouldBlock`.
+        if matches!(SockRef::from(&*self.stream).peek(&mut byte), Ok(n) if n > 0) {
             self.readable = true;
         }
         !self.readable
@@ -502,7 +499,12 @@ impl Shared {
                 None
             };
             pending.push_back(entry);
-            evicted
+            // Cancelled, and its socket let go, under the lock: once its task
+            // next takes the lock it sees the eviction.
+            evicted.map(|evicted| {
+                evicted.cancel.cancel();
+                evicted.remote_addr
+            })
         };
         let replaced = evicted.is_some();
         self.update(|s| {
@@ -511,9 +513,8 @@ impl Shared {
                 s.pending += 1;
             }
         });
-        if let Some(evicted) = evicted {
-            evicted.cancel.cancel();
-            self.fail(evicted.remote_addr, Act::One, FailureReason::Evicted);
+        if let Some(remote_addr) = evicted {
+            self.fail(remote_addr, Act::One, FailureReason::Evicted);
         }
     }
 
@@ -702,15 +703,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
         next_id += 1;
         let id = next_id;
         let task_cancel = cancel.child_token();
-        let probe = SockRef::from(&stream)
-            .try_clone()
-            .and_then(|probe| probe.set_nonblocking(true).map(|()| probe));
+        let stream = Arc::new(stream);
         shared.admit(Pending {
             id,
             remote_addr,
             cancel: task_cancel.clone(),
             readable: false,
-            probe: probe.ok(),
+            stream: Arc::clone(&stream),
             since: Instant::now(),
         });
         tracker.spawn(handshake_task(
@@ -745,7 +744,7 @@ impl Drop for HandshakingGuard<'_> {
 }
 
 async fn handshake_task(
-    mut stream: TcpStream,
+    stream: Arc<TcpStream>,
     remote_addr: SocketAddr,
     shared: Arc<Shared>,
     cancel: CancellationToken,
@@ -774,7 +773,15 @@ async fn handshake_task(
         Some(Ok(Err(e))) => return shared.fail(remote_addr, Act::One, FailureReason::Io(e.kind())),
         Some(Ok(Ok(permit))) => permit,
     };
+    // Out of the pending set (unless evicted meanwhile) the task holds the
+    // only reference to the socket.
     drop(pending);
+    if cancel.is_cancelled() {
+        return;
+    }
+    let Ok(mut stream) = Arc::try_unwrap(stream) else {
+        return shared.fail(remote_addr, Act::One, FailureReason::Local);
+    };
     shared.update(|s| s.handshaking += 1);
     let _handshaking = HandshakingGuard(&shared);
     let result = cancellable(&cancel, respond(&mut stream, &shared.local, timeout))
@@ -804,9 +811,12 @@ async fn handshake_task(
     };
     tokio::select! {
         () = cancel.cancelled() => {}
-        sent = shared.accepted.send(accepted) => {
-            if sent.is_ok() {
+        room = shared.accepted.reserve() => {
+            if let Ok(room) = room {
+                // Counted before it can be seen, so a caller that has it
+                // also sees it counted.
                 shared.update(|s| s.established += 1);
+                room.send(accepted);
             }
         }
     }

@@ -78,9 +78,11 @@ pub(crate) async fn run(
                 "connect to {} failed: {e} (give one with --proxy, e.g. 127.0.0.1:9050)",
                 args.node
             )),
-            ServerError::Dial(e) => {
-                Failure::Runtime(format!("connect to {} failed: {e}", args.node))
-            }
+            ServerError::Dial(e) => Failure::Runtime(format!(
+                "connect to {} failed: {}",
+                args.node,
+                chain(e.as_ref())
+            )),
             e => Failure::Runtime(format!("connect to {} failed: {e}", args.node)),
         });
     }
@@ -108,4 +110,16 @@ async fn wait_disconnected(node: &crate::node::Node, peer: bitcoin::secp256k1::P
     while node.is_connected(&peer) {
         let _ = events.recv().await;
     }
+}
+
+/// An error and its causes, each printed once: `a: b: c`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }

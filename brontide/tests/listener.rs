@@ -374,3 +374,55 @@ async fn shutdown_closes_handshakes_in_progress_and_ends_every_task() {
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+/// Keepalive as configured on both ends: the listener's accepted sockets
+/// and a `NetTransport`'s dialed ones (on by default, off when asked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_is_set_on_accepted_and_dialed_sockets_as_configured() {
+    use brontide::{dial_with, Keepalive, NetAddress, NetTransport};
+    use socket2::SockRef;
+
+    let fast = Keepalive::new(Duration::from_secs(15), Duration::from_secs(5), 3).unwrap();
+    for keepalive in [Some(fast), None] {
+        let server = key(2);
+        let config = ListenerConfig::default().with_keepalive(keepalive);
+        let mut listener = Listener::bind("127.0.0.1:0", server.clone(), config)
+            .await
+            .unwrap();
+        let transport = NetTransport::new().with_keepalive(keepalive);
+        let addr = NetAddress::from(listener.local_addr());
+        let conn = dial_with(
+            &transport,
+            &addr,
+            &key(1),
+            &server.public_key(),
+            &DialConfig::default(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let accepted = tokio::time::timeout(CAP, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        for stream in [conn.get_ref(), accepted.connection.get_ref()] {
+            let socket = SockRef::from(stream);
+            assert_eq!(socket.keepalive().unwrap(), keepalive.is_some());
+            #[cfg(target_os = "linux")]
+            if keepalive.is_some() {
+                assert_eq!(
+                    socket.tcp_keepalive_time().unwrap(),
+                    Duration::from_secs(15)
+                );
+                assert_eq!(
+                    socket.tcp_keepalive_interval().unwrap(),
+                    Duration::from_secs(5)
+                );
+                assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+            }
+            assert!(stream.nodelay().unwrap());
+        }
+        listener.shutdown().await;
+    }
+    assert_eq!(Keepalive::default().dead_after(), Duration::from_secs(120));
+}

@@ -157,6 +157,9 @@ fn capacity(c: &mut Criterion) {
         ("honest_beside_100_silent", 8, 100),
     ];
     for (name, clients, silent) in scenarios {
+        if !benches::wanted(&format!("listener_capacity/{name}/{clients}")) {
+            continue;
+        }
         let t = target(&rt);
         // The flood: `silent` connections that never send a byte, each
         // reopened as soon as the listener drops it.

@@ -4,6 +4,8 @@
 //! followed by `encrypted body || tag (16)`. Each part uses one nonce; after a
 //! key has been used 1000 times it rotates: `ck', k' = HKDF(ck, k)`, nonce 0.
 
+use zeroize::Zeroize;
+
 use crate::crypto::{hkdf2, AeadKey, TAG_LEN};
 use crate::error::{DecryptError, MessageTooLarge};
 
@@ -24,12 +26,20 @@ pub const fn frame_len(len: usize) -> usize {
     HEADER_LEN + len + BODY_TAG_LEN
 }
 
-/// One direction's key, chaining key and nonce.
+/// One direction's key, chaining key and nonce. The key bytes are erased
+/// when it is dropped (ring's expanded key is ring's to keep).
 struct CipherState {
     ck: [u8; 32],
     k: [u8; 32],
     key: AeadKey,
     nonce: u64,
+}
+
+impl Drop for CipherState {
+    fn drop(&mut self) {
+        self.ck.zeroize();
+        self.k.zeroize();
+    }
 }
 
 impl CipherState {

@@ -7,7 +7,6 @@
 //! it ends; no task is spawned.
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,9 +16,10 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::Connection;
-use crate::error::Error;
+use crate::error::{ConnectError, Error};
 use crate::io::{cancellable, initiate, respond};
-use crate::keys::NodeKeyPair;
+use crate::keys::NodeSigner;
+use crate::socket::{tcp_connect, Keepalive};
 
 /// Default time allowed for the connect (lnd's, also over Tor).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -27,8 +27,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default time allowed for each handshake act (lnd's read timeout).
 pub const DEFAULT_ACT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How a byte stream to a peer is opened. Plain TCP is [`Tcp`]; a SOCKS5
-/// proxy (for Tor) can implement this without touching the handshake.
+/// How a byte stream to a peer is opened: plain TCP to a socket address
+/// ([`Tcp`]), a SOCKS5 proxy ([`Socks5`](crate::Socks5)), or a Lightning
+/// address by whichever of DNS, TCP and the proxy it needs
+/// ([`NetTransport`](crate::NetTransport)). Others can be written without
+/// touching the handshake.
 pub trait Transport: Send + Sync {
     /// The address type this transport dials.
     type Addr: Send + Sync;
@@ -36,11 +39,16 @@ pub trait Transport: Send + Sync {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
 
     /// Opens a byte stream to `addr`. Dropping the future must abandon the
-    /// attempt and release whatever it holds.
-    fn connect(&self, addr: &Self::Addr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    /// attempt and release whatever it holds. The caller bounds the whole
+    /// of it with one timeout.
+    fn connect(
+        &self,
+        addr: &Self::Addr,
+    ) -> impl Future<Output = Result<Self::Stream, ConnectError>> + Send;
 }
 
-/// Plain TCP, with `TCP_NODELAY` set (messages are written whole).
+/// Plain TCP, with `TCP_NODELAY` set (messages are written whole) and
+/// [`Keepalive::default`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tcp;
 
@@ -48,18 +56,19 @@ impl Transport for Tcp {
     type Addr = SocketAddr;
     type Stream = TcpStream;
 
-    async fn connect(&self, addr: &SocketAddr) -> io::Result<TcpStream> {
-        let stream = TcpStream::connect(*addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+    async fn connect(&self, addr: &SocketAddr) -> Result<TcpStream, ConnectError> {
+        tcp_connect(*addr, Some(Keepalive::default())).await
     }
 }
 
-/// Timeouts for [`dial`].
+/// Timeouts for [`dial`]: one for the whole connect, one for each act.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DialConfig {
-    /// Time allowed for the connect. Default [`DEFAULT_CONNECT_TIMEOUT`].
+    /// Time allowed for the connect: the DNS lookup, the TCP connect (to
+    /// each address a name resolves to, in turn) or the connect to the proxy
+    /// and the SOCKS5 exchange, all together. Default
+    /// [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Duration,
     /// Time allowed for each handshake act. Default [`DEFAULT_ACT_TIMEOUT`].
     pub act_timeout: Duration,
@@ -95,9 +104,9 @@ impl DialConfig {
 /// [`Error::Cancelled`] as soon as `cancel` fires; [`Error::ConnectTimedOut`],
 /// [`Error::Connect`]; [`Error::HandshakeTimedOut`] naming the act;
 /// [`Error::Handshake`] naming the act and the failure; [`Error::HandshakeIo`].
-pub async fn dial(
+pub async fn dial<L: NodeSigner + Clone>(
     addr: SocketAddr,
-    local: &NodeKeyPair,
+    local: &L,
     remote: &PublicKey,
     config: &DialConfig,
     cancel: &CancellationToken,
@@ -109,10 +118,10 @@ pub async fn dial(
 ///
 /// # Errors
 /// As [`dial`].
-pub async fn dial_with<T: Transport>(
+pub async fn dial_with<T: Transport, L: NodeSigner + Clone>(
     transport: &T,
     addr: &T::Addr,
-    local: &NodeKeyPair,
+    local: &L,
     remote: &PublicKey,
     config: &DialConfig,
     cancel: &CancellationToken,
@@ -132,9 +141,9 @@ pub async fn dial_with<T: Transport>(
 ///
 /// # Errors
 /// As [`dial`], without the connect errors.
-pub async fn handshake_outbound<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn handshake_outbound<S: AsyncRead + AsyncWrite + Unpin, L: NodeSigner + Clone>(
     mut stream: S,
-    local: &NodeKeyPair,
+    local: &L,
     remote: &PublicKey,
     act_timeout: Duration,
     cancel: &CancellationToken,
@@ -149,12 +158,12 @@ pub async fn handshake_outbound<S: AsyncRead + AsyncWrite + Unpin>(
 /// # Errors
 /// [`Error::Cancelled`], [`Error::HandshakeTimedOut`], [`Error::Handshake`],
 /// [`Error::HandshakeIo`].
-pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin, L: NodeSigner + Clone>(
     mut stream: S,
-    local: &NodeKeyPair,
+    local: &L,
     act_timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<Connection<S>, Error> {
-    let session = cancellable(cancel, respond(&mut stream, local, act_timeout, || {})).await?;
+    let session = cancellable(cancel, respond(&mut stream, local, act_timeout)).await?;
     Ok(Connection::new(stream, session))
 }

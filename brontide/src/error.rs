@@ -3,6 +3,12 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
+
+use lnaddr::AddressKind;
+
+use crate::keys::SignerError;
+use crate::socks::SocksError;
 
 /// One of the three acts of the BOLT 8 handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,7 +98,7 @@ impl PeerFault {
 #[non_exhaustive]
 pub enum HandshakeError {
     /// The peer's act was invalid.
-    #[error("{act}: {fault}")]
+    #[error("handshake failed: {act}: {fault}")]
     Peer {
         /// The act in which the fault was detected.
         act: Act,
@@ -101,12 +107,22 @@ pub enum HandshakeError {
     },
     /// This side could not complete its step (no randomness, or an internal
     /// error of the Noise state machine).
-    #[error("{act}: local failure: {reason}")]
+    #[error("handshake failed: {act}: local failure: {reason}")]
     Local {
         /// The act being produced or consumed.
         act: Act,
         /// A short description.
         reason: &'static str,
+    },
+    /// The node's [`NodeSigner`](crate::NodeSigner) failed its ECDH (a
+    /// local fault).
+    #[error("handshake failed: {act}: signer failed")]
+    Signer {
+        /// The act being produced or consumed.
+        act: Act,
+        /// The signer's error.
+        #[source]
+        error: SignerError,
     },
 }
 
@@ -114,7 +130,9 @@ impl HandshakeError {
     /// The act in which the error happened.
     pub fn act(&self) -> Act {
         match self {
-            HandshakeError::Peer { act, .. } | HandshakeError::Local { act, .. } => *act,
+            HandshakeError::Peer { act, .. }
+            | HandshakeError::Local { act, .. }
+            | HandshakeError::Signer { act, .. } => *act,
         }
     }
 
@@ -122,7 +140,7 @@ impl HandshakeError {
     pub fn peer_fault(&self) -> Option<PeerFault> {
         match self {
             HandshakeError::Peer { fault, .. } => Some(*fault),
-            HandshakeError::Local { .. } => None,
+            HandshakeError::Local { .. } | HandshakeError::Signer { .. } => None,
         }
     }
 
@@ -172,6 +190,110 @@ pub struct MessageTooLarge {
     pub len: usize,
 }
 
+/// Who or what is to blame for an [`Error`], for callers that act on it
+/// (count it, back off, ban) without matching every variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Category {
+    /// The other node sent something invalid: a bad act, a frame that does
+    /// not authenticate, a truncated frame.
+    Peer,
+    /// The path to the peer failed: DNS, a refused or reset connection, an
+    /// unreachable host (also when a proxy says so).
+    Network,
+    /// Something took longer than its timeout: the connect or an act.
+    Timeout,
+    /// This side failed: its configuration (no proxy for an onion address,
+    /// a proxy that is down or refuses our credentials), its signer, its
+    /// randomness, a message too large to send.
+    Local,
+    /// The caller cancelled.
+    Cancelled,
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Category::Peer => "peer",
+            Category::Network => "network",
+            Category::Timeout => "timeout",
+            Category::Local => "local",
+            Category::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// Why a [`Transport`](crate::Transport) could not open a byte stream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The DNS lookup of a host name failed.
+    #[error("dns lookup of {host} failed")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A host name resolved to no address.
+    #[error("{host} resolved to no address")]
+    NoAddress {
+        /// The host name.
+        host: String,
+    },
+    /// The TCP connect failed (for a host name: the last address tried).
+    #[error("tcp connect to {addr} failed")]
+    Tcp {
+        /// The address dialed.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The SOCKS5 proxy did not connect us.
+    #[error(transparent)]
+    Socks(#[from] SocksError),
+    /// This transport cannot reach addresses of this kind (an onion address
+    /// and no proxy).
+    #[error("{0} addresses cannot be reached without a socks5 proxy")]
+    Unreachable(AddressKind),
+    /// Setting a socket option (`TCP_NODELAY`, keepalive) failed.
+    #[error("setting a socket option failed")]
+    SocketOption(#[source] io::Error),
+    /// Another transport's error.
+    #[error(transparent)]
+    Other(io::Error),
+}
+
+impl ConnectError {
+    /// Who or what is to blame.
+    pub fn category(&self) -> Category {
+        match self {
+            ConnectError::Resolve { .. }
+            | ConnectError::NoAddress { .. }
+            | ConnectError::Tcp { .. }
+            | ConnectError::Other(_) => Category::Network,
+            ConnectError::Socks(e) => e.category(),
+            ConnectError::Unreachable(_) | ConnectError::SocketOption(_) => Category::Local,
+        }
+    }
+
+    /// The SOCKS5 error, if the proxy was the one to fail.
+    pub fn socks(&self) -> Option<&SocksError> {
+        match self {
+            ConnectError::Socks(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for ConnectError {
+    fn from(e: io::Error) -> Self {
+        ConnectError::Other(e)
+    }
+}
+
 /// Errors of the I/O layer: dialing, accepting and the message codec.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -179,20 +301,21 @@ pub enum Error {
     /// The caller's cancellation token fired.
     #[error("cancelled")]
     Cancelled,
-    /// The connect did not complete within the connect timeout.
+    /// The connect (DNS, TCP or the proxy, and every address a host name
+    /// resolved to) did not complete within the connect timeout.
     #[error("connect timed out")]
     ConnectTimedOut,
     /// The connect failed.
-    #[error("connect failed: {0}")]
-    Connect(#[source] io::Error),
+    #[error("connect failed")]
+    Connect(#[source] ConnectError),
     /// The peer did not complete an act within the per-act timeout.
     #[error("handshake timed out in {0}")]
     HandshakeTimedOut(Act),
     /// The handshake failed (see the act and the failure inside).
-    #[error("handshake failed: {0}")]
+    #[error(transparent)]
     Handshake(#[from] HandshakeError),
     /// Reading or writing an act failed at the socket.
-    #[error("handshake i/o failed in {act}: {source}")]
+    #[error("handshake i/o failed in {act}")]
     HandshakeIo {
         /// The act being read or written.
         act: Act,
@@ -201,7 +324,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A message frame failed to authenticate.
-    #[error("decrypt failed: {0}")]
+    #[error("decrypt failed")]
     Decrypt(#[from] DecryptError),
     /// A message was too large to send.
     #[error(transparent)]
@@ -210,19 +333,61 @@ pub enum Error {
     #[error("connection closed in the middle of a frame")]
     TruncatedFrame,
     /// A socket error after the handshake.
-    #[error("i/o error: {0}")]
+    #[error("connection i/o failed")]
     Io(#[from] io::Error),
 }
 
 impl Error {
+    /// Who or what is to blame: the peer, the network, a timeout, this
+    /// side, or the caller's cancellation.
+    pub fn category(&self) -> Category {
+        match self {
+            Error::Cancelled => Category::Cancelled,
+            Error::ConnectTimedOut | Error::HandshakeTimedOut(_) => Category::Timeout,
+            Error::Connect(e) => e.category(),
+            Error::Handshake(e) if e.peer_fault().is_some() => Category::Peer,
+            Error::Handshake(_) | Error::MessageTooLarge(_) => Category::Local,
+            Error::Decrypt(_) | Error::TruncatedFrame => Category::Peer,
+            Error::HandshakeIo { .. } | Error::Io(_) => Category::Network,
+        }
+    }
+
     /// `true` if the other node is to blame (it sent invalid handshake data or
     /// a frame that does not authenticate), `false` for local faults,
     /// timeouts, cancellation and network errors.
     pub fn is_peer_fault(&self) -> bool {
+        self.category() == Category::Peer
+    }
+
+    /// The SOCKS5 error, if the dial failed at the proxy.
+    pub fn socks(&self) -> Option<&SocksError> {
         match self {
-            Error::Handshake(e) => e.peer_fault().is_some(),
-            Error::Decrypt(_) | Error::TruncatedFrame => true,
-            _ => false,
+            Error::Connect(e) => e.socks(),
+            _ => None,
         }
     }
+
+    /// The handshake's failure, if the handshake failed.
+    pub fn handshake(&self) -> Option<&HandshakeError> {
+        match self {
+            Error::Handshake(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A configuration that cannot work, refused when it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A listener must allow at least one handshake at a time.
+    #[error("max_handshakes must be at least 1")]
+    ZeroMaxHandshakes,
+    /// A listener must let at least one connection wait for a slot.
+    #[error("max_pending must be at least 1")]
+    ZeroMaxPending,
+    /// Keepalive needs an idle time and an interval of at least a second
+    /// and at least one probe.
+    #[error("keepalive needs idle and interval of at least 1 s and at least 1 retry")]
+    Keepalive,
 }

@@ -14,11 +14,12 @@ use bitcoin::secp256k1::{PublicKey, SecretKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use snow::params::NoiseParams;
 use snow::{Builder, HandshakeState};
+use zeroize::Zeroize;
 
 use crate::cipher::{Decryptor, Encryptor};
 use crate::error::{Act, HandshakeError, PeerFault};
-use crate::keys::NodeKeyPair;
-use crate::resolver::{Resolver, Shared, PUBKEY_LEN};
+use crate::keys::NodeSigner;
+use crate::resolver::{Resolver, Shared, PUBKEY_LEN, SIGNER_KEY_MARKER};
 
 /// Length of act one on the wire.
 pub const ACT_ONE_LEN: usize = 50;
@@ -117,15 +118,16 @@ struct Core {
 }
 
 impl Core {
-    fn build(
-        local_keys: &NodeKeyPair,
+    fn build<L: NodeSigner + Clone>(
+        local_keys: &L,
         remote: Option<&PublicKey>,
         ephemeral: &SecretKey,
     ) -> Result<Core, HandshakeError> {
         let act = if remote.is_some() { Act::One } else { Act::Two };
-        let shared = Shared::new(local_keys.clone());
-        let secret = local_keys.secret_key().secret_bytes();
-        let ephemeral = ephemeral.secret_bytes();
+        let shared = Shared::new(Box::new(local_keys.clone()));
+        // The static key's DH goes to the signer: snow gets a marker.
+        let secret = SIGNER_KEY_MARKER;
+        let mut ephemeral = ephemeral.secret_bytes();
         let remote_bytes = remote.map(|key| {
             shared.remember(key);
             key.serialize()
@@ -137,24 +139,32 @@ impl Core {
                 .local_private_key(&secret)
                 .map_err(local(act))?
                 .fixed_ephemeral_key_for_testing_only(&ephemeral);
-        let hs = match &remote_bytes {
+        let built = match &remote_bytes {
             Some(rs) => builder
                 .remote_public_key(rs)
                 .map_err(local(act))?
                 .build_initiator(),
             None => builder.build_responder(),
-        }
-        .map_err(local(act))?;
+        };
+        ephemeral.zeroize();
+        let hs = built.map_err(local(act))?;
         Ok(Core { hs, shared })
+    }
+
+    /// The signer's failure, if the last DH that failed was the signer's.
+    fn signer_failed(&self, act: Act) -> Option<HandshakeError> {
+        self.shared
+            .take_signer_error()
+            .map(|error| HandshakeError::Signer { act, error })
     }
 
     fn write<const N: usize>(&mut self, act: Act) -> Result<[u8; N], HandshakeError> {
         let mut out = [0u8; N];
         out[0] = VERSION;
-        let n = self
-            .hs
-            .write_message(&[], &mut out[1..])
-            .map_err(local(act))?;
+        let n = match self.hs.write_message(&[], &mut out[1..]) {
+            Ok(n) => n,
+            Err(e) => return Err(self.signer_failed(act).unwrap_or_else(|| local(act)(e))),
+        };
         if n != N - 1 {
             return Err(HandshakeError::Local {
                 act,
@@ -201,7 +211,10 @@ impl Initiator {
     ///
     /// # Errors
     /// [`HandshakeError::Local`] if the system has no randomness.
-    pub fn new(local: &NodeKeyPair, remote: &PublicKey) -> Result<Self, HandshakeError> {
+    pub fn new<L: NodeSigner + Clone>(
+        local: &L,
+        remote: &PublicKey,
+    ) -> Result<Self, HandshakeError> {
         let ephemeral = random_ephemeral(Act::One)?;
         Self::with_ephemeral(local, remote, &ephemeral)
     }
@@ -212,8 +225,8 @@ impl Initiator {
     /// # Errors
     /// [`HandshakeError::Local`] only on an internal error of the Noise state
     /// machine.
-    pub fn with_ephemeral(
-        local: &NodeKeyPair,
+    pub fn with_ephemeral<L: NodeSigner + Clone>(
+        local: &L,
         remote: &PublicKey,
         ephemeral: &SecretKey,
     ) -> Result<Self, HandshakeError> {
@@ -295,7 +308,7 @@ impl Responder {
     ///
     /// # Errors
     /// [`HandshakeError::Local`] if the system has no randomness.
-    pub fn new(local: &NodeKeyPair) -> Result<Self, HandshakeError> {
+    pub fn new<L: NodeSigner + Clone>(local: &L) -> Result<Self, HandshakeError> {
         let ephemeral = random_ephemeral(Act::Two)?;
         Self::with_ephemeral(local, &ephemeral)
     }
@@ -306,8 +319,8 @@ impl Responder {
     /// # Errors
     /// [`HandshakeError::Local`] only on an internal error of the Noise state
     /// machine.
-    pub fn with_ephemeral(
-        local: &NodeKeyPair,
+    pub fn with_ephemeral<L: NodeSigner + Clone>(
+        local: &L,
         ephemeral: &SecretKey,
     ) -> Result<Self, HandshakeError> {
         Ok(Responder {
@@ -327,10 +340,12 @@ impl Responder {
     ) -> Result<([u8; ACT_TWO_LEN], AwaitingActThree), HandshakeError> {
         check_act(Act::One, act_one)?;
         parse_ephemeral(Act::One, act_one, &self.core.shared)?;
-        self.core
-            .hs
-            .read_message(&act_one[1..], &mut [])
-            .map_err(|e| map_read_error(Act::One, e))?;
+        if let Err(e) = self.core.hs.read_message(&act_one[1..], &mut []) {
+            return Err(self
+                .core
+                .signer_failed(Act::One)
+                .unwrap_or_else(|| map_read_error(Act::One, e)));
+        }
         let act_two = self.core.write::<ACT_TWO_LEN>(Act::Two)?;
         Ok((act_two, AwaitingActThree { core: self.core }))
     }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Act, Error};
 use crate::handshake::{Initiator, Responder, Session, ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN};
-use crate::keys::NodeKeyPair;
+use crate::keys::NodeSigner;
 
 /// Runs `fut` unless `cancel` fires first.
 pub(crate) async fn cancellable<T>(
@@ -72,9 +72,9 @@ async fn read_act<S: AsyncRead + Unpin, const N: usize>(
 }
 
 /// Runs the initiator's side of the handshake over `stream`.
-pub(crate) async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn initiate<S: AsyncRead + AsyncWrite + Unpin, L: NodeSigner + Clone>(
     stream: &mut S,
-    local: &NodeKeyPair,
+    local: &L,
     remote: &PublicKey,
     act_timeout: Duration,
 ) -> Result<Session, Error> {
@@ -97,15 +97,10 @@ pub(crate) async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Runs the responder's side of the handshake over `stream`.
-///
-/// `act_one_valid` runs once the initiator's act one has been read and
-/// checked (the listener uses it to tell a client that has proved it speaks
-/// BOLT 8 from one that has sent nothing).
-pub(crate) async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn respond<S: AsyncRead + AsyncWrite + Unpin, L: NodeSigner + Clone>(
     stream: &mut S,
-    local: &NodeKeyPair,
+    local: &L,
     act_timeout: Duration,
-    act_one_valid: impl FnOnce(),
 ) -> Result<Session, Error> {
     let responder = Responder::new(local)?;
     let (act_one, n) = within(
@@ -115,7 +110,6 @@ pub(crate) async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     )
     .await?;
     let (act_two, awaiting) = responder.read_act_one(&act_one[..n])?;
-    act_one_valid();
     within(Act::Two, act_timeout, write_act(stream, Act::Two, &act_two)).await?;
     let (act_three, n) = within(
         Act::Three,

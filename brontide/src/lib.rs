@@ -11,19 +11,30 @@
 //!   [`MessageCodec`] (and its halves [`MessageEncoder`], [`MessageDecoder`])
 //!   plug them into `tokio_util::codec`.
 //! - **Dial and accept** (tokio): [`dial`] connects and runs the handshake,
-//!   ends at once when its `CancellationToken` fires, and has a connect
+//!   ends at once when its `CancellationToken` fires, and has one connect
 //!   timeout and a per-act timeout. The byte stream is pluggable through
-//!   [`Transport`] (plain [`Tcp`] by default; [`Socks5`] through a SOCKS5
-//!   proxy such as Tor, with stream isolation). [`Listener`] accepts TCP and
-//!   runs handshakes concurrently with a bound; [`accept`] runs the responder
-//!   on a stream you already have.
+//!   [`Transport`]: plain [`Tcp`] to a socket address; [`Socks5`] through a
+//!   SOCKS5 proxy such as Tor, with stream isolation; [`NetTransport`] for a
+//!   Lightning address ([`NetAddress`], from the `lnaddr` crate), which
+//!   resolves DNS names, connects directly or through the proxy (for onion
+//!   addresses only, or for everything) and says which address kinds it
+//!   reaches. Errors are typed all the way ([`ConnectError`], [`SocksError`]
+//!   inside [`Error::Connect`]) and sorted by [`Error::category`] into
+//!   peer, network, timeout and local faults. Sockets get `TCP_NODELAY` and
+//!   TCP [`Keepalive`].
+//! - **Listener**: [`Listener`] accepts TCP and runs handshakes
+//!   concurrently with a bound; silent connections never hold a handshake
+//!   slot, and connections beyond the bounds wait in the kernel's backlog
+//!   instead of being reset. Every failed inbound handshake is an event and
+//!   a counter ([`Listener::monitor`]). [`accept`] runs the responder on a
+//!   stream you already have.
+//! - **Signer**: the node's static ECDH goes through [`NodeSigner`] (an HSM
+//!   or a remote signer can implement it); [`NodeKeyPair`], a key in memory
+//!   erased on drop, is the default.
 //!
 //! What it does not do: the Lightning messages above BOLT 8 (`init`, pings,
-//! gossip...), reconnection, peer management, DNS resolution or Lightning
-//! address types (callers turn their addresses into a [`SocketAddr`] or a
-//! [`SocksTarget`]).
-//!
-//! [`SocketAddr`]: std::net::SocketAddr
+//! gossip...), reconnection or peer management (the `conn-worker` and
+//! `server` crates; `brontide-dialer` plugs this crate into `conn-worker`).
 //!
 //! # Example: a handshake without I/O
 //!
@@ -125,8 +136,11 @@ mod io;
 mod keys;
 mod listener;
 mod resolver;
+mod socket;
 mod socks;
+mod transport;
 
+pub use bitcoin::secp256k1::ecdh::SharedSecret;
 pub use bitcoin::secp256k1::{PublicKey, SecretKey};
 pub use cipher::{frame_len, Decryptor, Encryptor, BODY_TAG_LEN, HEADER_LEN, MAX_MESSAGE_LEN};
 pub use codec::{MessageCodec, MessageDecoder, MessageEncoder};
@@ -135,14 +149,22 @@ pub use dial::{
     accept, dial, dial_with, handshake_outbound, DialConfig, Tcp, Transport, DEFAULT_ACT_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
 };
-pub use error::{Act, DecryptError, Error, HandshakeError, MessageTooLarge, PeerFault};
+pub use error::{
+    Act, Category, ConfigError, ConnectError, DecryptError, Error, HandshakeError, MessageTooLarge,
+    PeerFault,
+};
 pub use handshake::{
     AwaitingActThree, AwaitingActTwo, Initiator, Responder, Session, ACT_ONE_LEN, ACT_THREE_LEN,
     ACT_TWO_LEN,
 };
-pub use keys::NodeKeyPair;
-pub use listener::{Accepted, Listener, ListenerConfig, DEFAULT_MAX_HANDSHAKES};
-pub use socks::{
-    Socks5, SocksAuth, SocksError, SocksReply, SocksTarget, DEFAULT_SOCKS_CONNECT_TIMEOUT,
+pub use keys::{NodeKeyPair, NodeSigner, SignerError};
+pub use listener::{
+    Accepted, FailureReason, InboundFailure, Listener, ListenerConfig, ListenerEvent,
+    ListenerEvents, ListenerMonitor, ListenerStats, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_PENDING,
+    DEFAULT_SILENCE_GRACE,
 };
+pub use lnaddr::{AddressKind, NetAddress, NodeAddr};
+pub use socket::Keepalive;
+pub use socks::{Socks5, SocksAuth, SocksError, SocksReply, SocksTarget};
 pub use tokio_util::sync::CancellationToken;
+pub use transport::{NetTransport, ProxyScope};

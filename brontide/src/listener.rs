@@ -1,50 +1,97 @@
 //! A TCP listener that runs responder handshakes concurrently and yields
-//! established connections.
+//! established connections, with every failed handshake an event and a
+//! counter.
 //!
-//! Each accepted socket gets its own task, so a slow or silent client never
-//! holds up anyone else's handshake. At most
-//! [`max_handshakes`](ListenerConfig::max_handshakes) handshakes run at once;
-//! when a new connection arrives at the bound, one handshake in progress is
-//! dropped to make room: the oldest of those still waiting for act one (a
-//! silent client has had the longest time), and only if there is none, the
-//! oldest of those whose act one was valid. A stream of connections that
-//! send nothing therefore cannot evict an honest client that has sent its
-//! act one, however slow its path; to compete with it an attacker must send
-//! valid acts one (an ECDH each, for anyone who knows our node id). There
-//! is no bound per source address. Each act has its own timeout.
+//! # Admission
+//!
+//! A handshake costs CPU (three ECDH for us per client) only once the
+//! client has sent something, so the listener keeps two bounds:
+//!
+//! - **Pending** ([`max_pending`](ListenerConfig::max_pending)): accepted
+//!   connections that have not yet been given a handshake slot. A
+//!   connection waits here for its first byte, then for a free slot. When
+//!   the pending set is full the listener takes in a new connection only if
+//!   it can evict a *silent* one: accepted at least
+//!   [`silence_grace`](ListenerConfig::with_silence_grace) ago and not a
+//!   byte yet (the oldest such; the listener looks at the socket itself, so
+//!   a client whose act one has arrived is never taken for silent, however
+//!   busy the runtime);
+//!   otherwise it stops accepting and the new connections wait in the
+//!   kernel's backlog, as lnd's listener (which takes a slot before
+//!   `accept`) leaves them. So a flood of connections that send nothing
+//!   only ever evicts itself, and honest clients beyond the bound wait
+//!   instead of being reset.
+//! - **Handshakes** ([`max_handshakes`](ListenerConfig::max_handshakes)):
+//!   handshakes in progress at once, in the order their first bytes came.
+//!   A slot is held until the connection is handed to [`Listener::accept`]
+//!   (or refused).
+//!
+//! A client that sends slowly (slowloris) holds its slot for at most the
+//! act timeout of each act; one that sends nothing never holds a slot, and
+//! is dropped after one act timeout (or evicted earlier). There is no bound
+//! per source address.
+//!
+//! Every connection that does not become an [`Accepted`] is reported as a
+//! [`ListenerEvent::HandshakeFailed`] (with the act, the spec's failure code
+//! for a peer fault, and the remote address) and counted in
+//! [`ListenerStats`]; see [`Listener::monitor`].
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
+use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::Connection;
 use crate::dial::DEFAULT_ACT_TIMEOUT;
-use crate::error::Error;
+use crate::error::{Act, Category, ConfigError, Error, PeerFault};
 use crate::io::{cancellable, respond};
-use crate::keys::NodeKeyPair;
+use crate::keys::NodeSigner;
+use crate::socket::{configure, Keepalive};
 
 /// Default bound on handshakes in progress at once (lnd's).
 pub const DEFAULT_MAX_HANDSHAKES: usize = 50;
 
+/// Default bound on accepted connections waiting for a handshake slot.
+pub const DEFAULT_MAX_PENDING: usize = 256;
+
+/// Default time a connection must have sent nothing before it can be
+/// evicted. An honest client sends act one as soon as its connect
+/// completes, so this is far more than a busy host's scheduling delay,
+/// while a full pending set of silent connections still turns over four
+/// times a second.
+pub const DEFAULT_SILENCE_GRACE: Duration = Duration::from_millis(250);
+
+/// Events kept for a subscriber that falls behind; older ones are lost
+/// (the counters in [`ListenerStats`] are never lost).
+const EVENT_BUFFER: usize = 1024;
+
 /// Decides, after act three, whether to keep a connection from a remote key.
 type KeyFilter = Arc<dyn Fn(&PublicKey, &SocketAddr) -> bool + Send + Sync>;
 
-/// Settings for a [`Listener`].
+/// Settings for a [`Listener`]. Built from [`ListenerConfig::default`];
+/// the setters that can be given a value that cannot work refuse it.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct ListenerConfig {
-    /// Handshakes in progress at once. Default [`DEFAULT_MAX_HANDSHAKES`].
-    pub max_handshakes: usize,
-    /// Time allowed for each act. Default [`DEFAULT_ACT_TIMEOUT`].
+    max_handshakes: usize,
+    max_pending: usize,
+    silence_grace: Duration,
+    /// Time allowed for each act. Default [`DEFAULT_ACT_TIMEOUT`]. The wait
+    /// of a new connection for its first byte and a slot has the same
+    /// bound.
     pub act_timeout: Duration,
+    keepalive: Option<Keepalive>,
     filter: Option<KeyFilter>,
 }
 
@@ -52,32 +99,72 @@ impl Default for ListenerConfig {
     fn default() -> Self {
         ListenerConfig {
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_pending: DEFAULT_MAX_PENDING,
+            silence_grace: DEFAULT_SILENCE_GRACE,
             act_timeout: DEFAULT_ACT_TIMEOUT,
+            keepalive: Some(Keepalive::default()),
             filter: None,
         }
     }
 }
 
-impl std::fmt::Debug for ListenerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for ListenerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ListenerConfig")
             .field("max_handshakes", &self.max_handshakes)
+            .field("max_pending", &self.max_pending)
+            .field("silence_grace", &self.silence_grace)
             .field("act_timeout", &self.act_timeout)
+            .field("keepalive", &self.keepalive)
             .field("filter", &self.filter.is_some())
             .finish()
     }
 }
 
 impl ListenerConfig {
-    /// Sets the bound on handshakes in progress at once (at least 1).
-    pub fn with_max_handshakes(mut self, max: usize) -> Self {
-        self.max_handshakes = max.max(1);
+    /// Sets the bound on handshakes in progress at once. Default
+    /// [`DEFAULT_MAX_HANDSHAKES`].
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxHandshakes`] for 0.
+    pub fn with_max_handshakes(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::ZeroMaxHandshakes);
+        }
+        self.max_handshakes = max;
+        Ok(self)
+    }
+
+    /// Sets the bound on accepted connections waiting for a handshake slot
+    /// (see the module docs). Default [`DEFAULT_MAX_PENDING`].
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxPending`] for 0.
+    pub fn with_max_pending(mut self, max: usize) -> Result<Self, ConfigError> {
+        if max == 0 {
+            return Err(ConfigError::ZeroMaxPending);
+        }
+        self.max_pending = max;
+        Ok(self)
+    }
+
+    /// Sets how long a connection must have sent nothing before it can be
+    /// evicted from a full pending set. Default [`DEFAULT_SILENCE_GRACE`].
+    pub fn with_silence_grace(mut self, grace: Duration) -> Self {
+        self.silence_grace = grace;
         self
     }
 
     /// Sets the per-act timeout.
     pub fn with_act_timeout(mut self, timeout: Duration) -> Self {
         self.act_timeout = timeout;
+        self
+    }
+
+    /// Sets TCP keepalive on accepted sockets (`None`: off). Default
+    /// [`Keepalive::default`].
+    pub fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.keepalive = keepalive;
         self
     }
 
@@ -89,6 +176,21 @@ impl ListenerConfig {
     ) -> Self {
         self.filter = Some(Arc::new(filter));
         self
+    }
+
+    /// The bound on handshakes in progress at once.
+    pub fn max_handshakes(&self) -> usize {
+        self.max_handshakes
+    }
+
+    /// The bound on connections waiting for a handshake slot.
+    pub fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
+    /// The keepalive set on accepted sockets.
+    pub fn keepalive(&self) -> Option<Keepalive> {
+        self.keepalive
     }
 }
 
@@ -109,70 +211,347 @@ impl Accepted {
     }
 }
 
-struct Slot {
-    id: u64,
-    cancel: CancellationToken,
-    handshaking: bool,
-    /// The client's act one was read and valid: it speaks BOLT 8.
-    past_act_one: bool,
+/// Something the listener reports besides the connections it yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ListenerEvent {
+    /// An inbound connection did not become an [`Accepted`].
+    HandshakeFailed(InboundFailure),
 }
 
-/// Handshakes in progress or waiting to be delivered.
-#[derive(Default)]
-struct Slots {
-    slots: Mutex<VecDeque<Slot>>,
-    freed: Notify,
+/// An inbound connection that failed: who, in which act, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InboundFailure {
+    /// The remote socket address.
+    pub remote_addr: SocketAddr,
+    /// The act the handshake was in (act one before it started).
+    pub act: Act,
+    /// Why it failed.
+    pub reason: FailureReason,
 }
 
-impl Slots {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Slot>> {
-        // The data stays consistent across a panic (plain pushes and
-        // removes), so a poisoned lock is still usable.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+impl InboundFailure {
+    /// The spec's failure code for a peer fault, e.g. `ACT1_BAD_VERSION`.
+    pub fn code(&self) -> Option<String> {
+        match &self.reason {
+            FailureReason::Peer(fault) => {
+                Some(format!("ACT{}_{}", self.act.number(), fault.label()))
+            }
+            _ => None,
+        }
     }
 
-    /// Takes a slot, evicting the oldest handshake in progress if `max` are
-    /// taken. Returns `false` if every slot holds a finished handshake
-    /// waiting for delivery (the caller waits for `freed` then).
-    fn try_take(&self, id: u64, cancel: &CancellationToken, max: usize) -> bool {
-        let mut slots = self.lock();
-        if slots.len() >= max {
-            let oldest = slots
-                .iter()
-                .position(|s| s.handshaking && !s.past_act_one)
-                .or_else(|| slots.iter().position(|s| s.handshaking));
-            let Some(oldest) = oldest else {
-                return false;
-            };
-            if let Some(evicted) = slots.remove(oldest) {
-                tracing::debug!("handshake bound reached, dropping the oldest handshake");
-                evicted.cancel.cancel();
+    /// Who or what is to blame (a refused key and an eviction are
+    /// [`Category::Local`]: this side's decisions).
+    pub fn category(&self) -> Category {
+        match &self.reason {
+            FailureReason::Peer(_) => Category::Peer,
+            FailureReason::TimedOut => Category::Timeout,
+            FailureReason::Io(_) => Category::Network,
+            FailureReason::Evicted | FailureReason::KeyRefused(_) | FailureReason::Local => {
+                Category::Local
             }
         }
-        slots.push_back(Slot {
-            id,
-            cancel: cancel.clone(),
-            handshaking: true,
-            past_act_one: false,
+    }
+}
+
+impl fmt::Display for InboundFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "inbound handshake from {} failed in {}: ",
+            self.remote_addr, self.act
+        )?;
+        match (&self.reason, self.code()) {
+            (FailureReason::Peer(fault), Some(code)) => write!(f, "{fault} ({code})"),
+            (reason, _) => reason.fmt(f),
+        }
+    }
+}
+
+/// Why an inbound connection failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// The client sent an invalid act.
+    Peer(PeerFault),
+    /// The client did not complete the act in time.
+    TimedOut,
+    /// The socket failed (reset, ...).
+    Io(io::ErrorKind),
+    /// Dropped while waiting for its first byte, to make room for a new
+    /// connection.
+    Evicted,
+    /// The handshake completed and the key filter refused this key.
+    KeyRefused(PublicKey),
+    /// This side failed (randomness, the signer).
+    Local,
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureReason::Peer(fault) => fault.fmt(f),
+            FailureReason::TimedOut => f.write_str("timed out"),
+            FailureReason::Io(kind) => write!(f, "i/o error: {kind}"),
+            FailureReason::Evicted => f.write_str("evicted before its first byte"),
+            FailureReason::KeyRefused(key) => write!(f, "key {key} refused"),
+            FailureReason::Local => f.write_str("local failure"),
+        }
+    }
+}
+
+/// The listener's counters since it started, and its two gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenerStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Handshakes completed and handed to [`Listener::accept`].
+    pub established: u64,
+    /// Connections refused by the key filter after act three.
+    pub refused: u64,
+    /// Handshakes failed by the client's fault (an invalid act).
+    pub peer_faults: u64,
+    /// Handshakes whose client did not complete an act in time.
+    pub timed_out: u64,
+    /// Silent connections evicted to make room.
+    pub evicted: u64,
+    /// Handshakes ended by a socket error.
+    pub io_errors: u64,
+    /// Handshakes failed on this side.
+    pub local_errors: u64,
+    /// Connections now waiting for their first byte or a slot.
+    pub pending: usize,
+    /// Handshakes now in progress (or waiting for delivery).
+    pub handshaking: usize,
+}
+
+impl ListenerStats {
+    /// Connections that did not become an [`Accepted`].
+    pub fn failed(&self) -> u64 {
+        self.refused
+            + self.peer_faults
+            + self.timed_out
+            + self.evicted
+            + self.io_errors
+            + self.local_errors
+    }
+
+    fn count(&mut self, reason: &FailureReason) {
+        let counter = match reason {
+            FailureReason::Peer(_) => &mut self.peer_faults,
+            FailureReason::TimedOut => &mut self.timed_out,
+            FailureReason::Io(_) => &mut self.io_errors,
+            FailureReason::Evicted => &mut self.evicted,
+            FailureReason::KeyRefused(_) => &mut self.refused,
+            FailureReason::Local => &mut self.local_errors,
+        };
+        *counter += 1;
+    }
+}
+
+/// Watches a [`Listener`]: its counters and its events. Cheap to clone;
+/// works after the listener has been moved elsewhere, and after it stopped.
+#[derive(Debug, Clone)]
+pub struct ListenerMonitor {
+    stats: watch::Receiver<ListenerStats>,
+    events: broadcast::Sender<ListenerEvent>,
+}
+
+impl ListenerMonitor {
+    /// The counters now.
+    pub fn stats(&self) -> ListenerStats {
+        *self.stats.borrow()
+    }
+
+    /// Waits until the counters satisfy `f` (at once if they do), and
+    /// returns them; `None` if the listener stops first without them having.
+    pub async fn wait_until(&self, f: impl FnMut(&ListenerStats) -> bool) -> Option<ListenerStats> {
+        let mut rx = self.stats.clone();
+        rx.wait_for(f).await.ok().map(|s| *s)
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> ListenerEvents {
+        ListenerEvents {
+            rx: self.events.subscribe(),
+            lost: 0,
+        }
+    }
+}
+
+/// A subscription to a listener's events ([`ListenerMonitor::subscribe`]).
+#[derive(Debug)]
+pub struct ListenerEvents {
+    rx: broadcast::Receiver<ListenerEvent>,
+    lost: u64,
+}
+
+impl ListenerEvents {
+    /// The next event; `None` once the listener has stopped and every event
+    /// has been read. A subscriber more than 1024 events behind loses the
+    /// oldest ones (see [`lost`](Self::lost)).
+    pub async fn recv(&mut self) -> Option<ListenerEvent> {
+        loop {
+            match self.rx.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(n)) => self.lost += n,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Events lost because this subscriber fell behind.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+}
+
+/// A connection accepted and not yet in a handshake slot.
+struct Pending {
+    id: u64,
+    remote_addr: SocketAddr,
+    cancel: CancellationToken,
+    /// Its first byte has arrived (it is waiting for a slot).
+    readable: bool,
+    /// Its socket, shared with its task until it leaves the pending set, to
+    /// look for a first byte that the task has not seen yet (a busy runtime
+    /// may not have run the task).
+    stream: Arc<TcpStream>,
+    /// When it was accepted.
+    since: Instant,
+}
+
+impl Pending {
+    /// Whether the connection has sent nothing, looking at the socket
+    /// itself if its task has not seen a byte yet.
+    fn silent(&mut self) -> bool {
+        if self.readable {
+            return false;
+        }
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        // tokio's sockets are non-blocking: an empty buffer is `WouldBlock`.
+        if matches!(SockRef::from(&*self.stream).peek(&mut byte), Ok(n) if n > 0) {
+            self.readable = true;
+        }
+        !self.readable
+    }
+}
+
+/// What the accept loop and the handshake tasks share.
+struct Shared {
+    local: Arc<dyn NodeSigner>,
+    config: ListenerConfig,
+    slots: Semaphore,
+    pending: Mutex<VecDeque<Pending>>,
+    /// A pending connection left (or the listener stops).
+    room: Notify,
+    stats: watch::Sender<ListenerStats>,
+    events: broadcast::Sender<ListenerEvent>,
+    accepted: mpsc::Sender<Accepted>,
+    root: CancellationToken,
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, VecDeque<Pending>> {
+        // Plain pushes and removes: consistent across a panic.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a new connection can be taken in now; if not, when a silent
+    /// one will have been silent long enough to be evicted (`None`: only
+    /// when a pending connection leaves).
+    fn room(&self, now: Instant) -> Result<(), Option<Instant>> {
+        let mut pending = self.pending();
+        if pending.len() < self.config.max_pending {
+            return Ok(());
+        }
+        let grace = self.config.silence_grace;
+        let mut next = None;
+        for p in pending.iter_mut().filter(|p| !p.readable) {
+            let evictable_at = p.since + grace;
+            if evictable_at > now {
+                // Accepted in order: the rest are younger still.
+                next = Some(evictable_at);
+                break;
+            }
+            if p.silent() {
+                return Ok(());
+            }
+        }
+        Err(next)
+    }
+
+    /// Records a new pending connection, evicting the oldest silent one if
+    /// the pending set is full.
+    fn admit(&self, entry: Pending) {
+        let evicted = {
+            let mut pending = self.pending();
+            let evicted = if pending.len() >= self.config.max_pending {
+                let old_enough = entry.since.checked_sub(self.config.silence_grace);
+                let silent = pending
+                    .iter_mut()
+                    .position(|p| old_enough.is_some_and(|t| p.since <= t) && p.silent());
+                silent.and_then(|i| pending.remove(i))
+            } else {
+                None
+            };
+            pending.push_back(entry);
+            // Cancelled, and its socket let go, under the lock: once its task
+            // next takes the lock it sees the eviction.
+            evicted.map(|evicted| {
+                evicted.cancel.cancel();
+                evicted.remote_addr
+            })
+        };
+        let replaced = evicted.is_some();
+        self.update(|s| {
+            s.accepted += 1;
+            if !replaced {
+                s.pending += 1;
+            }
         });
-        true
-    }
-
-    fn passed_act_one(&self, id: u64) {
-        if let Some(slot) = self.lock().iter_mut().find(|s| s.id == id) {
-            slot.past_act_one = true;
+        if let Some(remote_addr) = evicted {
+            self.fail(remote_addr, Act::One, FailureReason::Evicted);
         }
     }
 
-    fn finished_handshake(&self, id: u64) {
-        if let Some(slot) = self.lock().iter_mut().find(|s| s.id == id) {
-            slot.handshaking = false;
+    fn mark_readable(&self, id: u64) {
+        if let Some(p) = self.pending().iter_mut().find(|p| p.id == id) {
+            p.readable = true;
         }
     }
 
-    fn release(&self, id: u64) {
-        self.lock().retain(|s| s.id != id);
-        self.freed.notify_one();
+    /// Removes a pending connection (if it was not evicted already).
+    fn leave(&self, id: u64) {
+        let removed = {
+            let mut pending = self.pending();
+            let before = pending.len();
+            pending.retain(|p| p.id != id);
+            before != pending.len()
+        };
+        if removed {
+            self.update(|s| s.pending -= 1);
+        }
+        self.room.notify_one();
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ListenerStats)) {
+        self.stats.send_modify(f);
+    }
+
+    fn fail(&self, remote_addr: SocketAddr, act: Act, reason: FailureReason) {
+        tracing::debug!(%remote_addr, %act, %reason, "inbound handshake failed");
+        self.update(|s| s.count(&reason));
+        let _ = self
+            .events
+            .send(ListenerEvent::HandshakeFailed(InboundFailure {
+                remote_addr,
+                act,
+                reason,
+            }));
     }
 }
 
@@ -184,18 +563,21 @@ impl Slots {
 pub struct Listener {
     local_addr: SocketAddr,
     accepted: mpsc::Receiver<Accepted>,
+    monitor: ListenerMonitor,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Listener {
-    /// Binds to `addr` and starts accepting.
+    /// Binds to `addr` and starts accepting, with `local` as the node's
+    /// static key (a [`NodeKeyPair`](crate::NodeKeyPair) or any
+    /// [`NodeSigner`]).
     ///
     /// # Errors
     /// If binding fails.
     pub async fn bind(
         addr: impl ToSocketAddrs,
-        local: NodeKeyPair,
+        local: impl NodeSigner,
         config: ListenerConfig,
     ) -> io::Result<Listener> {
         Listener::from_tcp(TcpListener::bind(addr).await?, local, config)
@@ -208,25 +590,36 @@ impl Listener {
     /// If the listener's local address cannot be read.
     pub fn from_tcp(
         listener: TcpListener,
-        local: NodeKeyPair,
+        local: impl NodeSigner,
         config: ListenerConfig,
     ) -> io::Result<Listener> {
         let local_addr = listener.local_addr()?;
-        let (tx, rx) = mpsc::channel(config.max_handshakes.max(1));
+        let (tx, rx) = mpsc::channel(config.max_handshakes);
+        let (stats, stats_rx) = watch::channel(ListenerStats::default());
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        tracker.spawn(accept_loop(
-            listener,
-            Arc::new(local),
+        let monitor = ListenerMonitor {
+            stats: stats_rx,
+            events: events.clone(),
+        };
+        let shared = Arc::new(Shared {
+            local: Arc::new(local),
+            slots: Semaphore::new(config.max_handshakes),
             config,
-            tx,
-            cancel.clone(),
-            tracker.clone(),
-        ));
+            pending: Mutex::new(VecDeque::new()),
+            room: Notify::new(),
+            stats,
+            events,
+            accepted: tx,
+            root: cancel.clone(),
+        });
+        tracker.spawn(accept_loop(listener, shared, tracker.clone()));
         tracker.close();
         Ok(Listener {
             local_addr,
             accepted: rx,
+            monitor,
             cancel,
             tracker,
         })
@@ -240,6 +633,11 @@ impl Listener {
     /// The next established connection; `None` once the listener has stopped.
     pub async fn accept(&mut self) -> Option<Accepted> {
         self.accepted.recv().await
+    }
+
+    /// A handle on the listener's counters and events.
+    pub fn monitor(&self) -> ListenerMonitor {
+        self.monitor.clone()
     }
 
     /// Stops accepting, ends every handshake in progress and waits until all
@@ -256,26 +654,33 @@ impl Drop for Listener {
     }
 }
 
-impl std::fmt::Debug for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Listener")
             .field("local_addr", &self.local_addr)
             .finish_non_exhaustive()
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    local: Arc<NodeKeyPair>,
-    config: ListenerConfig,
-    tx: mpsc::Sender<Accepted>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let slots = Arc::new(Slots::default());
-    let max = config.max_handshakes.max(1);
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    let cancel = shared.root.clone();
     let mut next_id = 0u64;
     loop {
+        // Take a connection in only if there is room for it; otherwise
+        // leave it in the kernel's backlog.
+        while let Err(next) = shared.room(Instant::now()) {
+            let evictable = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = shared.room.notified() => {}
+                () = evictable => {}
+            }
+        }
         let (stream, remote_addr) = tokio::select! {
             biased;
             () = cancel.cancelled() => return,
@@ -292,86 +697,142 @@ async fn accept_loop(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
+        if let Err(e) = configure(&stream, shared.config.keepalive) {
+            tracing::debug!(%remote_addr, error = %e, "socket options not set");
+        }
         next_id += 1;
         let id = next_id;
-        let slot_cancel = cancel.child_token();
-        while !slots.try_take(id, &slot_cancel, max) {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = slots.freed.notified() => {}
-            }
-        }
+        let task_cancel = cancel.child_token();
+        let stream = Arc::new(stream);
+        shared.admit(Pending {
+            id,
+            remote_addr,
+            cancel: task_cancel.clone(),
+            readable: false,
+            stream: Arc::clone(&stream),
+            since: Instant::now(),
+        });
         tracker.spawn(handshake_task(
             stream,
             remote_addr,
-            Arc::clone(&local),
-            config.clone(),
-            tx.clone(),
-            slot_cancel,
-            Arc::clone(&slots),
+            Arc::clone(&shared),
+            task_cancel,
             id,
         ));
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Removes a connection from the pending set however its task ends.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.leave(self.id);
+    }
+}
+
+/// Counts a handshake in progress however its task ends.
+struct HandshakingGuard<'a>(&'a Shared);
+
+impl Drop for HandshakingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.update(|s| s.handshaking -= 1);
+    }
+}
+
 async fn handshake_task(
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     remote_addr: SocketAddr,
-    local: Arc<NodeKeyPair>,
-    config: ListenerConfig,
-    tx: mpsc::Sender<Accepted>,
+    shared: Arc<Shared>,
     cancel: CancellationToken,
-    slots: Arc<Slots>,
     id: u64,
 ) {
-    // Frees the slot however the task ends (even if the filter panics).
-    let _slot = SlotGuard {
-        slots: Arc::clone(&slots),
+    let timeout = shared.config.act_timeout;
+    let pending = PendingGuard {
+        shared: &shared,
         id,
     };
-    let mut stream = stream;
-    let passed = || slots.passed_act_one(id);
-    let result = cancellable(
-        &cancel,
-        respond(&mut stream, &local, config.act_timeout, passed),
-    )
-    .await
-    .map(|session| Connection::new(stream, session));
-    slots.finished_handshake(id);
-    match result {
-        Ok(connection) => {
-            let remote = connection.remote_pubkey();
-            let keep = config
-                .filter
-                .as_ref()
-                .is_none_or(|f| f(&remote, &remote_addr));
-            if keep {
-                let accepted = Accepted {
-                    connection,
-                    remote_addr,
-                };
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    _ = tx.send(accepted) => {}
-                }
-            } else {
-                tracing::debug!(%remote, %remote_addr, "remote key refused");
+    // Wait for the first byte, then for a slot.
+    let waited = tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        waited = tokio::time::timeout(timeout, async {
+            // `readable` may wake without data; a peek never does.
+            stream.peek(&mut [0u8; 1]).await?;
+            shared.mark_readable(id);
+            shared.slots.acquire().await.map_err(io::Error::other)
+        }) => Some(waited),
+    };
+    let permit = match waited {
+        // Evicted (already reported) or shut down.
+        None => return,
+        Some(Err(_)) => return shared.fail(remote_addr, Act::One, FailureReason::TimedOut),
+        Some(Ok(Err(e))) => return shared.fail(remote_addr, Act::One, FailureReason::Io(e.kind())),
+        Some(Ok(Ok(permit))) => permit,
+    };
+    // Out of the pending set (unless evicted meanwhile) the task holds the
+    // only reference to the socket.
+    drop(pending);
+    if cancel.is_cancelled() {
+        return;
+    }
+    let Ok(mut stream) = Arc::try_unwrap(stream) else {
+        return shared.fail(remote_addr, Act::One, FailureReason::Local);
+    };
+    shared.update(|s| s.handshaking += 1);
+    let _handshaking = HandshakingGuard(&shared);
+    let result = cancellable(&cancel, respond(&mut stream, &shared.local, timeout))
+        .await
+        .map(|session| Connection::new(stream, session));
+    let connection = match result {
+        Ok(connection) => connection,
+        Err(e) => {
+            if let Some((act, reason)) = failure(&e) {
+                shared.fail(remote_addr, act, reason);
+            }
+            return;
+        }
+    };
+    let remote = connection.remote_pubkey();
+    let keep = shared
+        .config
+        .filter
+        .as_ref()
+        .is_none_or(|f| f(&remote, &remote_addr));
+    if !keep {
+        return shared.fail(remote_addr, Act::Three, FailureReason::KeyRefused(remote));
+    }
+    let accepted = Accepted {
+        connection,
+        remote_addr,
+    };
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        room = shared.accepted.reserve() => {
+            if let Ok(room) = room {
+                // Counted before it can be seen, so a caller that has it
+                // also sees it counted.
+                shared.update(|s| s.established += 1);
+                room.send(accepted);
             }
         }
-        Err(Error::Cancelled) => tracing::debug!(%remote_addr, "handshake dropped"),
-        Err(e) => tracing::debug!(%remote_addr, error = %e, "inbound handshake failed"),
     }
+    drop(permit);
 }
 
-struct SlotGuard {
-    slots: Arc<Slots>,
-    id: u64,
-}
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.slots.release(self.id);
-    }
+/// What to report for a handshake that failed; `None` for a shutdown.
+fn failure(e: &Error) -> Option<(Act, FailureReason)> {
+    Some(match e {
+        Error::Cancelled => return None,
+        Error::HandshakeTimedOut(act) => (*act, FailureReason::TimedOut),
+        Error::Handshake(h) => match h.peer_fault() {
+            Some(fault) => (h.act(), FailureReason::Peer(fault)),
+            None => (h.act(), FailureReason::Local),
+        },
+        Error::HandshakeIo { act, source } => (*act, FailureReason::Io(source.kind())),
+        _ => (Act::One, FailureReason::Local),
+    })
 }

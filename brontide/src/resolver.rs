@@ -16,8 +16,15 @@ use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::CryptoResolver;
 use snow::types::{Cipher, Dh, Hash, Random};
 
+use zeroize::Zeroize;
+
 use crate::crypto::{self, AeadKey, TAG_LEN};
-use crate::keys::{secp, NodeKeyPair};
+use crate::keys::{secp, NodeSigner, SignerError};
+
+/// What the handshake hands snow as the local static private key: not a
+/// valid secp256k1 key, so it can never be mistaken for one. The static
+/// key's DH goes to the [`NodeSigner`]; its secret never reaches snow.
+pub(crate) const SIGNER_KEY_MARKER: [u8; 32] = [0; 32];
 
 /// Length of a compressed secp256k1 public key.
 pub(crate) const PUBKEY_LEN: usize = 33;
@@ -38,16 +45,28 @@ struct State {
     dh_count: u32,
     /// Set at the split (the HKDF with empty input key material).
     split: Option<SplitKeys>,
+    /// The signer's error, if its ECDH failed.
+    signer_error: Option<SignerError>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some(split) = &mut self.split {
+            split.ck.zeroize();
+            split.k1.zeroize();
+            split.k2.zeroize();
+        }
+    }
 }
 
 /// State shared between one handshake and the resolver objects snow owns.
 pub(crate) struct Shared {
-    local: NodeKeyPair,
+    local: Box<dyn NodeSigner>,
     state: Mutex<State>,
 }
 
 impl Shared {
-    pub(crate) fn new(local: NodeKeyPair) -> Arc<Self> {
+    pub(crate) fn new(local: Box<dyn NodeSigner>) -> Arc<Self> {
         Arc::new(Shared {
             local,
             state: Mutex::new(State::default()),
@@ -88,6 +107,11 @@ impl Shared {
     pub(crate) fn split(&self) -> Option<SplitKeys> {
         self.lock().split
     }
+
+    /// The signer's error, if its ECDH failed (snow only says "DH failed").
+    pub(crate) fn take_signer_error(&self) -> Option<SignerError> {
+        self.lock().signer_error.take()
+    }
 }
 
 /// The resolver handed to snow's builder.
@@ -109,7 +133,7 @@ impl CryptoResolver for Resolver {
     fn resolve_dh(&self, _choice: &DHChoice) -> Option<Box<dyn Dh>> {
         Some(Box::new(SecpDh {
             shared: Arc::clone(&self.shared),
-            secret: None,
+            key: DhKey::Unset,
             secret_bytes: [0; 32],
             public: [0; PUBKEY_LEN],
         }))
@@ -136,12 +160,33 @@ impl Random for NoRandom {
     }
 }
 
+/// Which key a [`SecpDh`] holds.
+enum DhKey {
+    /// No valid key was set: every DH fails.
+    Unset,
+    /// The node's static key: DH goes to the signer.
+    Signer,
+    /// An ephemeral key.
+    Ephemeral(SecretKey),
+}
+
 /// secp256k1 ECDH as BOLT 8 defines it.
 struct SecpDh {
     shared: Arc<Shared>,
-    secret: Option<SecretKey>,
+    key: DhKey,
+    /// What `privkey` returns: the ephemeral key's bytes (zero for the
+    /// signer's key, which is never here).
     secret_bytes: [u8; 32],
     public: [u8; PUBKEY_LEN],
+}
+
+impl Drop for SecpDh {
+    fn drop(&mut self) {
+        self.secret_bytes.zeroize();
+        if let DhKey::Ephemeral(secret) = &mut self.key {
+            secret.non_secure_erase();
+        }
+    }
 }
 
 impl Dh for SecpDh {
@@ -162,20 +207,21 @@ impl Dh for SecpDh {
     }
 
     fn set(&mut self, privkey: &[u8]) {
-        // Keys are validated before they reach snow; an invalid one leaves
-        // the key unset, so any DH with it fails.
+        if privkey == SIGNER_KEY_MARKER {
+            self.key = DhKey::Signer;
+            self.secret_bytes = [0; 32];
+            self.public = self.shared.local.node_id().serialize();
+            return;
+        }
+        // Ephemeral keys are validated before they reach snow; an invalid
+        // one leaves the key unset, so any DH with it fails.
         let Ok(secret) = SecretKey::from_slice(privkey) else {
-            self.secret = None;
+            self.key = DhKey::Unset;
             return;
         };
-        let public = if secret == *self.shared.local.secret_key() {
-            self.shared.local.public_key()
-        } else {
-            PublicKey::from_secret_key(secp(), &secret)
-        };
-        self.secret = Some(secret);
+        self.public = PublicKey::from_secret_key(secp(), &secret).serialize();
         self.secret_bytes = secret.secret_bytes();
-        self.public = public.serialize();
+        self.key = DhKey::Ephemeral(secret);
     }
 
     fn generate(&mut self, _rng: &mut dyn Random) -> Result<(), snow::Error> {
@@ -192,9 +238,18 @@ impl Dh for SecpDh {
 
     fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
         // snow hands over its whole key buffer; the key is the first 33 bytes.
-        let secret = self.secret.as_ref().ok_or(snow::Error::Dh)?;
         let point = self.shared.parsed(pubkey).ok_or(snow::Error::Dh)?;
-        let shared_secret = SharedSecret::new(&point, secret);
+        let shared_secret = match &self.key {
+            DhKey::Unset => return Err(snow::Error::Dh),
+            DhKey::Ephemeral(secret) => SharedSecret::new(&point, secret),
+            DhKey::Signer => match self.shared.local.ecdh(&point) {
+                Ok(secret) => secret,
+                Err(e) => {
+                    self.shared.lock().signer_error = Some(e);
+                    return Err(snow::Error::Dh);
+                }
+            },
+        };
         out.get_mut(..32)
             .ok_or(snow::Error::Dh)?
             .copy_from_slice(&shared_secret.secret_bytes());

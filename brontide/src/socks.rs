@@ -5,8 +5,10 @@
 //! The SOCKS5 client is the `tokio-socks` crate's (widely used, tokio
 //! native, and small: in this workspace it adds itself and `thiserror` 1 to
 //! the lock file, its other dependencies being there already); this module
-//! adds the target type, stream isolation, its own connect timeout and typed
-//! errors. The proxied stream is the plain `TcpStream` to the proxy once
+//! adds the target type, stream isolation and typed errors. It has no
+//! timeout of its own: the dial's connect timeout
+//! ([`DialConfig::connect_timeout`](crate::DialConfig::connect_timeout))
+//! bounds the connect to the proxy and the whole SOCKS5 exchange. The proxied stream is the plain `TcpStream` to the proxy once
 //! the exchange is done, so connections through a proxy and direct ones
 //! have the same type.
 
@@ -15,19 +17,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio_socks::tcp::Socks5Stream;
 
 use crate::dial::Transport;
-
-/// Default time allowed for a connect through a SOCKS5 proxy: 120 s, as lnd
-/// (Tor builds a circuit, and for an onion service fetches its descriptor
-/// and meets it at a rendezvous point, which often takes tens of seconds).
-/// It covers the TCP connect to the proxy and the whole SOCKS5 exchange,
-/// including the proxy's own connect to the target.
-pub const DEFAULT_SOCKS_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+use crate::error::{Category, ConnectError};
 
 /// Where a SOCKS5 proxy should connect: a host (a DNS name, an onion name or
 /// an IP literal) and a port. Names are sent to the proxy as names (address
@@ -132,11 +127,12 @@ impl fmt::Debug for SocksAuth {
 /// proxied stream (a plain [`TcpStream`] to the proxy, once the SOCKS5
 /// exchange is done).
 ///
-/// Its connect timeout ([`DEFAULT_SOCKS_CONNECT_TIMEOUT`] unless set) bounds
-/// the TCP connect to the proxy and the SOCKS5 exchange.
-/// [`DialConfig::connect_timeout`](crate::DialConfig::connect_timeout) bounds
-/// the same step too, so give the dial at least as long (for example
-/// `DialConfig::default().with_connect_timeout(socks.connect_timeout())`).
+/// [`DialConfig::connect_timeout`](crate::DialConfig::connect_timeout)
+/// (120 s by default, as lnd, also over Tor: Tor builds a circuit, and for an
+/// onion service fetches its descriptor and meets it at a rendezvous point,
+/// which often takes tens of seconds) bounds the TCP connect to the proxy and
+/// the SOCKS5 exchange. To dial [`NetAddress`](lnaddr::NetAddress)es, some
+/// through the proxy and some directly, use [`NetTransport`](crate::NetTransport).
 ///
 /// Clones share the counter that makes isolation credentials unique.
 ///
@@ -151,7 +147,7 @@ impl fmt::Debug for SocksAuth {
 ///     "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion",
 ///     9735,
 /// )?;
-/// let config = DialConfig::default().with_connect_timeout(tor.connect_timeout());
+/// let config = DialConfig::default();
 /// let conn = dial_with(&tor, &target, &local, &remote, &config, &CancellationToken::new()).await?;
 /// # Ok(())
 /// # }
@@ -160,7 +156,6 @@ impl fmt::Debug for SocksAuth {
 pub struct Socks5 {
     proxy: SocketAddr,
     auth: SocksAuth,
-    connect_timeout: Duration,
     isolation: Arc<IsolationCounter>,
 }
 
@@ -174,13 +169,12 @@ struct IsolationCounter {
 
 impl Socks5 {
     /// A proxy at `proxy` (Tor's default is `127.0.0.1:9050`), without
-    /// authentication, with [`DEFAULT_SOCKS_CONNECT_TIMEOUT`].
+    /// authentication.
     pub fn new(proxy: SocketAddr) -> Self {
         use std::hash::{BuildHasher, RandomState};
         Self {
             proxy,
             auth: SocksAuth::None,
-            connect_timeout: DEFAULT_SOCKS_CONNECT_TIMEOUT,
             isolation: Arc::new(IsolationCounter {
                 prefix: RandomState::new().hash_one(proxy),
                 next: AtomicU64::new(0),
@@ -210,12 +204,6 @@ impl Socks5 {
         self
     }
 
-    /// Sets the connect timeout.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
     /// The proxy's address.
     pub fn proxy(&self) -> SocketAddr {
         self.proxy
@@ -226,29 +214,12 @@ impl Socks5 {
         &self.auth
     }
 
-    /// The connect timeout.
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// Connects to `target` through the proxy, with typed errors (what
-    /// [`Transport::connect`] returns wraps them in an [`io::Error`]).
+    /// Connects to `target` through the proxy (no timeout: the caller
+    /// bounds it, as [`dial_with`](crate::dial_with) does).
     ///
     /// # Errors
     /// Every [`SocksError`] but the two about bad input.
     pub async fn connect_target(&self, target: &SocksTarget) -> Result<TcpStream, SocksError> {
-        let attempt = self.negotiate(target);
-        match tokio::time::timeout(self.connect_timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(SocksError::TimedOut {
-                proxy: self.proxy,
-                target: target.clone(),
-                after: self.connect_timeout,
-            }),
-        }
-    }
-
-    async fn negotiate(&self, target: &SocksTarget) -> Result<TcpStream, SocksError> {
         let tcp = TcpStream::connect(self.proxy).await.map_err(|source| {
             SocksError::ProxyUnreachable {
                 proxy: self.proxy,
@@ -278,10 +249,9 @@ impl Transport for Socks5 {
     type Addr = SocksTarget;
     type Stream = TcpStream;
 
-    /// [`Socks5::connect_target`], its error inside an [`io::Error`] of a
-    /// fitting kind (get it back with `get_ref` and `downcast_ref`).
-    async fn connect(&self, target: &SocksTarget) -> io::Result<TcpStream> {
-        self.connect_target(target).await.map_err(io::Error::from)
+    /// [`Socks5::connect_target`]; its error is [`ConnectError::Socks`].
+    async fn connect(&self, target: &SocksTarget) -> Result<TcpStream, ConnectError> {
+        Ok(self.connect_target(target).await?)
     }
 }
 
@@ -290,7 +260,7 @@ impl Transport for Socks5 {
 #[non_exhaustive]
 pub enum SocksError {
     /// The TCP connect to the proxy failed (is Tor running?).
-    #[error("socks5 proxy {proxy} unreachable: {source}")]
+    #[error("socks5 proxy {proxy} unreachable")]
     ProxyUnreachable {
         /// The proxy.
         proxy: SocketAddr,
@@ -299,18 +269,8 @@ pub enum SocksError {
         source: io::Error,
     },
     /// The connection to the proxy failed during the SOCKS5 exchange.
-    #[error("socks5 proxy connection failed: {0}")]
+    #[error("socks5 proxy connection failed")]
     ProxyIo(#[source] io::Error),
-    /// The connect did not complete within the transport's timeout.
-    #[error("socks5 connect to {target} through {proxy} timed out after {after:?}")]
-    TimedOut {
-        /// The proxy.
-        proxy: SocketAddr,
-        /// The target.
-        target: SocksTarget,
-        /// The timeout.
-        after: Duration,
-    },
     /// The proxy wants credentials we did not offer, or refused ours.
     #[error("socks5 proxy refused authentication")]
     AuthRefused,
@@ -396,12 +356,25 @@ impl SocksError {
         }
     }
 
-    /// The [`io::ErrorKind`] this error is reported under by
-    /// [`Transport::connect`].
+    /// Who or what is to blame: a proxy that is down, refuses our
+    /// credentials or breaks the protocol is a local fault (it is ours to
+    /// configure); a target the proxy cannot reach is the network's.
+    pub fn category(&self) -> Category {
+        match self {
+            Self::Refused { .. } => Category::Network,
+            Self::ProxyUnreachable { .. }
+            | Self::ProxyIo(_)
+            | Self::AuthRefused
+            | Self::Protocol(_)
+            | Self::BadTarget(_)
+            | Self::BadCredentials => Category::Local,
+        }
+    }
+
+    /// The [`io::ErrorKind`] closest to this error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Self::ProxyUnreachable { source, .. } | Self::ProxyIo(source) => source.kind(),
-            Self::TimedOut { .. } => io::ErrorKind::TimedOut,
             Self::AuthRefused => io::ErrorKind::PermissionDenied,
             Self::Refused { reply, .. } => match reply {
                 SocksReply::ConnectionRefused => io::ErrorKind::ConnectionRefused,

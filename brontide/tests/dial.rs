@@ -1,7 +1,6 @@
 //! Dialing and accepting over real loopback sockets and in-memory streams:
 //! message exchange, cancellation and timeouts in the connect and each act.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -126,7 +125,7 @@ impl Transport for RecordingTcp {
     type Addr = SocketAddr;
     type Stream = TcpStream;
 
-    async fn connect(&self, addr: &SocketAddr) -> io::Result<TcpStream> {
+    async fn connect(&self, addr: &SocketAddr) -> Result<TcpStream, brontide::ConnectError> {
         let stream = Tcp.connect(addr).await?;
         self.0.store(true, Ordering::SeqCst);
         Ok(stream)

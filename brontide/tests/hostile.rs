@@ -692,19 +692,33 @@ fn hostile_peer_flood_of_1000_bad_acts_leaves_the_listener_serving() {
     });
 }
 
-/// An honest client on a slow path (75 ms before each of its acts, as over
-/// a 150 ms round trip) while 60 new silent connections arrive during its
-/// handshake. At its bound (50) the listener evicts the oldest handshake
-/// still waiting for act one, so the silent ones go and the honest one,
-/// past act one, completes (it was evicted when the listener dropped the
+/// An honest client that has sent its act one (and so been answered with
+/// act two: it holds a handshake slot) stalls while 60 new silent
+/// connections arrive, more than the pending set holds (10 here). The
+/// listener evicts the oldest silent connections to make room for the
+/// newer ones, and the honest handshake, out of the pending set since its
+/// first byte, completes (it was evicted when the listener dropped the
 /// oldest handshake whatever its progress: RELIABILITY.md, "Found").
+///
+/// Every step waits on an event the other side makes observable, so the
+/// order is the same however the threads are scheduled: act two arrives
+/// only once the listener is in the honest handshake; act three is sent
+/// only once the listener's counters show the whole flood taken in and 50
+/// evictions; the serving task stops only once the honest client has its
+/// reply.
 #[test]
 fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake() {
     serial(async {
-        let listener = Listener::bind("127.0.0.1:0", keys(SERVER), ListenerConfig::default())
+        let pending = 10;
+        let config = ListenerConfig::default()
+            .with_max_pending(pending)
+            .expect("valid")
+            .with_silence_grace(Duration::ZERO);
+        let listener = Listener::bind("127.0.0.1:0", keys(SERVER), config)
             .await
             .expect("bind");
         let addr = listener.local_addr();
+        let monitor = listener.monitor();
         let stop = CancellationToken::new();
         let served = serve(listener, stop.clone());
 
@@ -712,27 +726,43 @@ fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake
         let (act_one, initiator) = brontide::Initiator::new(&keys(1), &server_pk())
             .and_then(brontide::Initiator::act_one)
             .expect("initiator");
-        tokio::time::sleep(Duration::from_millis(75)).await;
         stream.write_all(&act_one).await.expect("act one");
-        let mut silent = Vec::new();
-        for _ in 0..60 {
-            silent.push(TcpStream::connect(addr).await.expect("connect"));
-        }
         let mut act_two = [0u8; ACT_TWO_LEN];
         stream
             .read_exact(&mut act_two)
             .await
             .expect("the honest handshake gets act two");
+
+        let flood = 60;
+        let mut silent = Vec::new();
+        for _ in 0..flood {
+            silent.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        let evictions = (flood - pending) as u64;
+        let stats = tokio::time::timeout(
+            HANG_GUARD,
+            monitor.wait_until(|s| s.accepted == 1 + flood as u64 && s.evicted == evictions),
+        )
+        .await
+        .expect("the listener takes the flood in")
+        .expect("the listener runs");
+        assert_eq!(stats.handshaking, 1, "{stats:?}");
+
         let (act_three, session) = initiator.read_act_two(&act_two).expect("valid act two");
-        tokio::time::sleep(Duration::from_millis(75)).await;
         stream.write_all(&act_three).await.expect("act three");
-        let (encryptor, _) = session.into_parts();
-        let mut framed =
-            tokio_util::codec::FramedWrite::new(stream, brontide::MessageEncoder::new(encryptor));
+        let (encryptor, decryptor) = session.into_parts();
+        let mut framed = tokio_util::codec::Framed::new(
+            stream,
+            brontide::MessageCodec::new(encryptor, decryptor),
+        );
         framed.send(b"ping".as_slice()).await.expect("a message");
+        let reply = tokio::time::timeout(HANG_GUARD, framed.next())
+            .await
+            .expect("a reply");
+        assert_eq!(&reply.expect("an item").expect("a message")[..], b"pong");
         drop(silent);
         stop.cancel();
         let reads = served.await.expect("the serving task");
-        assert!(reads.contains(&Read::Message), "{reads:?}");
+        assert_eq!(reads, [Read::Message]);
     });
 }

@@ -3,9 +3,15 @@
 
 use std::time::Duration;
 
-use brontide::{dial, DialConfig, Listener, ListenerConfig, NodeKeyPair, SecretKey};
+use std::sync::Arc;
+
+use brontide::{
+    dial, Act, Category, ConfigError, DialConfig, FailureReason, Listener, ListenerConfig,
+    ListenerEvent, NodeKeyPair, NodeSigner, PublicKey, SecretKey, SharedSecret, SignerError,
+    ACT_ONE_LEN,
+};
 use futures::{SinkExt, StreamExt};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -131,9 +137,14 @@ async fn silent_client_is_dropped_after_the_act_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bound_evicts_the_oldest_handshake_first() {
-    let config = ListenerConfig::default().with_max_handshakes(2);
+async fn a_full_pending_set_evicts_the_oldest_silent_connection_and_reports_it() {
+    let config = ListenerConfig::default()
+        .with_max_pending(2)
+        .unwrap()
+        .with_silence_grace(Duration::ZERO);
     let listener = Listener::bind("127.0.0.1:0", key(2), config).await.unwrap();
+    let monitor = listener.monitor();
+    let mut events = monitor.subscribe();
     let addr = listener.local_addr();
     let mut oldest = TcpStream::connect(addr).await.unwrap();
     let _second = TcpStream::connect(addr).await.unwrap();
@@ -143,7 +154,197 @@ async fn bound_evicts_the_oldest_handshake_first() {
         .await
         .unwrap()
         .unwrap_or(0);
-    assert_eq!(n, 0, "the oldest handshake was not dropped");
+    assert_eq!(n, 0, "the oldest silent connection was not dropped");
+    let Some(ListenerEvent::HandshakeFailed(failure)) = events.recv().await else {
+        panic!("no event");
+    };
+    assert_eq!(failure.remote_addr, oldest.local_addr().unwrap());
+    assert_eq!(
+        (failure.act, &failure.reason),
+        (Act::One, &FailureReason::Evicted)
+    );
+    assert_eq!(failure.code(), None);
+    let stats = monitor.wait_until(|s| s.accepted == 3).await.unwrap();
+    assert_eq!((stats.evicted, stats.failed(), stats.pending), (1, 1, 2));
+    listener.shutdown().await;
+}
+
+#[test]
+fn a_listener_without_handshake_slots_is_refused() {
+    assert_eq!(
+        ListenerConfig::default().with_max_handshakes(0).err(),
+        Some(ConfigError::ZeroMaxHandshakes)
+    );
+    assert_eq!(
+        ListenerConfig::default().with_max_pending(0).err(),
+        Some(ConfigError::ZeroMaxPending)
+    );
+    let config = ListenerConfig::default().with_max_handshakes(1).unwrap();
+    assert_eq!(config.max_handshakes(), 1);
+    assert_eq!(
+        ConfigError::ZeroMaxHandshakes.to_string(),
+        "max_handshakes must be at least 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_act_is_an_event_with_its_spec_code_and_address_and_a_counter() {
+    let listener = Listener::bind("127.0.0.1:0", key(2), ListenerConfig::default())
+        .await
+        .unwrap();
+    let monitor = listener.monitor();
+    let mut events = monitor.subscribe();
+    let mut client = TcpStream::connect(listener.local_addr()).await.unwrap();
+    let mut act_one = [0u8; ACT_ONE_LEN];
+    act_one[0] = 1; // version 1
+    client.write_all(&act_one).await.unwrap();
+    let Some(ListenerEvent::HandshakeFailed(failure)) = events.recv().await else {
+        panic!("no event");
+    };
+    assert_eq!(failure.remote_addr, client.local_addr().unwrap());
+    assert_eq!(failure.code().as_deref(), Some("ACT1_BAD_VERSION"));
+    assert_eq!(failure.category(), Category::Peer);
+    assert!(
+        failure.to_string().contains("ACT1_BAD_VERSION"),
+        "{failure}"
+    );
+    let stats = monitor.stats();
+    assert_eq!(
+        (stats.accepted, stats.peer_faults, stats.failed()),
+        (1, 1, 1)
+    );
+    listener.shutdown().await;
+}
+
+/// Twenty honest clients at once against one handshake slot and two
+/// pending places: the extra ones wait (in the pending set or the kernel's
+/// backlog), none is reset, none is evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_clients_beyond_the_bounds_wait_and_are_never_reset() {
+    let server = key(2);
+    // A connection not yet sending is never evicted within the test (a
+    // grace far beyond any scheduling delay), so the outcome cannot depend
+    // on how the threads run.
+    let config = ListenerConfig::default()
+        .with_max_handshakes(1)
+        .unwrap()
+        .with_max_pending(2)
+        .unwrap()
+        .with_silence_grace(Duration::from_secs(3600));
+    let mut listener = Listener::bind("127.0.0.1:0", server.clone(), config)
+        .await
+        .unwrap();
+    let monitor = listener.monitor();
+    let addr = listener.local_addr();
+    let clients = 20;
+    let mut dials = tokio::task::JoinSet::new();
+    for i in 0..clients {
+        let remote = server.public_key();
+        dials.spawn(async move {
+            let config = DialConfig::default().with_act_timeout(CAP);
+            dial(
+                addr,
+                &key(10 + i),
+                &remote,
+                &config,
+                &CancellationToken::new(),
+            )
+            .await
+        });
+    }
+    let mut accepted = 0;
+    while accepted < clients {
+        tokio::time::timeout(CAP, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        accepted += 1;
+    }
+    while let Some(dialed) = dials.join_next().await {
+        dialed.unwrap().expect("every honest dial completes");
+    }
+    let stats = monitor.stats();
+    assert_eq!((stats.established, stats.failed()), (u64::from(clients), 0));
+    listener.shutdown().await;
+}
+
+/// Silent connections fill the pending set; an honest client behind them
+/// still gets through, because silent ones are evicted for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_flood_beyond_the_pending_bound_does_not_keep_out_an_honest_client() {
+    let server = key(2);
+    let config = ListenerConfig::default()
+        .with_max_pending(4)
+        .unwrap()
+        .with_silence_grace(Duration::ZERO);
+    let mut listener = Listener::bind("127.0.0.1:0", server.clone(), config)
+        .await
+        .unwrap();
+    let monitor = listener.monitor();
+    let addr = listener.local_addr();
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let config = DialConfig::default().with_act_timeout(CAP);
+    let conn = dial(
+        addr,
+        &key(1),
+        &server.public_key(),
+        &config,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the honest client gets through");
+    let accepted = tokio::time::timeout(CAP, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted.remote_pubkey(), key(1).public_key());
+    drop(conn);
+    let stats = monitor.stats();
+    assert_eq!(stats.accepted, 21);
+    assert!(stats.evicted >= 16, "{stats:?}");
+    listener.shutdown().await;
+}
+
+/// The signer path: a listener and a dialer whose keys are signers of
+/// their own complete a handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_and_a_dialer_with_signers_complete_a_handshake() {
+    struct Remote(NodeKeyPair);
+    impl NodeSigner for Remote {
+        fn node_id(&self) -> PublicKey {
+            self.0.public_key()
+        }
+        fn ecdh(&self, remote: &PublicKey) -> Result<SharedSecret, SignerError> {
+            self.0.ecdh(remote)
+        }
+    }
+    let server = Arc::new(Remote(key(2)));
+    let client = Arc::new(Remote(key(1)));
+    let mut listener = Listener::bind(
+        "127.0.0.1:0",
+        Arc::clone(&server),
+        ListenerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let conn = dial(
+        listener.local_addr(),
+        &client,
+        &server.node_id(),
+        &DialConfig::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let accepted = tokio::time::timeout(CAP, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted.remote_pubkey(), client.node_id());
+    assert_eq!(conn.remote_pubkey(), server.node_id());
     listener.shutdown().await;
 }
 
@@ -172,4 +373,56 @@ async fn shutdown_closes_handshakes_in_progress_and_ends_every_task() {
     }
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+/// Keepalive as configured on both ends: the listener's accepted sockets
+/// and a `NetTransport`'s dialed ones (on by default, off when asked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_is_set_on_accepted_and_dialed_sockets_as_configured() {
+    use brontide::{dial_with, Keepalive, NetAddress, NetTransport};
+    use socket2::SockRef;
+
+    let fast = Keepalive::new(Duration::from_secs(15), Duration::from_secs(5), 3).unwrap();
+    for keepalive in [Some(fast), None] {
+        let server = key(2);
+        let config = ListenerConfig::default().with_keepalive(keepalive);
+        let mut listener = Listener::bind("127.0.0.1:0", server.clone(), config)
+            .await
+            .unwrap();
+        let transport = NetTransport::new().with_keepalive(keepalive);
+        let addr = NetAddress::from(listener.local_addr());
+        let conn = dial_with(
+            &transport,
+            &addr,
+            &key(1),
+            &server.public_key(),
+            &DialConfig::default(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let accepted = tokio::time::timeout(CAP, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        for stream in [conn.get_ref(), accepted.connection.get_ref()] {
+            let socket = SockRef::from(stream);
+            assert_eq!(socket.keepalive().unwrap(), keepalive.is_some());
+            #[cfg(target_os = "linux")]
+            if keepalive.is_some() {
+                assert_eq!(
+                    socket.tcp_keepalive_time().unwrap(),
+                    Duration::from_secs(15)
+                );
+                assert_eq!(
+                    socket.tcp_keepalive_interval().unwrap(),
+                    Duration::from_secs(5)
+                );
+                assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+            }
+            assert!(stream.nodelay().unwrap());
+        }
+        listener.shutdown().await;
+    }
+    assert_eq!(Keepalive::default().dead_after(), Duration::from_secs(120));
 }

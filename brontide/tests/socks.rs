@@ -6,12 +6,11 @@ use std::io;
 use std::time::Duration;
 
 use brontide::{
-    dial_with, DialConfig, Error, Listener, ListenerConfig, NodeKeyPair, SecretKey, Socks5,
-    SocksAuth, SocksError, SocksReply, SocksTarget, Transport,
+    dial_with, Category, DialConfig, Error, Listener, ListenerConfig, NodeKeyPair, SecretKey,
+    Socks5, SocksAuth, SocksError, SocksReply, SocksTarget, Transport,
 };
 use futures::{SinkExt, StreamExt};
 use testkit::socks::{FakeSocks5, Microsocks, Route};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
@@ -49,10 +48,16 @@ async fn dial_and_exchange(proxy: &Socks5, target: &SocksTarget, listener: &mut 
     assert_eq!(&got[..], b"through the proxy");
 }
 
-fn socks_error(e: &io::Error) -> &SocksError {
-    e.get_ref()
-        .and_then(|e| e.downcast_ref::<SocksError>())
-        .expect("a SocksError inside")
+/// The whole chain of an error's messages, as a logger prints it.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(" <- ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 #[tokio::test]
@@ -202,18 +207,20 @@ async fn a_proxy_refusal_is_typed_and_reaches_the_dial_error() {
     )
     .await
     .expect_err("refused");
-    let Error::Connect(io) = e else {
-        panic!("expected a connect error, got {e}");
-    };
-    assert_eq!(io.kind(), io::ErrorKind::HostUnreachable);
+    // Typed all the way, no downcast: the dial error names the proxy's reply.
     assert!(matches!(
-        socks_error(&io),
-        SocksError::Refused {
+        e.socks(),
+        Some(SocksError::Refused {
             reply: SocksReply::HostUnreachable,
             ..
-        }
+        })
     ));
-    assert!(io.to_string().contains(ONION), "{io}");
+    assert_eq!(e.category(), Category::Network);
+    assert!(!e.is_peer_fault());
+    // Each part of the chain is printed once.
+    let text = chain(&e);
+    assert_eq!(text.matches(ONION).count(), 1, "{text}");
+    assert_eq!(text.matches("host unreachable").count(), 1, "{text}");
 }
 
 #[tokio::test]
@@ -225,26 +232,36 @@ async fn an_unreachable_proxy_is_named() {
     let socks = Socks5::new(port);
     let target = SocksTarget::new(ONION, 9735).expect("target");
     let e = socks.connect(&target).await.expect_err("unreachable");
-    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
     assert!(matches!(
-        socks_error(&e),
-        SocksError::ProxyUnreachable { proxy, .. } if *proxy == port
+        e.socks(),
+        Some(SocksError::ProxyUnreachable { proxy, source }) if *proxy == port
+            && source.kind() == io::ErrorKind::ConnectionRefused
     ));
+    // Our proxy being down is our fault, not the network's or the peer's.
+    assert_eq!(e.category(), Category::Local);
+    let text = chain(&e);
+    assert_eq!(text.matches("refused").count(), 1, "{text}");
 }
 
+/// One deadline: the dial's connect timeout bounds the proxy's exchange.
 #[tokio::test]
-async fn a_silent_proxy_times_out_with_the_transports_own_timeout() {
+async fn a_silent_proxy_times_out_with_the_dials_connect_timeout() {
     let fake = FakeSocks5::start(|_| Route::Stall).await.expect("fake");
-    let socks = Socks5::new(fake.addr()).with_connect_timeout(Duration::from_millis(200));
+    let socks = Socks5::new(fake.addr());
     let target = SocksTarget::new(ONION, 9735).expect("target");
-    let started = Instant::now();
-    let e = socks.connect_target(&target).await.expect_err("times out");
-    assert!(
-        matches!(e, SocksError::TimedOut { after, .. } if after == Duration::from_millis(200)),
-        "{e}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(io::Error::from(e).kind(), io::ErrorKind::TimedOut);
+    let config = DialConfig::default().with_connect_timeout(Duration::from_millis(200));
+    let e = dial_with(
+        &socks,
+        &target,
+        &key(1),
+        &key(2).public_key(),
+        &config,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("times out");
+    assert!(matches!(e, Error::ConnectTimedOut), "{e}");
+    assert_eq!(e.category(), Category::Timeout);
 }
 
 #[tokio::test]
@@ -297,7 +314,10 @@ fn bad_targets_and_credentials_are_refused() {
 #[test]
 fn defaults_are_documented_values() {
     let socks = Socks5::new("127.0.0.1:9050".parse().expect("addr"));
-    assert_eq!(socks.connect_timeout(), Duration::from_secs(120));
+    assert_eq!(
+        DialConfig::default().connect_timeout,
+        Duration::from_secs(120)
+    );
     assert_eq!(socks.auth(), &SocksAuth::None);
     let debug = format!(
         "{:?}",

@@ -1,9 +1,12 @@
 //! BOLT 8 Appendix A: every test vector, one test per case, named after it.
 //! The vectors are `tests/data/bolt8.json` (a copy of the spec's data).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use brontide::{
-    Decryptor, Encryptor, HandshakeError, Initiator, NodeKeyPair, PeerFault, PublicKey, Responder,
-    SecretKey,
+    Decryptor, Encryptor, HandshakeError, Initiator, NodeKeyPair, NodeSigner, PeerFault, PublicKey,
+    Responder, SecretKey, SharedSecret, SignerError,
 };
 use serde_json::Value;
 
@@ -109,14 +112,110 @@ fn assert_expected_error(c: &Value, err: &HandshakeError) {
     }
 }
 
+/// A signer outside the crate (as an HSM's would be), counting its ECDH
+/// calls; `fail` makes every call fail.
+struct External {
+    key: NodeKeyPair,
+    calls: AtomicUsize,
+    fail: bool,
+}
+
+impl External {
+    fn new(secret: SecretKey, fail: bool) -> Arc<Self> {
+        Arc::new(External {
+            key: NodeKeyPair::new(secret),
+            calls: AtomicUsize::new(0),
+            fail,
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl NodeSigner for External {
+    fn node_id(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    fn ecdh(&self, remote: &PublicKey) -> Result<SharedSecret, SignerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.fail {
+            return Err(SignerError::new("hsm unplugged"));
+        }
+        self.key.ecdh(remote)
+    }
+}
+
+/// Each case runs twice: with the raw key, and through an external signer
+/// (which must be asked for the static key's one ECDH exactly when the
+/// handshake gets that far).
 fn run_initiator(name: &str) {
     let c = case("initiator_tests", name);
-    let local = NodeKeyPair::new(secret(str_at(&c, &["keys", "ls_priv"])));
-    assert_eq!(local.public_key(), pubkey(str_at(&c, &["keys", "ls_pub"])));
+    let secret_key = secret(str_at(&c, &["keys", "ls_priv"]));
+    run_initiator_with(&c, &NodeKeyPair::new(secret_key));
+    let signer = External::new(secret_key, false);
+    run_initiator_with(&c, &signer);
+    let ok = c["expected"]["result"] == "ok";
+    assert_eq!(signer.calls(), usize::from(ok), "static-key ECDH calls");
+}
+
+fn run_responder(name: &str) {
+    let c = case("responder_tests", name);
+    let secret_key = secret(str_at(&c, &["keys", "ls_priv"]));
+    run_responder_with(&c, &NodeKeyPair::new(secret_key));
+    let signer = External::new(secret_key, false);
+    run_responder_with(&c, &signer);
+    assert!(signer.calls() <= 1, "static-key ECDH calls");
+    if c["expected"]["result"] == "ok" {
+        assert_eq!(signer.calls(), 1, "static-key ECDH calls");
+    }
+}
+
+#[test]
+fn a_failing_signer_is_a_local_fault_in_either_role() {
+    let init = case(
+        "initiator_tests",
+        "transport-initiator successful handshake",
+    );
+    let resp = case(
+        "responder_tests",
+        "transport-responder successful handshake",
+    );
+    let signer = External::new(secret(str_at(&init, &["keys", "ls_priv"])), true);
+    let remote = pubkey(str_at(&init, &["keys", "rs_pub"]));
+    let e = secret(str_at(&init, &["keys", "e_priv"]));
+    let (_, awaiting) = Initiator::with_ephemeral(&signer, &remote, &e)
+        .unwrap()
+        .act_one()
+        .unwrap();
+    let err = awaiting
+        .read_act_two(&hex(str_at(&init, &["acts", "act2_input"])))
+        .expect_err("the signer fails");
+    assert!(
+        matches!(&err, HandshakeError::Signer { error, .. } if error.reason() == "hsm unplugged"),
+        "{err}"
+    );
+    assert_eq!((err.peer_fault(), err.code()), (None, None));
+
+    let signer = External::new(secret(str_at(&resp, &["keys", "ls_priv"])), true);
+    let e = secret(str_at(&resp, &["keys", "e_priv"]));
+    let err = Responder::with_ephemeral(&signer, &e)
+        .unwrap()
+        .read_act_one(&hex(str_at(&resp, &["acts", "act1_input"])))
+        .expect_err("the signer fails");
+    assert!(matches!(err, HandshakeError::Signer { .. }), "{err}");
+    assert_eq!(signer.calls(), 1);
+}
+
+fn run_initiator_with<L: NodeSigner + Clone>(c: &Value, local: &L) {
+    let c = c.clone();
+    assert_eq!(local.node_id(), pubkey(str_at(&c, &["keys", "ls_pub"])));
     let remote = pubkey(str_at(&c, &["keys", "rs_pub"]));
     let e = secret(str_at(&c, &["keys", "e_priv"]));
 
-    let initiator = Initiator::with_ephemeral(&local, &remote, &e).unwrap();
+    let initiator = Initiator::with_ephemeral(local, &remote, &e).unwrap();
     let (act_one, awaiting) = initiator.act_one().unwrap();
     assert_eq!(act_one.to_vec(), hex(str_at(&c, &["acts", "act1_output"])));
 
@@ -138,13 +237,12 @@ fn run_initiator(name: &str) {
     }
 }
 
-fn run_responder(name: &str) {
-    let c = case("responder_tests", name);
-    let local = NodeKeyPair::new(secret(str_at(&c, &["keys", "ls_priv"])));
-    assert_eq!(local.public_key(), pubkey(str_at(&c, &["keys", "ls_pub"])));
+fn run_responder_with<L: NodeSigner + Clone>(c: &Value, local: &L) {
+    let c = c.clone();
+    assert_eq!(local.node_id(), pubkey(str_at(&c, &["keys", "ls_pub"])));
     let e = secret(str_at(&c, &["keys", "e_priv"]));
 
-    let responder = Responder::with_ephemeral(&local, &e).unwrap();
+    let responder = Responder::with_ephemeral(local, &e).unwrap();
     let (act_two, awaiting) =
         match responder.read_act_one(&hex(str_at(&c, &["acts", "act1_input"]))) {
             Ok(ok) => ok,

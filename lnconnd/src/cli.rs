@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use server::NodeAddr;
+use lnaddr::NodeAddr;
 
 /// Keeps a Lightning node connected to its peers: BOLT 8 over TCP, one
 /// worker per persistent peer with backoff, and lnd's peer lifecycle.

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use brontide::{DialConfig, Socks5};
+use brontide::{DialConfig, NetTransport, ProxyScope, Socks5};
 use serde_json::json;
-use server::{AddressKind, BrontideDialer, Config, ProxyScope, ServerError};
+use server::{AddressPolicy, BrontideDialer, Config, ServerError};
 use tokio::sync::mpsc;
 
 use crate::cli::ConnectArgs;
@@ -39,10 +39,11 @@ pub(crate) async fn run(
     let mut config = Config::default();
     config.dial_timeout = timeout;
     config.worker = config.worker.with_seed(keys::random_u64());
+    // One deadline for the whole connect, proxy included.
     let dial = DialConfig::default().with_connect_timeout(timeout);
-    let mut dialer = BrontideDialer::new(key.clone(), dial);
+    let mut transport = NetTransport::new();
     if let Some(proxy) = args.proxy {
-        let mut socks = Socks5::new(proxy).with_connect_timeout(timeout);
+        let mut socks = Socks5::new(proxy);
         if args.stream_isolation {
             socks = socks.with_stream_isolation();
         }
@@ -51,9 +52,11 @@ pub(crate) async fn run(
         } else {
             ProxyScope::OnionOnly
         };
-        dialer = dialer.with_proxy(socks, scope);
+        transport = transport.with_proxy(socks, scope);
     }
-    config.addresses = (config.addresses).with_onion(dialer.reaches(AddressKind::Onion));
+    let dialer = BrontideDialer::new(key.clone(), dial).with_transport(transport);
+    // The proxy is configured once: what the server dials follows from it.
+    config.addresses = AddressPolicy::for_dialer(&dialer);
     let node = node_with(&key, config, dialer, opts);
     out.event(
         "started",

@@ -14,14 +14,14 @@ pub(crate) enum KeyError {
     /// 32 bytes, but zero or not below the curve order.
     #[error("not a valid secp256k1 secret key")]
     OutOfRange,
-    /// The key file could not be read.
-    #[error("cannot read key file {path}: {source}")]
+    /// The key file could not be read. (The cause is printed here, not
+    /// returned as a source: the program prints only this message.)
+    #[error("cannot read key file {path}: {error}")]
     File {
         /// The path given.
         path: String,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The system has no randomness to offer.
     #[error("no system randomness for a fresh key: {0}")]
@@ -53,9 +53,9 @@ pub(crate) const KEY_FILE: &str = "node.key";
 pub(crate) fn from_private_file(path: &Path) -> Result<NodeKeyPair, KeyError> {
     use std::os::unix::fs::PermissionsExt;
     let shown = || path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| KeyError::File {
+    let meta = std::fs::metadata(path).map_err(|error| KeyError::File {
         path: shown(),
-        source,
+        error,
     })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -124,9 +124,9 @@ pub(crate) fn from_hex(text: &str) -> Result<NodeKeyPair, KeyError> {
 
 /// Reads a key file: 64 hex characters, or 32 raw bytes.
 pub(crate) fn from_file(path: &Path) -> Result<NodeKeyPair, KeyError> {
-    let bytes = std::fs::read(path).map_err(|source| KeyError::File {
+    let bytes = std::fs::read(path).map_err(|error| KeyError::File {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     if bytes.len() == 32 {
         let secret = SecretKey::from_slice(&bytes).map_err(|_| KeyError::OutOfRange)?;

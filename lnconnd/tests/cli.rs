@@ -236,3 +236,54 @@ fn sigterm_stops_the_demo_with_a_summary() {
     );
     assert_eq!(status.success(), summary["invariants_held"] == true);
 }
+
+/// `listen --json` reports a refused inbound handshake: its act, the spec's
+/// failure code and the remote address.
+#[test]
+fn listen_json_prints_a_failed_inbound_handshake() {
+    use std::io::Write;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let mut child = lnconnd()
+        .args(["listen", "--bind", "127.0.0.1:0", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn listen");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || -> Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a line from listen");
+        serde_json::from_str(&line).expect("JSON")
+    };
+    let listening = next();
+    assert_eq!(listening["event"], "listening", "{listening}");
+    let addr = listening["addr"].as_str().expect("addr").to_owned();
+    let mut client = std::net::TcpStream::connect(&addr).expect("connect");
+    let mut act_one = [0u8; 50];
+    act_one[0] = 1; // a version BOLT 8 does not know
+    client.write_all(&act_one).expect("act one");
+    let failed = next();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(failed["event"], "handshake_failed", "{failed}");
+    assert_eq!(failed["code"], "ACT1_BAD_VERSION", "{failed}");
+    assert_eq!(failed["act"], 1, "{failed}");
+    assert_eq!(failed["category"], "peer", "{failed}");
+    assert_eq!(
+        failed["remote_addr"],
+        client.local_addr().expect("local addr").to_string(),
+        "{failed}"
+    );
+}

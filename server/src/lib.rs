@@ -15,16 +15,17 @@
 //! clock are also supplied, so the whole lifecycle runs deterministically in
 //! tests on a manual clock and mock dialers.
 //!
-//! Addresses are BOLT 7's ([`NetAddress`]: IPv4, IPv6, Tor v3 onion, DNS
-//! name; text and wire forms) with a node key ([`NodeAddr`],
+//! Addresses are BOLT 7's, from the `lnaddr` crate (re-exported here:
+//! [`NetAddress`]: IPv4, IPv6, Tor v3 onion, DNS name; [`NodeAddr`],
 //! `pubkey@address`). Before a worker sees a peer's addresses, the
 //! server orders them by [`Config::addresses`] (IPv6, IPv4, DNS, then onion;
-//! the worker puts the last one that worked first) and leaves out onion
-//! addresses when no proxy is configured, reporting each as
-//! [`ServerEvent::AddressSkipped`] and in [`PeerStatus::skipped`].
-//! [`BrontideDialer`] dials over TCP, resolving DNS names itself, or
-//! through a SOCKS5 proxy ([`BrontideDialer::with_proxy`]) for onion
-//! addresses or for everything.
+//! the worker puts the last one that worked first) and leaves out those the
+//! dialer cannot reach (onion addresses without a proxy), reporting each as
+//! [`ServerEvent::AddressSkipped`] and in [`PeerStatus::skipped`]; build the
+//! policy from the dialer ([`AddressPolicy::for_dialer`]) so the proxy is
+//! configured once. [`BrontideDialer`] (from the `brontide-dialer` crate)
+//! dials through a [`brontide::NetTransport`]: over TCP, resolving DNS names
+//! itself, or through a SOCKS5 proxy for onion addresses or for everything.
 //!
 //! Lock discipline: the registry is behind one mutex that is never held
 //! across an `.await` or a blocking send; workers report to the server
@@ -69,7 +70,6 @@
 //! ```
 
 mod accept;
-mod address;
 mod config;
 mod duplicate;
 mod error;
@@ -77,7 +77,6 @@ mod event;
 mod events;
 mod handler;
 mod net;
-mod onion;
 mod ops;
 mod preference;
 mod registry;
@@ -85,16 +84,16 @@ mod server;
 mod startup;
 mod status;
 
-pub use address::{
-    AddressError, AddressKind, NetAddress, NodeAddr, DEFAULT_PORT, MAX_DESCRIPTOR_LEN,
-};
+pub use brontide::ProxyScope;
+pub use brontide_dialer::BrontideDialer;
 pub use config::Config;
 pub use duplicate::{Direction, DuplicateRule};
 pub use error::ServerError;
 pub use event::ServerEvent;
 pub use handler::{DisconnectReason, PeerHandler};
-pub use net::{BrontideDialer, ProxyScope};
-pub use onion::OnionV3;
+pub use lnaddr::{
+    AddressError, AddressKind, NetAddress, NodeAddr, OnionV3, DEFAULT_PORT, MAX_DESCRIPTOR_LEN,
+};
 pub use preference::{AddressPolicy, SkipReason, SkippedAddr};
 pub use server::{Health, Server};
 pub use startup::StartupPeer;

@@ -40,9 +40,9 @@ pub struct AddressPolicy {
     /// given in.
     pub order: Vec<AddressKind>,
     /// Whether onion addresses can be dialed, that is whether the dialer
-    /// has a SOCKS5 proxy to Tor (set it when you give
-    /// [`BrontideDialer::with_proxy`](crate::BrontideDialer::with_proxy) a
-    /// proxy). Default `false`: onion addresses are skipped with
+    /// has a SOCKS5 proxy to Tor: take it from the dialer with
+    /// [`AddressPolicy::for_dialer`] (or [`AddressPolicy::with_reach`]) rather
+    /// than setting it by hand. Default `false`: onion addresses are skipped with
     /// [`SkipReason::NoProxy`], reported in [`ServerEvent::AddressSkipped`]
     /// and [`PeerStatus::skipped`], never dropped silently.
     ///
@@ -72,6 +72,30 @@ impl AddressPolicy {
     pub fn with_onion(mut self, onion: bool) -> Self {
         self.onion = onion;
         self
+    }
+
+    /// Takes which address kinds can be dialed from whoever dials them (a
+    /// [`brontide::NetTransport::reaches`], for example).
+    #[must_use]
+    pub fn with_reach(self, reaches: impl Fn(AddressKind) -> bool) -> Self {
+        self.with_onion(reaches(AddressKind::Onion))
+    }
+
+    /// The default order, dialing what `dialer` reaches: the proxy is
+    /// configured once, on the dialer's transport, and the policy follows.
+    ///
+    /// ```
+    /// use brontide::{DialConfig, NetTransport, NodeKeyPair, ProxyScope, SecretKey, Socks5};
+    /// use server::{AddressPolicy, BrontideDialer};
+    ///
+    /// let key = NodeKeyPair::new(SecretKey::from_slice(&[1; 32]).unwrap());
+    /// let tor = Socks5::new("127.0.0.1:9050".parse().unwrap());
+    /// let dialer = BrontideDialer::new(key, DialConfig::default())
+    ///     .with_transport(NetTransport::new().with_proxy(tor, ProxyScope::OnionOnly));
+    /// assert!(AddressPolicy::for_dialer(&dialer).onion);
+    /// ```
+    pub fn for_dialer<L: brontide::NodeSigner + Clone>(dialer: &crate::BrontideDialer<L>) -> Self {
+        Self::default().with_reach(|kind| dialer.reaches(kind))
     }
 
     /// Why `addr` will not be dialed, if it will not.

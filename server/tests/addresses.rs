@@ -1,24 +1,20 @@
 //! Lightning addresses through the server: the order a worker dials a
-//! peer's addresses in, onion addresses skipped with a reason when there is
-//! no proxy, and the brontide dialer reaching onion (and, optionally, every)
-//! address through a SOCKS5 proxy.
+//! peer's addresses in, and onion addresses skipped with a reason when the
+//! dialer has no proxy (the policy taken from the dialer). The dialer's own
+//! tests are in `brontide-dialer`.
 
 mod common;
 
-use std::io;
 use std::time::Duration;
 
-use bitcoin::secp256k1::{PublicKey, SecretKey};
-use brontide::{DialConfig, Listener, ListenerConfig, NodeKeyPair, Socks5};
+use bitcoin::secp256k1::SecretKey;
+use brontide::{DialConfig, NetTransport, NodeKeyPair, Socks5};
 use common::{config, key, Fixture};
-use conn_worker::Dialer;
 use server::{
     AddressKind, AddressPolicy, BrontideDialer, NetAddress, NodeAddr, ProxyScope, ServerError,
     ServerEvent, SkipReason, StartupPeer,
 };
-use testkit::socks::FakeSocks5;
 use testkit::{run, settle, Behavior};
-use tokio_util::sync::CancellationToken;
 
 const US: u8 = 200;
 const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion:9735";
@@ -205,103 +201,22 @@ fn connecting_to_an_onion_address_without_a_proxy_is_refused_with_the_reason() {
     });
 }
 
-fn keypair(b: u8) -> NodeKeyPair {
-    NodeKeyPair::new(SecretKey::from_slice(&[b; 32]).expect("valid scalar"))
-}
+/// The proxy is configured once, on the dialer's transport; the policy
+/// that decides which addresses reach the worker follows from it.
+#[test]
+fn the_address_policy_follows_from_the_dialer() {
+    let us = NodeKeyPair::new(SecretKey::from_slice(&[1; 32]).expect("valid scalar"));
+    let given = addrs(&[ONION, "1.2.3.4:9735"]);
+    let plain = BrontideDialer::new(us.clone(), DialConfig::default());
+    let (dial, skipped) = AddressPolicy::for_dialer(&plain).plan(&given);
+    assert_eq!(dial, addrs(&["1.2.3.4:9735"]));
+    assert_eq!(skipped[0].reason, SkipReason::NoProxy);
 
-async fn listener(k: &NodeKeyPair) -> Listener {
-    let config = ListenerConfig::default().with_filter(|_, _| true);
-    Listener::bind("127.0.0.1:0", k.clone(), config)
-        .await
-        .expect("bind")
-}
-
-fn onion_node(remote: PublicKey) -> NodeAddr {
-    format!("{remote}@{ONION}").parse().expect("node")
-}
-
-#[tokio::test]
-async fn brontide_dialer_reaches_an_onion_address_through_the_proxy() {
-    let (us, them) = (keypair(1), keypair(2));
-    let mut l = listener(&them).await;
-    let fake = FakeSocks5::forwarding_to(l.local_addr())
-        .await
-        .expect("proxy");
-    let socks = Socks5::new(fake.addr()).with_stream_isolation();
-    let dialer = BrontideDialer::new(us.clone(), DialConfig::default())
-        .with_proxy(socks, ProxyScope::OnionOnly);
-    assert!(dialer.reaches(AddressKind::Onion));
-    let conn = dialer
-        .dial(&onion_node(them.public_key()), CancellationToken::new())
-        .await
-        .expect("dial through the proxy");
-    let accepted = l.accept().await.expect("accepted");
-    assert_eq!(accepted.remote_pubkey(), us.public_key());
-    drop(conn);
-    let seen = fake.requests();
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].atyp, 3);
-    assert_eq!(format!("{}:{}", seen[0].host, seen[0].port), ONION);
-    assert!(seen[0].credentials.is_some(), "stream isolation on");
-
-    // Clearnet addresses do not go through the proxy with OnionOnly.
-    let direct = NodeAddr::new(them.public_key(), l.local_addr());
-    dialer
-        .dial(&direct, CancellationToken::new())
-        .await
-        .expect("direct dial");
-    assert_eq!(fake.requests().len(), 1);
-    l.shutdown().await;
-}
-
-#[tokio::test]
-async fn brontide_dialer_sends_everything_through_the_proxy_when_asked() {
-    let (us, them) = (keypair(1), keypair(2));
-    let mut l = listener(&them).await;
-    let fake = FakeSocks5::forwarding_to(l.local_addr())
-        .await
-        .expect("proxy");
-    let dialer = BrontideDialer::new(us, DialConfig::default())
-        .with_proxy(Socks5::new(fake.addr()), ProxyScope::All);
-    let remote = them.public_key();
-    for addr in ["10.9.8.7:9735", "peer.invalid:9735"] {
-        let node = NodeAddr::new(remote, addr.parse::<NetAddress>().expect("addr"));
-        dialer
-            .dial(&node, CancellationToken::new())
-            .await
-            .expect("dial through the proxy");
-        l.accept().await.expect("accepted");
-    }
-    let seen: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .map(|r| (r.atyp, r.host))
-        .collect();
-    // The name is not resolved here: the proxy gets it as a name.
-    assert_eq!(
-        seen,
-        [(1, "10.9.8.7".to_owned()), (3, "peer.invalid".to_owned())]
-    );
-    l.shutdown().await;
-}
-
-#[tokio::test]
-async fn brontide_dialer_without_a_proxy_names_the_reason_for_onion_addresses() {
-    let dialer = BrontideDialer::new(keypair(1), DialConfig::default());
-    assert!(!dialer.reaches(AddressKind::Onion));
-    let started = std::time::Instant::now();
-    let e = dialer
-        .dial(
-            &onion_node(keypair(2).public_key()),
-            CancellationToken::new(),
-        )
-        .await
-        .expect_err("no proxy");
-    assert!(started.elapsed() < Duration::from_secs(5), "fails at once");
-    let brontide::Error::Connect(io) = e else {
-        panic!("expected a connect error, got {e}");
-    };
-    assert_eq!(io.kind(), io::ErrorKind::Unsupported);
-    let reason = io.get_ref().and_then(|e| e.downcast_ref::<SkipReason>());
-    assert_eq!(reason, Some(&SkipReason::NoProxy));
+    let tor = Socks5::new("127.0.0.1:9050".parse().expect("addr"));
+    let proxied = BrontideDialer::new(us, DialConfig::default())
+        .with_transport(NetTransport::new().with_proxy(tor, ProxyScope::OnionOnly));
+    assert!(proxied.reaches(AddressKind::Onion));
+    let (dial, skipped) = AddressPolicy::for_dialer(&proxied).plan(&given);
+    assert_eq!(dial, addrs(&["1.2.3.4:9735", ONION]));
+    assert!(skipped.is_empty());
 }

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::PublicKey;
-use brontide::{DialConfig, Listener, ListenerConfig, NodeKeyPair, Socks5};
+use brontide::{DialConfig, Listener, ListenerConfig, NetTransport, NodeKeyPair, Socks5};
 use conn_worker::State;
 use server::{
-    AddressKind, BrontideDialer, Config, Direction, ProxyScope, ServerError, ServerEvent,
+    AddressPolicy, BrontideDialer, Config, Direction, ProxyScope, ServerError, ServerEvent,
     StartupPeer,
 };
 use tokio::sync::broadcast::error::RecvError;
@@ -295,10 +295,11 @@ impl Engine {
         config.dial_timeout = t.connect_timeout;
         config.startup_batch = t.startup_batch;
         config.startup_spread = t.startup_spread;
+        // One deadline for the whole connect, proxy included.
         let dial = DialConfig::default().with_connect_timeout(t.connect_timeout);
-        let mut dialer = BrontideDialer::new(key.clone(), dial);
+        let mut transport = NetTransport::new();
         if let Some(proxy) = settings.proxy {
-            let mut socks = Socks5::new(proxy).with_connect_timeout(t.connect_timeout);
+            let mut socks = Socks5::new(proxy);
             if settings.stream_isolation {
                 socks = socks.with_stream_isolation();
             }
@@ -307,9 +308,11 @@ impl Engine {
             } else {
                 ProxyScope::OnionOnly
             };
-            dialer = dialer.with_proxy(socks, scope);
+            transport = transport.with_proxy(socks, scope);
         }
-        config.addresses = (config.addresses).with_onion(dialer.reaches(AddressKind::Onion));
+        let dialer = BrontideDialer::new(key.clone(), dial).with_transport(transport);
+        // The proxy is configured once: what the server dials follows.
+        config.addresses = AddressPolicy::for_dialer(&dialer);
         Engine {
             node: node_with(key, config, dialer, SessionOpts::default()),
         }
@@ -574,7 +577,10 @@ mod tests {
         use brontide::Error as E;
         let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(Category::of(&E::ConnectTimedOut), Category::Timeout);
-        assert_eq!(Category::of(&E::Connect(refused())), Category::Network);
+        assert_eq!(
+            Category::of(&E::Connect(brontide::ConnectError::Other(refused()))),
+            Category::Network
+        );
         assert_eq!(Category::of(&E::TruncatedFrame), Category::PeerFault);
         assert_eq!(Category::of(&E::Cancelled), Category::Local);
         // Worker-side failures: a timeout is a timeout, a panic is ours.

@@ -5,8 +5,9 @@
 //! would bring `digest` 0.11, `keccak`, `sponge-cursor` and their own
 //! dependencies for one two-byte checksum. Base32 is 40 lines here.
 
-use std::fmt;
-use std::str::FromStr;
+use alloc::borrow::ToOwned;
+use core::fmt;
+use core::str::FromStr;
 
 use tiny_keccak::{Hasher, Sha3};
 
@@ -21,12 +22,12 @@ use crate::AddressError;
 /// are refused. Whether the key is a valid ed25519 point is left to Tor.
 ///
 /// ```
-/// use server::OnionV3;
+/// use lnaddr::OnionV3;
 ///
 /// let o: OnionV3 = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion".parse()?;
 /// assert_eq!(OnionV3::from_pubkey(*o.pubkey()), o);
 /// assert_eq!(o.to_string().len(), 56 + ".onion".len());
-/// # Ok::<(), server::AddressError>(())
+/// # Ok::<(), lnaddr::AddressError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OnionV3 {
@@ -98,7 +99,7 @@ impl fmt::Display for OnionV3 {
         let mut text = [0u8; Self::TEXT_LEN];
         base32_encode(&self.encoded(), &mut text);
         // Base32 output is ASCII.
-        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)?;
+        f.write_str(core::str::from_utf8(&text).map_err(|_| fmt::Error)?)?;
         f.write_str(".onion")
     }
 }
@@ -197,6 +198,7 @@ fn base32_decode(input: &[u8], out: &mut [u8; OnionV3::ENCODED_LEN]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::{String, ToString};
 
     /// Real v3 addresses (the Tor Project's and DuckDuckGo's) verify.
     #[test]

@@ -2,7 +2,7 @@
 //! ([`NodeAddr`]) as text, as typed by a user; and BOLT 7 address
 //! descriptors, as read from a peer's `node_announcement`.
 
-use server::{AddressError, NetAddress, NodeAddr};
+use lnaddr::{AddressError, AddressKind, NetAddress, NodeAddr};
 
 /// A valid node key (the spec responder's), to reach the address parser
 /// through `NodeAddr`.
@@ -108,7 +108,8 @@ pub struct DescriptorReport {
 /// What must hold: nothing panics; a descriptor read takes exactly its
 /// `encoded_len()` bytes, re-encodes to the same bytes (host names modulo
 /// case) and prints as text that parses back to it; the list reader agrees
-/// with the single reader on the first address.
+/// with the single reader on the first address, accepts at most one DNS
+/// host name, and what it reads writes back to a list that reads the same.
 ///
 /// # Panics
 /// If one of those breaks.
@@ -131,6 +132,16 @@ pub fn read_descriptors(data: &[u8]) -> DescriptorReport {
             binary_round_trip(addr);
             text_round_trip(addr);
         }
+        // BOLT 7: at most one DNS host name; and the list writes back.
+        let hosts = addrs
+            .iter()
+            .filter(|a| a.kind() == AddressKind::Dns)
+            .count();
+        assert!(hosts <= 1, "{hosts} host names accepted");
+        let mut written = Vec::new();
+        NetAddress::write_list(addrs, &mut written)
+            .unwrap_or_else(|e| panic!("{addrs:?} does not write: {e}"));
+        assert_eq!(NetAddress::read_list(&written).as_ref(), Ok(addrs));
         if let Ok((addr, _)) = &first {
             assert_eq!(addrs.first(), Some(addr), "the list reader disagrees");
         }

@@ -1,10 +1,15 @@
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
+//! BOLT 7 address descriptors: [`NetAddress`], its text form and its wire
+//! form.
 
-use bitcoin::secp256k1::PublicKey;
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::str::FromStr;
 
-use crate::OnionV3;
+use crate::{AddressError, OnionV3};
 
 /// The port Lightning nodes listen on unless they say otherwise (BOLT 1).
 pub const DEFAULT_PORT: u16 = 9735;
@@ -23,7 +28,7 @@ pub const MAX_DESCRIPTOR_LEN: usize = 1 + 1 + 255 + 2;
 /// [`NetAddress::read_from`].
 ///
 /// ```
-/// use server::NetAddress;
+/// use lnaddr::NetAddress;
 ///
 /// let a: NetAddress = "127.0.0.1".parse()?;
 /// assert_eq!(a.to_string(), "127.0.0.1:9735");
@@ -39,7 +44,7 @@ pub const MAX_DESCRIPTOR_LEN: usize = 1 + 1 + 255 + 2;
 /// let bytes = a.to_bytes()?;
 /// assert_eq!(bytes, [1, 127, 0, 0, 1, 0x26, 0x07]);
 /// assert_eq!(NetAddress::read_from(&bytes)?, (a, 7));
-/// # Ok::<(), server::AddressError>(())
+/// # Ok::<(), lnaddr::AddressError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -228,7 +233,7 @@ impl NetAddress {
                 let n = usize::from(*take(1)?.first().ok_or(AddressError::Empty)?);
                 let b = take(1 + n + 2)?;
                 let raw = &b[1..1 + n];
-                let name = std::str::from_utf8(raw)
+                let name = core::str::from_utf8(raw)
                     .ok()
                     .filter(|name| valid_host_name(name) && !is_onion_name(name))
                     .ok_or_else(|| {
@@ -249,11 +254,13 @@ impl NetAddress {
     /// Reads the `addresses` field of a `node_announcement`: descriptors one
     /// after another. As BOLT 7 asks, reading stops at the first descriptor
     /// of an unknown type (the rest is ignored), and obsolete Tor v2
-    /// descriptors (type 3) are skipped.
+    /// descriptors (type 3) are skipped. A list with more than one DNS host
+    /// name breaks BOLT 7's rule for the announcing node ("MUST NOT announce
+    /// more than one `type 5` DNS hostname") and is refused whole.
     ///
     /// # Errors
     /// As [`NetAddress::read_from`] for a known descriptor that is cut
-    /// short or malformed.
+    /// short or malformed; [`AddressError::MoreThanOneHost`].
     pub fn read_list(mut bytes: &[u8]) -> Result<Vec<NetAddress>, AddressError> {
         /// Type 3: 10 bytes of address and a port.
         const ONION_V2_LEN: usize = 1 + 10 + 2;
@@ -261,6 +268,13 @@ impl NetAddress {
         while !bytes.is_empty() {
             match Self::read_from(bytes) {
                 Ok((addr, n)) => {
+                    if addr.kind() == AddressKind::Dns
+                        && out
+                            .iter()
+                            .any(|a: &NetAddress| a.kind() == AddressKind::Dns)
+                    {
+                        return Err(AddressError::MoreThanOneHost);
+                    }
                     out.push(addr);
                     bytes = &bytes[n..];
                 }
@@ -276,6 +290,31 @@ impl NetAddress {
             }
         }
         Ok(out)
+    }
+
+    /// Appends `addrs` as the `addresses` field of a `node_announcement`,
+    /// the inverse of [`NetAddress::read_list`].
+    ///
+    /// # Errors
+    /// [`AddressError::MoreThanOneHost`] for a second DNS host name; as
+    /// [`NetAddress::write_to`] for an address that cannot be encoded.
+    /// Nothing is written then.
+    pub fn write_list(addrs: &[NetAddress], out: &mut Vec<u8>) -> Result<(), AddressError> {
+        let hosts = addrs
+            .iter()
+            .filter(|a| a.kind() == AddressKind::Dns)
+            .count();
+        if hosts > 1 {
+            return Err(AddressError::MoreThanOneHost);
+        }
+        let start = out.len();
+        for addr in addrs {
+            if let Err(e) = addr.write_to(out) {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -309,61 +348,6 @@ impl fmt::Display for NetAddress {
     }
 }
 
-/// Why a text or a BOLT 7 descriptor could not be read (or a host name
-/// written) as an address.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AddressError {
-    /// The text (or the descriptor bytes) is empty.
-    #[error("empty address")]
-    Empty,
-    /// The port is not a number from 1 to 65535.
-    #[error("bad port {0:?}")]
-    BadPort(String),
-    /// An IPv6 address in brackets is malformed.
-    #[error("bad IPv6 address {0:?}")]
-    BadIpv6(String),
-    /// The host is neither an IP address nor a valid DNS name.
-    #[error("bad host name {0:?}")]
-    BadHost(String),
-    /// A `pubkey@address` has no `@`.
-    #[error("expected <pubkey>@<host>[:<port>]")]
-    MissingAt,
-    /// The public key is not 33 bytes of hex encoding a valid point.
-    #[error("bad public key {0:?}")]
-    BadPubkey(String),
-    /// A Tor v2 onion address (16 characters, BOLT 7 type 3): obsolete.
-    #[error("tor v2 onion addresses are obsolete; use a v3 (56 characters) address")]
-    OnionV2,
-    /// A `.onion` name that is not 56 base32 characters.
-    #[error("bad onion address {0:?}: expected 56 base32 characters then .onion")]
-    BadOnion(String),
-    /// An onion address whose checksum does not match its key (a typo).
-    #[error("onion address checksum mismatch: expected {expected:02x?}, found {found:02x?}")]
-    OnionChecksum {
-        /// The checksum computed from the key.
-        expected: [u8; 2],
-        /// The checksum in the address.
-        found: [u8; 2],
-    },
-    /// An onion address whose version byte is not 3.
-    #[error("onion address version {0}, expected 3")]
-    OnionVersion(u8),
-    /// A BOLT 7 descriptor cut short.
-    #[error("address descriptor type {descriptor} needs {needed} bytes, got {got}")]
-    Truncated {
-        /// The descriptor type.
-        descriptor: u8,
-        /// Bytes the descriptor needs, type byte included.
-        needed: usize,
-        /// Bytes there were.
-        got: usize,
-    },
-    /// A BOLT 7 descriptor of a type this code does not know.
-    #[error("unknown address descriptor type {0}")]
-    UnknownType(u8),
-}
-
 impl FromStr for NetAddress {
     type Err = AddressError;
 
@@ -375,7 +359,7 @@ impl FromStr for NetAddress {
             let (ip, after) = rest
                 .split_once(']')
                 .ok_or_else(|| AddressError::BadIpv6(s.to_owned()))?;
-            let ip: std::net::Ipv6Addr = ip
+            let ip: Ipv6Addr = ip
                 .parse()
                 .map_err(|_| AddressError::BadIpv6(s.to_owned()))?;
             let port = match after {
@@ -388,14 +372,14 @@ impl FromStr for NetAddress {
             return Ok(Self::Ip(SocketAddr::new(IpAddr::V6(ip), port)));
         }
         // A bare IPv6 address has several colons and no port.
-        if let Ok(ip) = s.parse::<std::net::Ipv6Addr>() {
+        if let Ok(ip) = s.parse::<Ipv6Addr>() {
             return Ok(Self::Ip(SocketAddr::new(IpAddr::V6(ip), DEFAULT_PORT)));
         }
         let (host, port) = match s.rsplit_once(':') {
             Some((h, p)) => (h, parse_port(p)?),
             None => (s, DEFAULT_PORT),
         };
-        if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
+        if let Ok(ip) = host.parse::<Ipv4Addr>() {
             return Ok(Self::Ip(SocketAddr::new(IpAddr::V4(ip), port)));
         }
         if is_onion_name(host) {
@@ -436,65 +420,11 @@ fn valid_host_name(name: &str) -> bool {
         && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
-/// A node and where to reach it: `<pubkey>@<address>`.
-///
-/// ```
-/// use server::NodeAddr;
-///
-/// let n: NodeAddr =
-///     "028d7500dd4c12685d1f568b4c2b5048e8534b873319f3a8daa612b469132ec7f7@127.0.0.1:9735".parse()?;
-/// assert_eq!(n.addr.port(), 9735);
-/// assert_eq!(n.to_string().parse::<NodeAddr>()?, n);
-/// # Ok::<(), server::AddressError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct NodeAddr {
-    /// The node's public key.
-    pub pubkey: PublicKey,
-    /// Where it listens.
-    pub addr: NetAddress,
-}
-
-impl NodeAddr {
-    /// A node at an address.
-    pub fn new(pubkey: PublicKey, addr: impl Into<NetAddress>) -> Self {
-        Self {
-            pubkey,
-            addr: addr.into(),
-        }
-    }
-}
-
-impl fmt::Display for NodeAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.pubkey, self.addr)
-    }
-}
-
-impl FromStr for NodeAddr {
-    type Err = AddressError;
-
-    fn from_str(s: &str) -> Result<Self, AddressError> {
-        let (key, addr) = s.split_once('@').ok_or(AddressError::MissingAt)?;
-        let pubkey = parse_pubkey(key)?;
-        Ok(Self {
-            pubkey,
-            addr: addr.parse()?,
-        })
-    }
-}
-
-/// Reads a public key from 66 hex characters.
-pub(crate) fn parse_pubkey(key: &str) -> Result<PublicKey, AddressError> {
-    if key.len() != 66 {
-        return Err(AddressError::BadPubkey(key.to_owned()));
-    }
-    PublicKey::from_str(key).map_err(|_| AddressError::BadPubkey(key.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NodeAddr;
+    use alloc::vec;
 
     const KEY: &str = "028d7500dd4c12685d1f568b4c2b5048e8534b873319f3a8daa612b469132ec7f7";
 
@@ -748,6 +678,28 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_second_dns_host_name_in_a_list_is_refused() {
+        let v4: NetAddress = "1.2.3.4:1".parse().expect("v4");
+        let a: NetAddress = "a.example:1".parse().expect("a");
+        let b: NetAddress = "b.example:1".parse().expect("b");
+        let mut one = Vec::new();
+        NetAddress::write_list(&[a.clone(), v4.clone()], &mut one).expect("one host name");
+        assert_eq!(NetAddress::read_list(&one), Ok(vec![a.clone(), v4.clone()]));
+        let mut two = one.clone();
+        b.write_to(&mut two).expect("b");
+        assert_eq!(
+            NetAddress::read_list(&two),
+            Err(AddressError::MoreThanOneHost)
+        );
+        let mut out = vec![9];
+        assert_eq!(
+            NetAddress::write_list(&[a, v4, b], &mut out),
+            Err(AddressError::MoreThanOneHost)
+        );
+        assert_eq!(out, [9], "nothing written on error");
+    }
+
     fn any_address() -> impl proptest::strategy::Strategy<Value = NetAddress> {
         use proptest::prelude::*;
         let port = 1..=u16::MAX;
@@ -780,7 +732,21 @@ mod tests {
             for a in &addrs {
                 a.write_to(&mut bytes).expect("encodable");
             }
-            proptest::prop_assert_eq!(NetAddress::read_list(&bytes), Ok(addrs.clone()));
+            let hosts = addrs.iter().filter(|a| a.kind() == AddressKind::Dns).count();
+            let mut listed = Vec::new();
+            if hosts > 1 {
+                // BOLT 7: at most one DNS host name, on both sides.
+                proptest::prop_assert_eq!(NetAddress::read_list(&bytes), Err(AddressError::MoreThanOneHost));
+                proptest::prop_assert_eq!(
+                    NetAddress::write_list(&addrs, &mut listed),
+                    Err(AddressError::MoreThanOneHost)
+                );
+                proptest::prop_assert!(listed.is_empty());
+            } else {
+                proptest::prop_assert_eq!(NetAddress::read_list(&bytes), Ok(addrs.clone()));
+                proptest::prop_assert_eq!(NetAddress::write_list(&addrs, &mut listed), Ok(()));
+                proptest::prop_assert_eq!(&listed, &bytes);
+            }
             if let Some(first) = addrs.first() {
                 proptest::prop_assert_eq!(
                     NetAddress::read_from(&bytes),

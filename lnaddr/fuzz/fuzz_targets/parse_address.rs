@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = lnconn_fuzz::address::parse_address(data);
+    let _ = lnaddr_fuzz::address::parse_address(data);
 });

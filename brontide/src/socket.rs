@@ -1,0 +1,162 @@
+//! Socket options for every TCP socket brontide opens or accepts:
+//! `TCP_NODELAY` and TCP keepalive.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::TcpStream;
+
+use crate::error::{ConfigError, ConnectError};
+
+/// TCP keepalive: once a connection has been idle for `idle`, the kernel
+/// probes the far end every `interval`, and after `retries` probes without
+/// an answer it resets the connection, so a peer whose host vanished
+/// without a FIN (power lost, a NAT mapping dropped) is noticed even when
+/// nothing is being sent. BOLT 1 pings notice it too, sooner, for
+/// connections whose application pings; keepalive also covers the ones
+/// that do not, and the handshake.
+///
+/// The default ([`Keepalive::default`]): idle [`Keepalive::DEFAULT_IDLE`]
+/// (60 s), then a probe every [`Keepalive::DEFAULT_INTERVAL`] (10 s), reset
+/// after [`Keepalive::DEFAULT_RETRIES`] (6) unanswered probes: a dead link
+/// is cut within two minutes of its last byte. On systems where the
+/// interval and the count cannot be set, the system's own apply.
+///
+/// ```
+/// use std::time::Duration;
+/// use brontide::Keepalive;
+///
+/// let fast = Keepalive::new(Duration::from_secs(15), Duration::from_secs(5), 3)?;
+/// assert_eq!(fast.dead_after(), Duration::from_secs(30));
+/// assert!(Keepalive::new(Duration::ZERO, Duration::from_secs(5), 3).is_err());
+/// # Ok::<(), brontide::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    idle: Duration,
+    interval: Duration,
+    retries: u32,
+}
+
+impl Keepalive {
+    /// Idle time before the first probe.
+    pub const DEFAULT_IDLE: Duration = Duration::from_secs(60);
+    /// Time between probes.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+    /// Unanswered probes before the connection is reset.
+    pub const DEFAULT_RETRIES: u32 = 6;
+
+    /// Keepalive with these settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::Keepalive`] if `idle` or `interval` is under a second
+    /// (the kernel counts whole seconds) or `retries` is 0.
+    pub fn new(idle: Duration, interval: Duration, retries: u32) -> Result<Self, ConfigError> {
+        let second = Duration::from_secs(1);
+        if idle < second || interval < second || retries == 0 {
+            return Err(ConfigError::Keepalive);
+        }
+        Ok(Self {
+            idle,
+            interval,
+            retries,
+        })
+    }
+
+    /// Idle time before the first probe.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
+    /// Time between probes.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Unanswered probes before the connection is reset.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// How long after its last byte a dead link is cut: `idle + interval *
+    /// retries`.
+    pub fn dead_after(&self) -> Duration {
+        self.idle + self.interval * self.retries
+    }
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self {
+            idle: Self::DEFAULT_IDLE,
+            interval: Self::DEFAULT_INTERVAL,
+            retries: Self::DEFAULT_RETRIES,
+        }
+    }
+}
+
+/// Sets `TCP_NODELAY` (messages are written whole) and keepalive.
+pub(crate) fn configure(stream: &TcpStream, keepalive: Option<Keepalive>) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let socket = SockRef::from(stream);
+    match keepalive {
+        None => socket.set_keepalive(false),
+        Some(k) => {
+            let params = TcpKeepalive::new().with_time(k.idle);
+            #[cfg(any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+            ))]
+            let params = params.with_interval(k.interval).with_retries(k.retries);
+            socket.set_tcp_keepalive(&params)
+        }
+    }
+}
+
+/// A TCP connect with the socket options set.
+pub(crate) async fn tcp_connect(
+    addr: SocketAddr,
+    keepalive: Option<Keepalive>,
+) -> Result<TcpStream, ConnectError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| ConnectError::Tcp { addr, source })?;
+    configure(&stream, keepalive).map_err(ConnectError::SocketOption)?;
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keepalive_is_set_on_the_socket_as_configured() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let k = Keepalive::new(Duration::from_secs(17), Duration::from_secs(3), 4).unwrap();
+        let stream = tcp_connect(addr, Some(k)).await.unwrap();
+        let socket = SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap());
+        assert!(stream.nodelay().unwrap());
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(
+                socket.tcp_keepalive_time().unwrap(),
+                Duration::from_secs(17)
+            );
+            assert_eq!(
+                socket.tcp_keepalive_interval().unwrap(),
+                Duration::from_secs(3)
+            );
+            assert_eq!(socket.tcp_keepalive_retries().unwrap(), 4);
+        }
+        let off = tcp_connect(addr, None).await.unwrap();
+        assert!(!SockRef::from(&off).keepalive().unwrap());
+    }
+}

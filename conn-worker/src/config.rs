@@ -27,18 +27,19 @@ pub struct Config {
     /// [`Config::DEFAULT_MAX_PARALLEL`], lnd's sequential behaviour).
     pub max_parallel: NonZeroUsize,
     /// Dials in flight across all workers of the spawner (default
-    /// [`Config::DEFAULT_MAX_DIALS_IN_FLIGHT`]). An attempt waits for a slot
-    /// (first come, first served: tokio's semaphore is fair) before it calls
-    /// the dialer; the wait is cancelled like the dial. The slot is held for
-    /// the whole dial, connect and handshake: with addresses that never
-    /// answer, slots are held for the dialer's connect timeout, so pair a
-    /// small limit with a connect timeout well under lnd's 120 s.
+    /// [`Config::DEFAULT_MAX_DIALS_IN_FLIGHT`]), counted in one place, the
+    /// spawner's [`DialSlots`](crate::DialSlots), which its owner's other
+    /// dials share. An attempt waits for a slot before it calls the dialer,
+    /// by priority (see [`slot_lease`](Self::slot_lease)); the wait is
+    /// cancelled like the dial.
     pub max_dials_in_flight: NonZeroUsize,
     /// Seed for the jitter of backoff delays; `None` (the default) draws one
     /// from the process's hash randomness. Fix it for reproducible tests.
     pub seed: Option<u64>,
     /// See [`Config::attempt_timeout`].
     attempt_timeout: Duration,
+    /// See [`Config::slot_lease`].
+    slot_lease: Duration,
 }
 
 /// A setting that cannot work, refused when the config is built.
@@ -72,6 +73,31 @@ impl Config {
     /// own cannot hold a dial slot longer than this.
     pub fn attempt_timeout(&self) -> Duration {
         self.attempt_timeout
+    }
+
+    /// The slot lease of the defaults: 1 s, about four round trips across
+    /// the world, enough for a TCP connect and most handshakes.
+    pub const DEFAULT_SLOT_LEASE: Duration = Duration::from_secs(1);
+
+    /// How long an attempt keeps its global dial slot against a waiting
+    /// attempt of the same priority (default [`Config::DEFAULT_SLOT_LEASE`]).
+    /// A waiter of higher priority (a user's dial before a peer that did not
+    /// fail, before a retry) takes a lower one's slot at once. The attempt
+    /// that loses its slot fails as timed out and its worker goes on (next
+    /// address, or backoff), so addresses that never answer cannot starve
+    /// live peers; with no one waiting, an attempt keeps its slot up to
+    /// [`attempt_timeout`](Self::attempt_timeout). See [`DialSlots`](crate::DialSlots).
+    pub fn slot_lease(&self) -> Duration {
+        self.slot_lease
+    }
+
+    /// Replaces the slot lease; zero is refused.
+    pub fn with_slot_lease(mut self, lease: Duration) -> Result<Self, ConfigError> {
+        if lease.is_zero() {
+            return Err(ConfigError::ZeroTimeout("slot lease"));
+        }
+        self.slot_lease = lease;
+        Ok(self)
     }
 
     /// Replaces the attempt timeout; zero is refused.
@@ -129,6 +155,7 @@ impl Default for Config {
             max_dials_in_flight: Self::DEFAULT_MAX_DIALS_IN_FLIGHT,
             seed: None,
             attempt_timeout: Self::DEFAULT_ATTEMPT_TIMEOUT,
+            slot_lease: Self::DEFAULT_SLOT_LEASE,
         }
     }
 }

@@ -17,7 +17,7 @@ use backoff::{Policy, SplitMix64};
 use tokio::time::Instant;
 
 use crate::clock::deadline_after;
-use crate::When;
+use crate::{Priority, When};
 
 /// How many user-given addresses a peer keeps (the latest ones).
 pub const MAX_USER_ADDRS: usize = 8;
@@ -44,6 +44,8 @@ pub enum Action<A> {
         id: AttemptId,
         /// The address to dial.
         addr: A,
+        /// Its place in the queue for a global dial slot.
+        priority: Priority,
     },
     /// Cancel this attempt and drop whatever it produces; the planner has
     /// forgotten it.
@@ -208,6 +210,9 @@ pub struct Planner<A> {
     /// The current wait is one an announcement cut short: its end does not
     /// count as a wait served in full.
     cut_wait: bool,
+    /// A round failed since the peer was last connected (its dials queue
+    /// behind those of peers that did not fail).
+    failed: bool,
     state: State<A>,
     next_id: u64,
     out: VecDeque<Action<A>>,
@@ -232,6 +237,7 @@ impl<A: Clone + Eq> Planner<A> {
             backoff: None,
             cut_used: false,
             cut_wait: false,
+            failed: false,
             state: State::Idle,
             next_id: 0,
             out: VecDeque::new(),
@@ -242,6 +248,7 @@ impl<A: Clone + Eq> Planner<A> {
     /// round had failed at that level.
     pub fn set_backoff(&mut self, level: Option<Duration>) {
         self.backoff = level.map(|l| l.clamp(self.policy.min(), self.policy.max()));
+        self.failed = self.backoff.is_some();
     }
 
     /// The user wants the peer connected: `addrs` (if any) go to the front
@@ -296,6 +303,7 @@ impl<A: Clone + Eq> Planner<A> {
                 .after_disconnect(self.backoff, connected_for, entropy),
         );
         self.cut_used = false;
+        self.failed = false;
     }
 
     /// New advertised addresses (a node announcement) replace the old
@@ -440,6 +448,7 @@ impl<A: Clone + Eq> Planner<A> {
         };
         let f = round.flight.remove(i);
         self.book.last_good = Some(f.addr);
+        self.failed = false;
         let _ = now;
         self.cancel_round();
         self.go_idle();
@@ -628,6 +637,13 @@ impl<A: Clone + Eq> Planner<A> {
             };
             let id = AttemptId(self.next_id);
             self.next_id += 1;
+            let priority = if round.priority.as_ref() == Some(&addr) {
+                Priority::User
+            } else if self.failed {
+                Priority::Retry
+            } else {
+                Priority::Fresh
+            };
             round.flight.push(Flight {
                 id,
                 addr: addr.clone(),
@@ -635,7 +651,7 @@ impl<A: Clone + Eq> Planner<A> {
                 started: None,
             });
             round.gate = Gate::Blocked;
-            self.out.push_back(Action::Dial { id, addr });
+            self.out.push_back(Action::Dial { id, addr, priority });
         }
         if round.flight.is_empty() && round.queue.is_empty() {
             if self.book.is_empty() {
@@ -653,6 +669,7 @@ impl<A: Clone + Eq> Planner<A> {
             // another cut: only a wait served to its end (or a new fact
             // from the peer's connection) does.
             self.backoff = Some(next);
+            self.failed = true;
             let until = deadline_after(now, next);
             self.cut_wait = false;
             self.state = State::Waiting(until);

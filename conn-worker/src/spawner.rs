@@ -5,7 +5,7 @@ use std::fmt::{self, Debug};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -15,7 +15,7 @@ use crate::event::{DialerEvent, DialerEvents};
 use crate::planner::Planner;
 use crate::rng::SplitMix64;
 use crate::worker::Worker;
-use crate::{Clock, Config, Dialer, Status, WorkerHandle};
+use crate::{Clock, Config, DialSlots, Dialer, Status, WorkerHandle};
 
 /// Starts workers.
 ///
@@ -29,7 +29,7 @@ use crate::{Clock, Config, Dialer, Status, WorkerHandle};
 pub struct Spawner<P, D: Dialer, C> {
     clock: C,
     config: Config,
-    limit: Arc<Semaphore>,
+    slots: DialSlots,
     root: CancellationToken,
     tracker: TaskTracker,
     events: mpsc::UnboundedSender<DialerEvent<P, D>>,
@@ -42,7 +42,7 @@ impl<P, D: Dialer, C: Clone> Clone for Spawner<P, D, C> {
         Spawner {
             clock: self.clock.clone(),
             config: self.config.clone(),
-            limit: Arc::clone(&self.limit),
+            slots: self.slots.clone(),
             root: self.root.clone(),
             tracker: self.tracker.clone(),
             events: self.events.clone(),
@@ -79,7 +79,7 @@ where
         let seed = config.seed.unwrap_or_else(crate::rng::random_seed);
         let spawner = Spawner {
             clock,
-            limit: Arc::new(Semaphore::new(config.max_dials_in_flight.get())),
+            slots: DialSlots::new(config.max_dials_in_flight.get(), config.slot_lease()),
             config,
             root,
             tracker,
@@ -115,7 +115,7 @@ where
             clock: self.clock.clone(),
             planner,
             attempt_timeout: self.config.attempt_timeout(),
-            limit: Arc::clone(&self.limit),
+            slots: self.slots.clone(),
             mailbox: Arc::clone(&mailbox),
             cancel: cancel.clone(),
             events: self.events.clone(),
@@ -144,9 +144,16 @@ where
 }
 
 impl<P, D: Dialer, C> Spawner<P, D, C> {
+    /// The dial slots every worker of this spawner takes: an owner's own
+    /// dials (a one-off connect) take them too, so that one limit counts
+    /// every dial.
+    pub fn slots(&self) -> &DialSlots {
+        &self.slots
+    }
+
     /// Dials in flight now across all workers (at most
     /// [`Config::max_dials_in_flight`]).
     pub fn dials_in_flight(&self) -> usize {
-        self.config.max_dials_in_flight.get() - self.limit.available_permits()
+        self.slots.in_use()
     }
 }

@@ -13,13 +13,14 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::deadline_after;
 use crate::command::{Intent, Mailbox};
 use crate::planner::{Action, AttemptId, Phase, Planner, Report};
+use crate::slots::{DialSlots, Priority, SlotPermit};
 use crate::{
     Clock, DialFailure, Dialer, Event, EventKind, FailureClass, State, Status, StopReason, When,
 };
@@ -33,7 +34,7 @@ pub(crate) struct Worker<P, D: Dialer, K> {
     pub(crate) clock: K,
     pub(crate) planner: Planner<D::Addr>,
     pub(crate) attempt_timeout: Duration,
-    pub(crate) limit: Arc<Semaphore>,
+    pub(crate) slots: DialSlots,
     pub(crate) mailbox: Arc<Mailbox<D::Addr>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) events: Sender<P, D>,
@@ -55,7 +56,7 @@ struct Attempt<D: Dialer> {
 /// What an attempt's future yields.
 enum Stage<D: Dialer> {
     /// The global slot was granted: the dial may start.
-    Permit(OwnedSemaphorePermit),
+    Permit(SlotPermit),
     /// The attempt's token fired (the worker is stopping).
     Cancelled,
     /// The dialer returned, or the attempt failed around it.
@@ -228,9 +229,14 @@ where
     fn carry_out(&self, flight: &mut Vec<Attempt<D>>, action: Action<D::Addr>) {
         {
             match action {
-                Action::Dial { id, addr } => {
+                Action::Dial { id, addr, priority } => {
                     let cancel = self.cancel.child_token();
-                    let fut = acquire::<D>(Arc::clone(&self.limit), cancel.clone());
+                    let fut = acquire::<D>(
+                        self.slots.clone(),
+                        priority,
+                        self.clock.now(),
+                        cancel.clone(),
+                    );
                     flight.push(Attempt {
                         id,
                         addr,
@@ -376,44 +382,56 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
 
 /// Waits for a global dial slot, or the attempt's cancellation.
 fn acquire<D: Dialer>(
-    limit: Arc<Semaphore>,
+    slots: DialSlots,
+    priority: Priority,
+    now: Instant,
     cancel: CancellationToken,
 ) -> Pin<Box<dyn Future<Output = Stage<D>> + Send>> {
     Box::pin(async move {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => Stage::Cancelled,
-            permit = limit.acquire_owned() => match permit {
-                Ok(permit) => Stage::Permit(permit),
-                // The semaphore is never closed; treat it as a cancellation.
-                Err(_) => Stage::Cancelled,
-            },
+            permit = slots.acquire(priority, now) => Stage::Permit(permit),
         }
     })
 }
 
-/// Dials while holding the global slot, under the attempt timeout. A panic
-/// in the dialer fails the attempt; cancellation wins over a result that is
-/// ready at the same time (that result is dropped with the future).
+/// Dials while holding the global slot, under the attempt timeout, giving
+/// the slot back (as a timeout) if it is reclaimed for a waiting attempt.
+/// A panic in the dialer fails the attempt; cancellation wins over a result
+/// that is ready at the same time (that result is dropped with the future).
 fn dial<D: Dialer, K: Clock>(
     dialer: Arc<D>,
     clock: K,
     addr: D::Addr,
     cancel: CancellationToken,
-    permit: OwnedSemaphorePermit,
+    permit: SlotPermit,
     timeout: Duration,
 ) -> Pin<Box<dyn Future<Output = Stage<D>> + Send>> {
     Box::pin(async move {
-        let _permit = permit;
         if cancel.is_cancelled() {
             return Stage::Cancelled;
         }
+        let started = clock.now();
+        permit.start(started);
         let token = cancel.clone();
-        let deadline = deadline_after(clock.now(), timeout);
+        let deadline = deadline_after(started, timeout);
+        let lease = async {
+            if let Some(end) = permit.lease_ends() {
+                clock.sleep_until(end).await;
+                permit.slots().lease_expired(clock.now());
+            }
+            // From here only a waiter's arrival (which reclaims the slot)
+            // or the other branches end the attempt.
+            std::future::pending::<Stage<D>>().await
+        };
         let dial = AssertUnwindSafe(async { dialer.dial(&addr, token).await }).catch_unwind();
-        tokio::select! {
+        let stage = tokio::select! {
             biased;
             _ = cancel.cancelled() => Stage::Cancelled,
+            () = permit.reclaimed() => Stage::Done(Err(DialFailure::TimedOut {
+                after: clock.now().saturating_duration_since(started),
+            })),
             result = dial => Stage::Done(match result {
                 Ok(Ok(conn)) => Ok(conn),
                 Ok(Err(e)) => Err(DialFailure::Error(Arc::new(e))),
@@ -422,7 +440,10 @@ fn dial<D: Dialer, K: Clock>(
             () = clock.sleep_until(deadline) => {
                 Stage::Done(Err(DialFailure::TimedOut { after: timeout }))
             }
-        }
+            stage = lease => stage,
+        };
+        drop(permit);
+        stage
     })
 }
 

@@ -91,7 +91,7 @@ impl Sim {
     fn act(&mut self) {
         while let Some(action) = self.planner.poll_action() {
             match action {
-                Action::Dial { id, addr } => {
+                Action::Dial { id, addr, .. } => {
                     let end = match self.fates[usize::from(addr)] {
                         Fate::Fail(ms) => Some((self.now + Duration::from_millis(ms), false)),
                         Fate::Connect(ms) => Some((self.now + Duration::from_millis(ms), true)),
@@ -276,12 +276,15 @@ fn a_round_that_already_tried_the_users_address_dials_it_again_at_once() {
     let Some(Action::Report(_)) = p.poll_action() else {
         panic!("dialing")
     };
-    let Some(Action::Dial { id, addr: 1 }) = p.poll_action() else {
+    let Some(Action::Dial { id, addr: 1, .. }) = p.poll_action() else {
         panic!("dials 1")
     };
     p.attempt_started(t0, id);
     p.attempt_failed(t0, id);
-    let Some(Action::Dial { id: id2, addr: 2 }) = p.poll_action() else {
+    let Some(Action::Dial {
+        id: id2, addr: 2, ..
+    }) = p.poll_action()
+    else {
         panic!("dials 2")
     };
     p.attempt_started(t0, id2);

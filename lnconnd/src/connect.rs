@@ -37,7 +37,10 @@ pub(crate) async fn run(
         Duration::from_secs(30)
     });
     let mut config = Config::default();
-    config.dial_timeout = timeout;
+    config.worker = config
+        .worker
+        .with_attempt_timeout(timeout)
+        .map_err(|e| Failure::Usage(format!("--timeout: {e}")))?;
     config.worker = config.worker.with_seed(keys::random_u64());
     // One deadline for the whole connect, proxy included.
     let dial = DialConfig::default().with_connect_timeout(timeout);

@@ -263,7 +263,10 @@ pub(crate) async fn run(
         .with_policy(policy)
         .with_stagger(STAGGER)
         .with_seed(seed);
-    config.dial_timeout = CONNECT_TIMEOUT;
+    config.worker = config
+        .worker
+        .with_attempt_timeout(CONNECT_TIMEOUT)
+        .map_err(|e| Failure::Runtime(format!("demo timeout: {e}")))?;
     let dial = DialConfig::default()
         .with_connect_timeout(CONNECT_TIMEOUT)
         .with_act_timeout(ACT_TIMEOUT);

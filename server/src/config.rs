@@ -19,9 +19,6 @@ pub struct Config {
     /// The other startup peers wait a random whole number of seconds below
     /// this: [`Config::DEFAULT_STARTUP_SPREAD`] (lnd's 0..29 s).
     pub startup_spread: Duration,
-    /// Time allowed for a one-off (non-perm) dial, connect and handshake:
-    /// [`Config::DEFAULT_DIAL_TIMEOUT`] (lnd's 120 s connect timeout).
-    pub dial_timeout: Duration,
     /// How long [`Server::shutdown`](crate::Server::shutdown) lets peer
     /// handlers end after cancelling them before it aborts the rest:
     /// [`Config::DEFAULT_SHUTDOWN_GRACE`].
@@ -45,8 +42,6 @@ impl Config {
     pub const DEFAULT_STARTUP_BATCH: usize = 10;
     /// lnd's spread of the remaining startup connections.
     pub const DEFAULT_STARTUP_SPREAD: Duration = Duration::from_secs(30);
-    /// lnd's TCP connect timeout.
-    pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(120);
     /// lnd's handshake act timeout: two dials crossing complete within it.
     pub const DEFAULT_SIMULTANEOUS_OPEN_WINDOW: Duration = Duration::from_secs(5);
     /// Time peer handlers get to end at shutdown before they are aborted.
@@ -59,7 +54,6 @@ impl Default for Config {
             worker: conn_worker::Config::default(),
             startup_batch: Self::DEFAULT_STARTUP_BATCH,
             startup_spread: Self::DEFAULT_STARTUP_SPREAD,
-            dial_timeout: Self::DEFAULT_DIAL_TIMEOUT,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             simultaneous_open_window: Self::DEFAULT_SIMULTANEOUS_OPEN_WINDOW,
             duplicate_rule: DuplicateRule::default(),

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 
 use bitcoin::secp256k1::PublicKey;
-use conn_worker::{Clock, Dialer, FailureClass, When};
+use conn_worker::{Clock, Dialer, FailureClass, Priority, When};
 use futures::FutureExt;
 
 use crate::error::DialerPanicked;
@@ -34,7 +34,10 @@ where
     /// it again never makes a second worker, nor more dials than its limit.
     ///
     /// Not `perm`: one dial, under the workers' attempt timeout
-    /// ([`conn_worker::Config::attempt_timeout`]), that this call awaits.
+    /// ([`conn_worker::Config::attempt_timeout`]), that this call awaits. It
+    /// takes one of the workers' global dial slots, at the user's priority
+    /// (ahead of workers; see [`conn_worker::DialSlots`]), so
+    /// [`dials_in_flight`](Server::dials_in_flight) counts it too.
     /// Refused if the peer is already connected or banned.
     pub async fn connect(&self, node: NodeAddr, perm: bool) -> Result<(), ServerError> {
         let inner = &self.inner;
@@ -72,10 +75,25 @@ where
                 return Err(ServerError::Banned(peer));
             }
         }
+        // A one-off dial takes a global dial slot like every worker's (at
+        // the user's priority), so the limit counts every dial.
+        let slots = inner.spawner.slots();
+        let permit = tokio::select! {
+            permit = slots.acquire(Priority::User, inner.clock.now()) => permit,
+            () = inner.root.cancelled() => return Err(ServerError::ShutDown),
+        };
+        permit.start(inner.clock.now());
         let cancel = inner.root.child_token();
         let _cancel_on_return = cancel.clone().drop_guard();
         let timeout = inner.config.worker.attempt_timeout();
         let deadline = conn_worker::deadline_after(inner.clock.now(), timeout);
+        let lease = async {
+            if let Some(end) = permit.lease_ends() {
+                inner.clock.sleep_until(end).await;
+                slots.lease_expired(inner.clock.now());
+            }
+            std::future::pending::<()>().await
+        };
         // The dialer is user code: a panic fails this dial, nothing else.
         let dial =
             AssertUnwindSafe(async { inner.dialer.dial(&node, cancel).await }).catch_unwind();
@@ -95,9 +113,12 @@ where
                     });
                 }
             },
+            () = permit.reclaimed() => return Err(ServerError::DialTimedOut),
             () = inner.clock.sleep_until(deadline) => return Err(ServerError::DialTimedOut),
+            () = lease => return Err(ServerError::DialTimedOut),
             () = inner.root.cancelled() => return Err(ServerError::ShutDown),
         };
+        drop(permit);
         if inner.accept(peer, conn, Direction::Outbound, Some(node.addr), false) {
             Ok(())
         } else if inner.lock().shut_down {

@@ -212,9 +212,16 @@ where
         }
     }
 
-    /// Dials in flight now across every worker.
+    /// Dials in flight now: every worker's and every one-off connect's,
+    /// counted in one place (at most
+    /// [`conn_worker::Config::max_dials_in_flight`]).
     pub fn dials_in_flight(&self) -> usize {
         self.inner.spawner.dials_in_flight()
+    }
+
+    /// The most dials ever in flight at once.
+    pub fn peak_dials_in_flight(&self) -> usize {
+        self.inner.spawner.slots().peak()
     }
 
     /// Tasks still running: workers, peer handlers and the server's own.

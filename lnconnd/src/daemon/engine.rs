@@ -292,7 +292,15 @@ impl Engine {
             .with_policy(t.policy)
             .with_max_dials_in_flight(t.max_dials_in_flight)
             .with_seed(crate::keys::random_u64());
-        config.dial_timeout = t.connect_timeout;
+        // The connect timeout bounds every attempt, one-off ones too (the
+        // config's durations are never zero: parsing refuses it).
+        if let Ok(worker) = config
+            .worker
+            .clone()
+            .with_attempt_timeout(t.connect_timeout)
+        {
+            config.worker = worker;
+        }
         config.startup_batch = t.startup_batch;
         config.startup_spread = t.startup_spread;
         // One deadline for the whole connect, proxy included.

@@ -220,18 +220,36 @@ fn startup_peers(peers: &[PublicKey]) -> Vec<StartupPeer> {
         .collect()
 }
 
-/// Runs one startup of 10,000 peers to the end on the manual clock and
-/// prints the peak dials in flight.
-fn startup_to_the_end(rt: &Runtime, local: PublicKey, peers: &[PublicKey]) {
+/// Every tenth peer is dead (its address never answers), the first ones
+/// among them listed first.
+fn kill_every_tenth(dialer: &MockDialer<PublicKey, NodeAddr>, peers: &[PublicKey]) -> usize {
+    let mut dead = 0;
+    for p in peers.iter().step_by(10) {
+        dialer.set(NodeAddr::new(*p, addr(9735)), Behavior::Hang);
+        dead += 1;
+    }
+    dead
+}
+
+/// Runs one startup of 10,000 peers to the end on the manual clock (10%
+/// of them dead if `dead`) and prints when every live peer was connected
+/// and the peak dials in flight.
+fn startup_to_the_end(rt: &Runtime, local: PublicKey, peers: &[PublicKey], dead: bool) {
     rt.block_on(async {
         let (server, dialer, clock) = startup_server(local);
+        let dead = if dead {
+            kill_every_tenth(&dialer, peers)
+        } else {
+            0
+        };
+        let live = (STARTUP_PEERS - dead) as u64;
         let wall = Instant::now();
         server.startup(startup_peers(peers));
         settle().await;
         let planned = wall.elapsed();
         let limit = Config::default().worker.max_dials_in_flight.get();
         let mut peak_sampled = 0;
-        while dialer.conns_made() < STARTUP_PEERS as u64 {
+        while dialer.conns_made() < live {
             clock.advance(Duration::from_millis(100)).await;
             peak_sampled = peak_sampled.max(server.dials_in_flight());
             assert!(
@@ -241,10 +259,11 @@ fn startup_to_the_end(rt: &Runtime, local: PublicKey, peers: &[PublicKey]) {
         }
         let total = wall.elapsed();
         println!(
-            "server_startup_10k: planned in {planned:.2?} wall; all {STARTUP_PEERS} connected \
-             after {:.1?} on the manual clock ({total:.2?} wall); peak dials in flight \
-             {} (mock dialer), {peak_sampled} (server, sampled); limit {limit}",
+            "server_startup_10k ({dead} dead): planned in {planned:.2?} wall; all {live} live \
+             peers connected after {:.1?} on the manual clock ({total:.2?} wall); peak dials \
+             in flight {} (server), {} (mock dialer), {peak_sampled} (sampled); limit {limit}",
             clock.elapsed(),
+            server.peak_dials_in_flight(),
             dialer.max_in_flight(),
         );
         server.shutdown().await;
@@ -256,7 +275,8 @@ fn startup(c: &mut Criterion) {
     let mut all = keys(STARTUP_PEERS + 1);
     let local = all.remove(0);
     if wanted("server_startup_10k_peers") {
-        startup_to_the_end(&rt, local, &all);
+        startup_to_the_end(&rt, local, &all, false);
+        startup_to_the_end(&rt, local, &all, true);
     }
 
     let mut group = c.benchmark_group("server_startup_10k_peers");
@@ -273,6 +293,24 @@ fn startup(c: &mut Criterion) {
                     settle().await;
                     total += start.elapsed();
                     assert_eq!(dialer.in_flight(), 10);
+                    server.shutdown().await;
+                }
+                total
+            })
+        })
+    });
+    group.bench_function("plan_all_10pct_dead", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (server, dialer, _clock) = startup_server(local);
+                    kill_every_tenth(&dialer, &all);
+                    let peers = startup_peers(&all);
+                    let start = Instant::now();
+                    server.startup(peers);
+                    settle().await;
+                    total += start.elapsed();
                     server.shutdown().await;
                 }
                 total

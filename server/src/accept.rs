@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::duplicate::Resolution;
-use crate::registry::Live;
+use crate::registry::{Live, Parked, Registry};
 use crate::server::Inner;
 use crate::{Direction, DisconnectReason, NetAddress, NodeAddr, PeerHandler, ServerEvent};
 
@@ -53,31 +53,48 @@ where
             self.emit(ServerEvent::RefusedBanned { peer });
             return false;
         }
+        let mut contested_until = None;
         if let Some(existing) = reg.conns.get(&peer) {
             let rule = self.config.duplicate_rule;
-            let age = self.clock.now().saturating_duration_since(existing.since);
-            let simultaneous = age <= self.config.simultaneous_open_window;
-            match rule.resolve(
-                &self.local,
-                &peer,
-                existing.direction,
-                direction,
-                simultaneous,
-            ) {
+            let grace = conn_worker::deadline_after(self.clock.now(), self.config.duplicate_grace);
+            match rule.resolve(&self.local, &peer, existing.direction, direction) {
                 Resolution::KeepExisting => {
                     let kept = existing.direction;
+                    let parks = rule.parks();
+                    let old_parked = if parks {
+                        let id = reg.next_conn_id;
+                        reg.next_conn_id += 1;
+                        let timer = self.park_until(peer, id, grace);
+                        let parked = Parked {
+                            id,
+                            conn,
+                            direction,
+                            addr,
+                            until: grace,
+                            _timer: timer,
+                        };
+                        reg.parked.insert(peer, parked)
+                    } else {
+                        drop(conn);
+                        None
+                    };
+                    // Connections are user code's type, and the probe is
+                    // user code: all outside the lock.
                     drop(reg);
-                    // The connection is user code's type: dropped outside
-                    // the lock.
-                    drop(conn);
-                    debug!(%peer, ?kept, "duplicate connection closed");
+                    drop(old_parked);
+                    debug!(%peer, ?kept, "duplicate connection lost");
                     self.emit(ServerEvent::DuplicateResolved { peer, kept });
+                    if parks {
+                        let handler = &self.handler;
+                        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| handler.probe(peer)));
+                    }
                     return false;
                 }
                 Resolution::ReplaceExisting => {
                     if let Some(old) = reg.conns.remove(&peer) {
                         old.cancel.cancel();
                     }
+                    contested_until = Some(grace);
                     self.emit(ServerEvent::DuplicateResolved {
                         peer,
                         kept: direction,
@@ -99,6 +116,23 @@ where
         }
         let id = reg.next_conn_id;
         reg.next_conn_id += 1;
+        self.run_connection(&mut reg, peer, id, conn, direction, addr, contested_until);
+        true
+    }
+
+    /// Hands connection `id` to the peer handler on a task of its own and
+    /// registers it as the peer's live connection. Under the lock.
+    #[allow(clippy::too_many_arguments)]
+    fn run_connection(
+        self: &Arc<Self>,
+        reg: &mut Registry<D::Conn, D::Error>,
+        peer: PublicKey,
+        id: u64,
+        conn: D::Conn,
+        direction: Direction,
+        addr: Option<NetAddress>,
+        contested_until: Option<Instant>,
+    ) {
         let cancel = self.root.child_token();
         let since = self.clock.now();
         // The event goes out before the handler can run (and end), and the
@@ -140,15 +174,47 @@ where
                 addr,
                 cancel,
                 task: task.abort_handle(),
+                contested_until,
             },
         );
-        true
+    }
+
+    /// Drops the parked connection `id` of `peer` at `until`, if it is
+    /// still parked then.
+    fn park_until(
+        self: &Arc<Self>,
+        peer: PublicKey,
+        id: u64,
+        until: Instant,
+    ) -> tokio_util::sync::DropGuard {
+        let weak = Arc::downgrade(self);
+        let sleep = self.clock.sleep_until(until);
+        let done = self.root.child_token();
+        let guard = done.clone().drop_guard();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = sleep => {}
+                () = done.cancelled() => return,
+            }
+            if let Some(inner) = weak.upgrade() {
+                let mut reg = inner.lock();
+                let expired = reg.parked.get(&peer).is_some_and(|p| p.id == id);
+                let parked = if expired {
+                    reg.parked.remove(&peer)
+                } else {
+                    None
+                };
+                drop(reg);
+                drop(parked);
+            }
+        });
+        guard
     }
 
     /// Connection `id` of `peer` ended: clears it (if still the peer's
     /// connection), reconnects a persistent peer, reports it once.
     fn connection_ended(
-        &self,
+        self: &Arc<Self>,
         peer: PublicKey,
         id: u64,
         direction: Direction,
@@ -158,18 +224,34 @@ where
         if matches!(reason, DisconnectReason::HandlerPanicked(_)) {
             self.health.handler_panics.fetch_add(1, Ordering::SeqCst);
         }
-        let lasted = self.clock.now().saturating_duration_since(since);
+        let now = self.clock.now();
+        let lasted = now.saturating_duration_since(since);
         let mut reg = self.lock();
         // A connection that was replaced, disconnected or shut down is
         // already gone from the registry: nothing to reconnect.
         let current = reg.conns.get(&peer).is_some_and(|l| l.id == id);
         let mut reconnecting = false;
         if current {
-            reg.conns.remove(&peer);
+            let live = reg.conns.remove(&peer);
             if !reg.shut_down {
-                if let Some(p) = reg.workers.get(&peer) {
-                    let when = When::AfterDisconnect {
-                        connected_for: Some(lasted),
+                let parked = reg.parked.remove(&peer).filter(|p| p.until >= now);
+                if let Some(p) = parked {
+                    // The peer closed the winner (it kept the other one), or
+                    // the winner was dead: the parked one takes over.
+                    let (pid, conn, pdir, paddr) = (p.id, p.conn, p.direction, p.addr);
+                    self.run_connection(&mut reg, peer, pid, conn, pdir, paddr, None);
+                } else if let Some(p) = reg.workers.get(&peer) {
+                    let contested = live
+                        .and_then(|l| l.contested_until)
+                        .is_some_and(|until| now <= until);
+                    // A connection that won a duplicate and ended at once
+                    // was closed by the peer's own rule: not a failure.
+                    let when = if contested {
+                        When::Soon
+                    } else {
+                        When::AfterDisconnect {
+                            connected_for: Some(lasted),
+                        }
                     };
                     reconnecting = p.handle.connect(None, when).is_ok();
                 }

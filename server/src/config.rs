@@ -23,11 +23,12 @@ pub struct Config {
     /// handlers end after cancelling them before it aborts the rest:
     /// [`Config::DEFAULT_SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
-    /// How young an existing connection must be for a second one in the
-    /// other direction to count as a simultaneous open, which the
-    /// [`DuplicateRule`] settles by the keys; an older one wins:
-    /// [`Config::DEFAULT_SIMULTANEOUS_OPEN_WINDOW`].
-    pub simultaneous_open_window: Duration,
+    /// How long a new connection that lost the duplicate rule is held
+    /// (unread) in case the peer keeps it and closes the winner, and how
+    /// long after winning a duplicate a connection's end counts as the
+    /// peer's choice rather than a failure:
+    /// [`Config::DEFAULT_DUPLICATE_GRACE`]. See [`DuplicateRule`].
+    pub duplicate_grace: Duration,
     /// Which connection to keep when a peer has two:
     /// [`DuplicateRule::SmallerKeyInitiates`].
     pub duplicate_rule: DuplicateRule,
@@ -42,8 +43,9 @@ impl Config {
     pub const DEFAULT_STARTUP_BATCH: usize = 10;
     /// lnd's spread of the remaining startup connections.
     pub const DEFAULT_STARTUP_SPREAD: Duration = Duration::from_secs(30);
-    /// lnd's handshake act timeout: two dials crossing complete within it.
-    pub const DEFAULT_SIMULTANEOUS_OPEN_WINDOW: Duration = Duration::from_secs(5);
+    /// Time for a peer to close the connection it does not keep (LDK and
+    /// lnd do at once) or for a probe of the winner to fail: 5 s.
+    pub const DEFAULT_DUPLICATE_GRACE: Duration = Duration::from_secs(5);
     /// Time peer handlers get to end at shutdown before they are aborted.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 }
@@ -55,7 +57,7 @@ impl Default for Config {
             startup_batch: Self::DEFAULT_STARTUP_BATCH,
             startup_spread: Self::DEFAULT_STARTUP_SPREAD,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
-            simultaneous_open_window: Self::DEFAULT_SIMULTANEOUS_OPEN_WINDOW,
+            duplicate_grace: Self::DEFAULT_DUPLICATE_GRACE,
             duplicate_rule: DuplicateRule::default(),
             addresses: AddressPolicy::default(),
         }

@@ -1,3 +1,42 @@
+//! Which of two connections to the same peer stays.
+//!
+//! # The rule, and why both ends agree
+//!
+//! Each end, holding connection `old` when `new` completes:
+//!
+//! 1. **Same direction: the new one replaces the old.** The initiator
+//!    dialed again, so on its side the old one is dead (a half-open link:
+//!    the peer's laptop changed network, a NAT dropped the mapping). Both
+//!    ends see the same pair in the same order of initiation, and lnd,
+//!    Core Lightning and Eclair decide the same way.
+//! 2. **Other directions: the connection initiated by the node with the
+//!    smaller public key stays** (keys compared as 33-byte compressed
+//!    encodings), whatever the age of either. Both ends compare the same two
+//!    keys, so two of our nodes keep the same connection in every ordering
+//!    and latency: no timer, no window whose edge the two ends could see
+//!    differently, decides.
+//! 3. **The loser is parked, not closed, when it is the new one.** A peer
+//!    that runs another rule (LDK and lnd keep the first connection they
+//!    saw, Core Lightning and Eclair the newest) may keep the other one; it
+//!    then closes ours. For [`Config::duplicate_grace`] the server holds the
+//!    losing new connection unread (its bytes wait in the socket) and asks
+//!    the handler to [`probe`](crate::PeerHandler::probe) the winner: if the
+//!    winner ends within the grace (the peer closed it, or it was dead), the
+//!    parked connection is handed to the handler instead. Between two of
+//!    our nodes the winner never ends for this reason, so the grace changes
+//!    nothing there; against a first-wins or newest-wins peer the pair keeps
+//!    the one connection the peer kept.
+//! 4. **A duplicate resolution is not a failure.** When the new connection
+//!    wins (it replaces a running one, which cannot be parked) and then
+//!    ends within the grace, the peer kept the other one and closed both:
+//!    the peer's worker redials at once (with a small jitter), not after a
+//!    backoff step.
+//!
+//! Workers stand down as soon as another connection to their peer is live,
+//! which cancels a dial that has not completed (its peer has not completed
+//! it either: the responder's side completes only on the initiator's last
+//! act), so most crossings never become duplicates at all.
+
 use bitcoin::secp256k1::PublicKey;
 
 /// Which side opened a connection.
@@ -23,21 +62,22 @@ impl Direction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum DuplicateRule {
-    /// When both connections are opening at once (the existing one is
-    /// younger than [`Config::simultaneous_open_window`](crate::Config::simultaneous_open_window)),
-    /// keep the one initiated by the node with the smaller public key
-    /// (compared as 33-byte compressed keys): the rule lnd's code intends.
-    /// Both ends apply it to the same two keys, so they keep the same
-    /// connection and a simultaneous open converges at once. Otherwise the
-    /// established connection wins, as lnd and LDK decide, so a peer that
-    /// does not apply the key rule still agrees with us.
+    /// This workspace's rule (see the module docs): the same direction
+    /// replaces, across directions the smaller key's connection stays, a
+    /// losing new connection is parked for the grace.
     #[default]
     SmallerKeyInitiates,
     /// lnd's effective behaviour: an existing connection in the other
     /// direction wins, a new one in the same direction replaces the old one.
     /// Two lnd-like nodes opening at once can each keep a different
-    /// connection and lose both.
+    /// connection and lose both. No parking.
     LndEffective,
+    /// LDK's: the first connection stays, any new one is closed. A model
+    /// for tests. No parking.
+    FirstWins,
+    /// Core Lightning's and Eclair's: the newest connection stays. A model
+    /// for tests. No parking.
+    NewestWins,
 }
 
 /// What to do with a new connection when one to the same peer exists.
@@ -45,45 +85,39 @@ pub enum DuplicateRule {
 pub(crate) enum Resolution {
     /// Keep the new connection and close the existing one.
     ReplaceExisting,
-    /// Keep the existing connection and close the new one.
+    /// Keep the existing connection; close the new one (or park it, if the
+    /// rule parks).
     KeepExisting,
 }
 
 impl DuplicateRule {
     /// Decides between an existing connection in direction `existing` and a
     /// new one in direction `new`, for a peer `remote` of node `local`.
-    /// `simultaneous`: the existing connection is recent enough (within
-    /// [`Config::simultaneous_open_window`](crate::Config::simultaneous_open_window))
-    /// that both were opening at once.
     pub(crate) fn resolve(
         self,
         local: &PublicKey,
         remote: &PublicKey,
         existing: Direction,
         new: Direction,
-        simultaneous: bool,
     ) -> Resolution {
-        if existing == new {
-            // The peer (or we) opened again in the same direction: the old
-            // one is stale, as lnd decides.
-            return Resolution::ReplaceExisting;
-        }
         match self {
-            // An established connection in the other direction wins, as in
-            // lnd and LDK: a peer running either keeps its existing
-            // connection and closes the new one, so replacing ours would
-            // leave neither.
+            Self::FirstWins => Resolution::KeepExisting,
+            Self::NewestWins => Resolution::ReplaceExisting,
+            _ if existing == new => Resolution::ReplaceExisting,
             Self::LndEffective => Resolution::KeepExisting,
-            Self::SmallerKeyInitiates if !simultaneous => Resolution::KeepExisting,
             Self::SmallerKeyInitiates => {
-                let preferred = preferred_direction(local, remote);
-                if new == preferred {
+                if new == preferred_direction(local, remote) {
                     Resolution::ReplaceExisting
                 } else {
                     Resolution::KeepExisting
                 }
             }
         }
+    }
+
+    /// Whether a losing new connection is parked for the grace.
+    pub(crate) fn parks(self) -> bool {
+        self == Self::SmallerKeyInitiates
     }
 }
 
@@ -106,22 +140,21 @@ mod tests {
         PublicKey::from_secret_key(&Secp256k1::signing_only(), &sk)
     }
 
+    fn kept(rule: DuplicateRule, l: &PublicKey, r: &PublicKey, first: Direction) -> Direction {
+        match rule.resolve(l, r, first, first.flip()) {
+            Resolution::ReplaceExisting => first.flip(),
+            Resolution::KeepExisting => first,
+        }
+    }
+
     #[test]
-    fn both_ends_keep_the_same_connection_under_the_smaller_key_rule() {
+    fn both_ends_keep_the_same_connection_whatever_each_saw_first() {
         let (a, b) = (key(1), key(2));
         let rule = DuplicateRule::SmallerKeyInitiates;
-        // A dialed B (A: outbound, B: inbound) and B dialed A (A: inbound,
-        // B: outbound). Whichever each side saw first, both keep the same one.
         for a_first in [Direction::Outbound, Direction::Inbound] {
             for b_first in [Direction::Outbound, Direction::Inbound] {
-                let a_keeps = match rule.resolve(&a, &b, a_first, a_first.flip(), true) {
-                    Resolution::ReplaceExisting => a_first.flip(),
-                    Resolution::KeepExisting => a_first,
-                };
-                let b_keeps = match rule.resolve(&b, &a, b_first, b_first.flip(), true) {
-                    Resolution::ReplaceExisting => b_first.flip(),
-                    Resolution::KeepExisting => b_first,
-                };
+                let a_keeps = kept(rule, &a, &b, a_first);
+                let b_keeps = kept(rule, &b, &a, b_first);
                 // A's outbound is B's inbound: the same connection.
                 assert_eq!(a_keeps, b_keeps.flip());
                 assert_eq!(a_keeps, preferred_direction(&a, &b));
@@ -130,32 +163,30 @@ mod tests {
     }
 
     #[test]
-    fn lnd_rule_keeps_the_existing_other_direction() {
+    fn the_same_direction_replaces_under_every_rule_but_first_wins() {
         let (a, b) = (key(1), key(2));
-        let rule = DuplicateRule::LndEffective;
+        for rule in [
+            DuplicateRule::SmallerKeyInitiates,
+            DuplicateRule::LndEffective,
+            DuplicateRule::NewestWins,
+        ] {
+            for d in [Direction::Inbound, Direction::Outbound] {
+                assert_eq!(rule.resolve(&a, &b, d, d), Resolution::ReplaceExisting);
+            }
+        }
         assert_eq!(
-            rule.resolve(&a, &b, Direction::Inbound, Direction::Outbound, true),
+            DuplicateRule::FirstWins.resolve(&a, &b, Direction::Inbound, Direction::Inbound),
             Resolution::KeepExisting
-        );
-        assert_eq!(
-            rule.resolve(&a, &b, Direction::Outbound, Direction::Outbound, true),
-            Resolution::ReplaceExisting
         );
     }
 
     #[test]
-    fn an_established_connection_wins_outside_the_window() {
+    fn lnd_rule_keeps_the_existing_other_direction() {
         let (a, b) = (key(1), key(2));
-        let rule = DuplicateRule::SmallerKeyInitiates;
-        for existing in [Direction::Outbound, Direction::Inbound] {
-            assert_eq!(
-                rule.resolve(&a, &b, existing, existing.flip(), false),
-                Resolution::KeepExisting
-            );
-            assert_eq!(
-                rule.resolve(&b, &a, existing, existing.flip(), false),
-                Resolution::KeepExisting
-            );
-        }
+        let rule = DuplicateRule::LndEffective;
+        assert_eq!(
+            rule.resolve(&a, &b, Direction::Inbound, Direction::Outbound),
+            Resolution::KeepExisting
+        );
     }
 }

@@ -79,4 +79,15 @@ pub trait PeerHandler<C>: Send + Sync + 'static {
         direction: Direction,
         cancel: CancellationToken,
     ) -> impl Future<Output = DisconnectReason> + Send;
+
+    /// The server suspects the peer's running connection is dead: a new
+    /// connection from it lost the duplicate rule and is held for
+    /// [`Config::duplicate_grace`](crate::Config::duplicate_grace). A
+    /// handler that can should ping the peer now and end the connection if
+    /// no answer comes well within the grace, so a half-open peer's new
+    /// connection takes over in seconds. The default does nothing (the
+    /// handler's own liveness checks find a dead link later).
+    fn probe(&self, peer: PublicKey) {
+        let _ = peer;
+    }
 }

@@ -142,7 +142,9 @@ where
         let mut reg = self.inner.lock();
         let had_worker = reg.stop_worker(peer);
         let live = reg.conns.remove(peer);
+        let parked = reg.parked.remove(peer);
         drop(reg);
+        drop(parked);
         match live {
             Some(live) => {
                 live.cancel.cancel();
@@ -250,6 +252,9 @@ where
         if let Some(live) = reg.conns.get(&peer) {
             live.cancel.cancel();
         }
+        let parked = reg.parked.remove(&peer);
+        drop(reg);
+        drop(parked);
     }
 
     /// Lifts a ban.

@@ -24,6 +24,19 @@ pub(crate) struct Persistent<E> {
     pub(crate) perm: bool,
 }
 
+/// A new connection that lost the duplicate rule, held unread in case the
+/// peer closes the winner.
+pub(crate) struct Parked<C> {
+    pub(crate) id: u64,
+    pub(crate) conn: C,
+    pub(crate) direction: Direction,
+    pub(crate) addr: Option<NetAddress>,
+    pub(crate) until: Instant,
+    /// Ends the task that drops it at `until`, when it leaves the registry
+    /// earlier.
+    pub(crate) _timer: tokio_util::sync::DropGuard,
+}
+
 /// A live connection.
 pub(crate) struct Live {
     /// Tells this connection from a later one to the same peer.
@@ -35,11 +48,15 @@ pub(crate) struct Live {
     pub(crate) cancel: CancellationToken,
     /// Aborts that handler's task if it ignores `cancel` at shutdown.
     pub(crate) task: tokio::task::AbortHandle,
+    /// It replaced another connection in a duplicate until then: an end
+    /// before is the peer's choice, not a failure.
+    pub(crate) contested_until: Option<Instant>,
 }
 
-pub(crate) struct Registry<E> {
+pub(crate) struct Registry<C, E> {
     pub(crate) workers: HashMap<PublicKey, Persistent<E>>,
     pub(crate) conns: HashMap<PublicKey, Live>,
+    pub(crate) parked: HashMap<PublicKey, Parked<C>>,
     /// The latest node announcement of each peer (or its startup list).
     pub(crate) announced: HashMap<PublicKey, Vec<NetAddress>>,
     /// Open channels per peer, as the application reports them.
@@ -49,11 +66,12 @@ pub(crate) struct Registry<E> {
     pub(crate) shut_down: bool,
 }
 
-impl<E> Default for Registry<E> {
+impl<C, E> Default for Registry<C, E> {
     fn default() -> Self {
         Self {
             workers: HashMap::new(),
             conns: HashMap::new(),
+            parked: HashMap::new(),
             announced: HashMap::new(),
             channels: HashMap::new(),
             banned: HashSet::new(),
@@ -63,7 +81,7 @@ impl<E> Default for Registry<E> {
     }
 }
 
-impl<E> Registry<E> {
+impl<C, E> Registry<C, E> {
     /// Removes a peer's worker and stops it. Returns whether there was one.
     pub(crate) fn stop_worker(&mut self, peer: &PublicKey) -> bool {
         match self.workers.remove(peer) {

@@ -100,7 +100,7 @@ where
     pub(crate) root: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) spawner: Spawner<PublicKey, Arc<D>, K>,
-    pub(crate) registry: Mutex<Registry<D::Error>>,
+    pub(crate) registry: Mutex<Registry<D::Conn, D::Error>>,
     pub(crate) events: broadcast::Sender<ServerEvent<D::Error>>,
     pub(crate) seed: u64,
     pub(crate) health: HealthCounters,
@@ -270,16 +270,19 @@ where
     /// [`ServerError::ShutDown`]: crate::ServerError::ShutDown
     pub async fn shutdown(&self) {
         let inner = &self.inner;
-        let (workers, tasks) = {
+        let (workers, tasks, parked) = {
             let mut reg = inner.lock();
             reg.shut_down = true;
+            let parked = std::mem::take(&mut reg.parked);
             let tasks: Vec<_> = reg.conns.values().map(|l| l.task.clone()).collect();
             for live in reg.conns.values() {
                 live.cancel.cancel();
             }
-            (std::mem::take(&mut reg.workers), tasks)
+            (std::mem::take(&mut reg.workers), tasks, parked)
         };
         inner.root.cancel();
+        // Connections are user code's type: dropped outside the lock.
+        drop(parked);
         drop(workers);
         inner.tracker.close();
         let deadline = conn_worker::deadline_after(inner.clock.now(), inner.config.shutdown_grace);
@@ -302,7 +305,7 @@ where
     K: Clock,
     H: PeerHandler<D::Conn>,
 {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Registry<D::Error>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Registry<D::Conn, D::Error>> {
         // No user code runs while the lock is held; if a bug of ours
         // panicked under it, the registry is still consistent map by map,
         // so keep serving.
@@ -331,7 +334,7 @@ where
     /// peer's latest announcement); `perm` upgrades it, never downgrades.
     pub(crate) fn get_or_create(
         &self,
-        reg: &mut Registry<D::Error>,
+        reg: &mut Registry<D::Conn, D::Error>,
         peer: PublicKey,
         perm: bool,
     ) -> Handle<D::Error> {

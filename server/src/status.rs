@@ -29,6 +29,10 @@ pub struct PeerStatus<E> {
     pub connection: Option<ConnectionInfo>,
     /// The worker's snapshot, if the peer is persistent.
     pub worker: Option<Status<NodeAddr, E>>,
+    /// A second connection that lost the duplicate rule and is held for
+    /// [`Config::duplicate_grace`](crate::Config::duplicate_grace) in case
+    /// the peer keeps it: its direction.
+    pub parked: Option<Direction>,
     /// The peer's announced addresses not handed to its worker, and why
     /// (see [`Config::addresses`](crate::Config::addresses)).
     pub skipped: Vec<SkippedAddr>,
@@ -41,6 +45,7 @@ impl<E: std::fmt::Debug> std::fmt::Debug for PeerStatus<E> {
             .field("persistent", &self.persistent)
             .field("connection", &self.connection)
             .field("worker", &self.worker)
+            .field("parked", &self.parked)
             .field("skipped", &self.skipped)
             .finish()
     }
@@ -53,6 +58,7 @@ impl<E> Clone for PeerStatus<E> {
             persistent: self.persistent,
             connection: self.connection.clone(),
             worker: self.worker.clone(),
+            parked: self.parked,
             skipped: self.skipped.clone(),
         }
     }
@@ -82,6 +88,7 @@ where
                         addr: l.addr.clone(),
                     }),
                     worker: reg.workers.get(&pubkey).map(|p| p.handle.status()),
+                    parked: reg.parked.get(&pubkey).map(|p| p.direction),
                     skipped: reg
                         .announced
                         .get(&pubkey)

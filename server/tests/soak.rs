@@ -195,10 +195,12 @@ fn check(server: &SimServer, book: &Book, stopped: &HashMap<PublicKey, u64>, che
             );
         }
     }
-    // One drain task, one task per worker, one per live connection.
+    // One drain task, one task per worker, one per live connection, one per
+    // parked duplicate (the timer that drops it).
+    let parked = status.iter().filter(|p| p.parked.is_some()).count();
     assert_eq!(
         server.tasks(),
-        1 + workers + conns,
+        1 + workers + conns + parked,
         "tasks {} vs {workers} workers and {conns} connections",
         server.tasks()
     );

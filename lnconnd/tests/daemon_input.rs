@@ -77,7 +77,7 @@ fn bad_requests_get_errors_and_change_nothing() {
     cli(&dir, &["connect", "--perm", &peer.node()]);
     cli(&dir, &["ban", OTHER]);
     let store = stored_by_users(&dir.0);
-    assert_eq!(store.len(), 4, "a peer, its address and a ban: {store:?}");
+    assert_eq!(store.len(), 3, "a peer, its address and a ban: {store:?}");
 
     let mut c = Raw::open(&dir);
     // Each error leaves the connection usable.

@@ -214,6 +214,34 @@ fn banned_peers_dialing_in_are_refused_and_counted() {
     assert_eq!(v["peers"][0]["state"], "connected", "{v}");
     assert_eq!(v["peers"][0]["persistent"], Value::Null, "{v}");
     drop(kept);
+
+    // A bad act one (version 1): failed, counted by its spec code.
+    {
+        use std::io::Write;
+        let mut bad = std::net::TcpStream::connect(at).expect("connect");
+        let mut act = [0u8; 50];
+        act[0] = 1;
+        bad.write_all(&act).expect("send act one");
+    }
+    let failed = (0..1000)
+        .map(|_| events.next())
+        .find(|e| e["event"] == "inbound_failed")
+        .expect("the failure reported");
+    assert_eq!(failed["code"], "ACT1_BAD_VERSION", "{failed}");
+    let m = scrape(daemon.metrics());
+    assert_eq!(
+        sample(&m, "lnconnd_inbound_handshakes_total{outcome=\"failed\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "lnconnd_inbound_handshake_failures_total{code=\"ACT1_BAD_VERSION\"}"
+        ),
+        1.0,
+        "{m}"
+    );
     drop(events);
     let (status, _) = daemon.terminate();
     assert!(status.success());
@@ -436,4 +464,59 @@ fn a_corrupt_store_stops_the_start_and_is_left_untouched() {
         "byte-identical"
     );
     assert!(!dir.socket().exists(), "no socket left behind");
+}
+
+#[test]
+fn bans_expire_when_due_and_permanent_ones_survive_a_restart() {
+    let dir = DataDir::new("banexp", FAST);
+    let daemon = Daemon::start(&dir);
+    let short = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798".to_owned();
+    let forever = "028d7500dd4c12685d1f568b4c2b5048e8534b873319f3a8daa612b469132ec7f7".to_owned();
+
+    // Bad expiries are refused, nothing stored.
+    for params in [
+        format!(r#"{{"id":"{short}","duration":-1}}"#),
+        format!(r#"{{"id":"{short}","until":1}}"#),
+        format!(r#"{{"id":"{short}","duration":5,"until":99999999999}}"#),
+    ] {
+        let out = common::lnconnd()
+            .args(["call", "ban", &params, "--data-dir", dir.path()])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("code -32602"), "{params}: {err}");
+    }
+    assert!(stored_by_users(&dir.0).is_empty());
+
+    let mut events = Events::subscribe(&dir);
+    let r = cli(&dir, &["ban", &forever]);
+    assert_eq!(r["permanent"], true, "{r}");
+    let r = cli(&dir, &["ban", &short, "--duration", "0.2"]);
+    assert_eq!(r["permanent"], false, "{r}");
+    assert!(r["until_unix"].as_u64().is_some(), "{r}");
+    events.until_each(std::slice::from_ref(&short), |e| {
+        e["event"] == "ban_expired"
+    });
+    drop(events);
+    let v = cli(&dir, &["peers", &short]);
+    assert_eq!(
+        v["peers"],
+        serde_json::json!([]),
+        "unbanned and unknown: {v}"
+    );
+    let stored = stored_by_users(&dir.0);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(
+        stored[0].starts_with(&format!("ban {forever}")),
+        "{stored:?}"
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+
+    let daemon = Daemon::start(&dir);
+    let v = cli(&dir, &["peers", &forever]);
+    assert_eq!(v["peers"][0]["banned"], true, "{v}");
+    assert_eq!(v["peers"][0]["banned_until_unix"], Value::Null, "{v}");
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
 }

@@ -307,6 +307,7 @@ pub(crate) fn fact_json(fact: &Fact) -> Value {
         Fact::WorkerStopped { peer } => {
             json!({ "event": "worker_stopped", "id": peer.to_string() })
         }
+        Fact::BanExpired { peer } => json!({ "event": "ban_expired", "id": peer.to_string() }),
         Fact::InboundFailed { from, code, error } => json!({
             "event": "inbound_failed", "from": from.to_string(), "code": code, "error": error,
         }),

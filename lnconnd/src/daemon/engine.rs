@@ -223,6 +223,10 @@ pub(crate) enum Fact {
     WorkerStopped {
         peer: PublicKey,
     },
+    /// A ban reached its expiry and was lifted (the daemon's own fact).
+    BanExpired {
+        peer: PublicKey,
+    },
     /// An inbound connection failed before the node saw a peer.
     InboundFailed {
         /// The remote socket address.
@@ -643,6 +647,34 @@ pub(crate) fn node_at(pubkey: PublicKey, addr: &str) -> Result<NodeAddr, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_peer_starts_at_its_last_good_address_and_its_level() {
+        let key = crate::keys::from_hex(&"22".repeat(32))
+            .expect("key")
+            .public_key();
+        let a = |s: &str| s.parse::<server::NetAddress>().expect("addr");
+        let stable = Duration::from_secs(600);
+        let stored = |lasted| StoredPeer {
+            pubkey: key,
+            user_asked: true,
+            user_addrs: vec![a("127.0.0.1:1"), a("127.0.0.1:2")],
+            advertised: vec![a("127.0.0.1:3")],
+            last_good: Some((a("127.0.0.1:2"), lasted)),
+            backoff: Some(Duration::from_secs(8)),
+        };
+        let p = startup_peer(stored(Some(Duration::from_secs(5))), stable);
+        assert_eq!(p.user_addrs, [a("127.0.0.1:2"), a("127.0.0.1:1")]);
+        assert_eq!(p.addrs, [a("127.0.0.1:3")]);
+        assert_eq!(p.backoff, Some(Duration::from_secs(8)));
+        assert!(p.perm);
+        // Connected longer than the stable duration: the relaxed level.
+        let p = startup_peer(stored(Some(Duration::from_secs(601))), stable);
+        assert_eq!(p.backoff, None);
+        // Its end never recorded (a crash): the stored level.
+        let p = startup_peer(stored(None), stable);
+        assert_eq!(p.backoff, Some(Duration::from_secs(8)));
+    }
 
     #[test]
     fn typed_dial_errors_fall_in_their_category() {

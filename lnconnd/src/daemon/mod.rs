@@ -456,8 +456,8 @@ async fn expire_bans(d: Arc<Daemon>) {
         match d.store.unban_expired(std::time::SystemTime::now()).await {
             Ok(peers) => {
                 for peer in peers {
-                    tracing::info!(%peer, "ban expired");
                     d.engine.unban(&peer);
+                    d.note(Fact::BanExpired { peer }).await;
                 }
             }
             Err(e) => tracing::warn!(error = %chain(&e), "cannot lift expired bans"),
@@ -533,6 +533,7 @@ fn log_fact(fact: &Fact) {
         Fact::AwaitingAddrs { peer } => warn!(%peer, "no address to dial"),
         Fact::Idle { peer } => debug!(%peer, "idle"),
         Fact::WorkerStopped { peer } => debug!(%peer, "worker stopped"),
+        Fact::BanExpired { peer } => info!(%peer, "ban expired"),
         Fact::InboundFailed { from, code, error } => {
             info!(%from, code, error, "inbound handshake failed")
         }

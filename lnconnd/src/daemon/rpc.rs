@@ -8,7 +8,8 @@
 //! neither: permanent, stored as an expiry of 2200-01-01), `unban` (`id`),
 //! `stop`, and `subscribe`, after which the
 //! connection carries `event` notifications until it closes (anything the
-//! client sends then ends the subscription). Parameters
+//! client sends then ends the subscription). `listpeers` shows a timed
+//! ban's end as `banned_until_unix` (`null` for a permanent one). Parameters
 //! come by name (an object) or by position (an array, in the order above).
 //!
 //! Error codes are stable:

@@ -223,13 +223,13 @@ impl Store {
     ) -> Result<Previous, StoreError> {
         let _op = self.ops.lock().await;
         let previous = self.lock().peers.get(&peer).cloned();
-        let mut next = previous
-            .clone()
-            .unwrap_or_else(|| PeerRecord::new(peer, Reason::default()));
-        next.reason.user_asked = true;
-        next.user_addrs.retain(|a| a != addr);
-        next.user_addrs.insert(0, addr.clone());
-        self.put(next).await?;
+        let (mut reason, mut addrs) = previous
+            .as_ref()
+            .map_or_else(Default::default, |r| (r.reason, r.user_addrs.clone()));
+        reason.user_asked = true;
+        addrs.retain(|a| a != addr);
+        addrs.insert(0, addr.clone());
+        self.set_user(peer, reason, addrs).await?;
         Ok(Previous(previous))
     }
 
@@ -240,8 +240,12 @@ impl Store {
         previous: Previous,
     ) -> Result<(), StoreError> {
         let _op = self.ops.lock().await;
+        let stored = self.lock().peers.contains_key(&peer);
         match previous.0 {
-            Some(record) => self.put(record).await,
+            // Only the reason and the user's addresses were changed: the
+            // history recorded meanwhile stays.
+            Some(r) if stored => self.set_user(peer, r.reason, r.user_addrs).await,
+            Some(r) => self.put(r).await,
             None => self.remove(peer).await,
         }
     }
@@ -373,7 +377,33 @@ impl Store {
         self.db.close().await.map_err(StoreError::Write)
     }
 
-    /// Writes a whole record (creating it if needed), then mirrors it.
+    /// Writes why a peer is persistent and the addresses a user gave
+    /// (creating its record if needed), then mirrors them; the rest of its
+    /// record is kept.
+    async fn set_user(
+        &self,
+        peer: PublicKey,
+        reason: Reason,
+        addrs: Vec<NetAddress>,
+    ) -> Result<(), StoreError> {
+        self.apply(vec![
+            Change::Persist { peer, reason },
+            Change::SetUserAddrs {
+                peer,
+                addrs: addrs.clone(),
+            },
+        ])
+        .await?;
+        let mut mirror = self.lock();
+        let r = (mirror.peers)
+            .entry(peer)
+            .or_insert_with(|| PeerRecord::new(peer, reason));
+        r.reason = reason;
+        r.user_addrs = addrs;
+        Ok(())
+    }
+
+    /// Writes a whole record (a removed one put back), then mirrors it.
     async fn put(&self, r: PeerRecord<NetAddress>) -> Result<(), StoreError> {
         let peer = r.id;
         let mut changes = vec![
@@ -478,6 +508,8 @@ mod tests {
             ])
             .await
             .expect("write");
+        // A user's change keeps the recorded history.
+        store.record_perm(key(1), &b).await.expect("write");
         store.close().await.expect("close");
 
         let (store, loaded) = Store::open(&dir).await.expect("reopen");

@@ -439,31 +439,38 @@ fn after_a_restart_each_peer_is_dialed_first_at_its_last_good_address() {
 }
 
 #[test]
-fn a_corrupt_store_stops_the_start_and_is_left_untouched() {
+fn a_corrupt_or_newer_store_stops_the_start_and_is_left_untouched() {
     let dir = DataDir::new("corrupt", FAST);
     let path = dir.0.join("peers.sqlite");
     let garbage: Vec<u8> = (0..16_384u32).map(|i| (i * 7 + 3) as u8).collect();
-    std::fs::write(&path, &garbage).expect("write garbage");
-    let out = common::lnconnd()
-        .args(["run", "--data-dir", dir.path(), "--json"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&path.display().to_string()),
-        "names the file: {err}"
-    );
-    assert!(
-        err.contains("corrupt database file") || err.contains("not a peer store file"),
-        "says why: {err}"
-    );
-    assert_eq!(
-        std::fs::read(&path).expect("read"),
-        garbage,
-        "byte-identical"
-    );
-    assert!(!dir.socket().exists(), "no socket left behind");
+    // A store of schema version 99 ("lnps" is the peer store's application id).
+    let newer = dir.0.join("newer.sqlite");
+    let db = rusqlite::Connection::open(&newer).expect("create");
+    db.execute_batch(
+        "PRAGMA application_id = 1819177075; PRAGMA user_version = 99; CREATE TABLE t(x);",
+    )
+    .expect("write");
+    drop(db);
+    let newer = std::fs::read(&newer).expect("read");
+    for (bytes, why) in [
+        (garbage, "corrupt database file"),
+        (newer, "schema version 99 is newer"),
+    ] {
+        std::fs::write(&path, &bytes).expect("write the file");
+        let out = common::lnconnd()
+            .args(["run", "--data-dir", dir.path(), "--json"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&path.display().to_string()),
+            "names the file: {err}"
+        );
+        assert!(err.contains(why), "says why ({why}): {err}");
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "byte-identical");
+        assert!(!dir.socket().exists(), "no socket left behind");
+    }
 }
 
 #[test]

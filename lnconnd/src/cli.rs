@@ -63,8 +63,9 @@ pub(crate) enum Command {
     /// Make the daemon stop keeping a peer connected (the connection, if
     /// any, stays up until it ends).
     Forget(PeerArgs),
-    /// Make the daemon refuse a peer's inbound connections.
-    Ban(PeerArgs),
+    /// Make the daemon refuse a peer's inbound connections (for good, or
+    /// for `--duration` seconds).
+    Ban(BanArgs),
     /// Lift a ban.
     Unban(PeerArgs),
     /// Print the daemon's events as they happen, until Ctrl-C.
@@ -132,6 +133,18 @@ pub(crate) struct PeersArgs {
     /// Only this peer (its public key).
     #[arg(value_name = "PUBKEY")]
     pub(crate) id: Option<String>,
+    #[command(flatten)]
+    pub(crate) data: DataDirArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BanArgs {
+    /// The peer's public key.
+    #[arg(value_name = "PUBKEY")]
+    pub(crate) id: String,
+    /// Lift the ban after this many seconds (default: never).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) duration: Option<f64>,
     #[command(flatten)]
     pub(crate) data: DataDirArgs,
 }

@@ -119,6 +119,10 @@ fn twenty_perm_peers_kept_through_kills_and_a_restart() {
     let stored: HashSet<String> = stored_peers(&dir.0).into_iter().collect();
     let all: HashSet<String> = live.iter().map(Peer::pubkey).collect();
     assert_eq!(stored, all);
+    let last_good = stored_last_good(&dir.0);
+    for p in &live {
+        assert_eq!(last_good.get(&p.pubkey()), Some(&p.addr.to_string()));
+    }
 
     // Restart: the same node, all 20 back from the store with no re-add.
     let daemon = Daemon::start(&dir);
@@ -138,6 +142,8 @@ fn twenty_perm_peers_kept_through_kills_and_a_restart() {
         let v = by_id(&list, &p.pubkey());
         assert_eq!(v["state"], "connected", "{v}");
         assert_eq!(v["persistent"], "perm", "{v}");
+        assert_eq!(v["address"], p.addr.to_string(), "{v}");
+        assert_eq!(v["addresses"][0], p.addr.to_string(), "{v}");
     }
     drop(events);
     // A bare key is dialed at its stored address.
@@ -208,6 +214,34 @@ fn banned_peers_dialing_in_are_refused_and_counted() {
     assert_eq!(v["peers"][0]["state"], "connected", "{v}");
     assert_eq!(v["peers"][0]["persistent"], Value::Null, "{v}");
     drop(kept);
+
+    // A bad act one (version 1): failed, counted by its spec code.
+    {
+        use std::io::Write;
+        let mut bad = std::net::TcpStream::connect(at).expect("connect");
+        let mut act = [0u8; 50];
+        act[0] = 1;
+        bad.write_all(&act).expect("send act one");
+    }
+    let failed = (0..1000)
+        .map(|_| events.next())
+        .find(|e| e["event"] == "inbound_failed")
+        .expect("the failure reported");
+    assert_eq!(failed["code"], "ACT1_BAD_VERSION", "{failed}");
+    let m = scrape(daemon.metrics());
+    assert_eq!(
+        sample(&m, "lnconnd_inbound_handshakes_total{outcome=\"failed\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "lnconnd_inbound_handshake_failures_total{code=\"ACT1_BAD_VERSION\"}"
+        ),
+        1.0,
+        "{m}"
+    );
     drop(events);
     let (status, _) = daemon.terminate();
     assert!(status.success());
@@ -300,4 +334,196 @@ fn one_off_connect_forget_and_disconnect_through_the_daemon() {
     assert!(status.success());
     a.kill(&rt);
     b.kill(&rt);
+}
+
+/// Two listeners with one key: a peer reachable at two addresses.
+struct TwoAddrPeer {
+    first: Peer,
+    second: Peer,
+}
+
+#[test]
+fn after_a_restart_each_peer_is_dialed_first_at_its_last_good_address() {
+    const PEERS: u8 = 20;
+    const MOVED: usize = 5;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // One dial at a time per peer: the first address tried is the one
+    // connected to, unless it fails.
+    let dir = DataDir::new(
+        "lastgood",
+        &FAST.replace("[peers]\n", "[peers]\nmax_dials_in_flight = 1\n"),
+    );
+    let daemon = Daemon::start(&dir);
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let stay: Vec<TwoAddrPeer> = (40..40 + PEERS)
+        .map(|i| TwoAddrPeer {
+            first: Peer::start(&rt, i, any),
+            second: Peer::start(&rt, i, any),
+        })
+        .collect();
+    // Connected at the first address; the second given after, so it is
+    // the first among the user-given ones.
+    for p in &stay {
+        let r = cli(&dir, &["connect", "--perm", &p.first.node()]);
+        assert_eq!(r["address"], p.first.addr.to_string(), "{r}");
+        let r = cli(&dir, &["connect", "--perm", &p.second.node()]);
+        assert_eq!(r["connected"], true, "{r}");
+        assert_eq!(
+            r["address"],
+            p.first.addr.to_string(),
+            "still at the first: {r}"
+        );
+    }
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let last_good = stored_last_good(&dir.0);
+    for p in &stay {
+        assert_eq!(
+            last_good.get(&p.first.pubkey()),
+            Some(&p.first.addr.to_string())
+        );
+    }
+
+    // Five peers move: no longer listening at their last good address.
+    let mut stay = stay;
+    let moved: Vec<TwoAddrPeer> = stay.drain(..MOVED).collect();
+    let moved: Vec<Peer> = moved
+        .into_iter()
+        .map(|p| {
+            p.first.kill(&rt);
+            p.second
+        })
+        .collect();
+
+    let daemon = Daemon::start(&dir);
+    assert_eq!(daemon.started["stored_peers"], u64::from(PEERS));
+    let mut events = Events::subscribe(&dir);
+    let waiting: Vec<String> = (cli(&dir, &["peers"])["peers"].as_array())
+        .expect("peers")
+        .iter()
+        .filter(|p| p["connected"] != true)
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect();
+    events.until_each(&waiting, |e| e["event"] == "connected");
+    drop(events);
+    let list = peers(&dir);
+    assert_eq!(list.len(), usize::from(PEERS));
+    // The others: dialed first at their last good address (not at the
+    // user-given address listed first), and connected there.
+    for p in &stay {
+        let v = by_id(&list, &p.first.pubkey());
+        assert_eq!(v["state"], "connected", "{v}");
+        assert_eq!(v["address"], p.first.addr.to_string(), "{v}");
+        assert_eq!(v["addresses"][0], p.first.addr.to_string(), "{v}");
+    }
+    // The moved ones: reached at their other address.
+    for p in &moved {
+        let v = by_id(&list, &p.pubkey());
+        assert_eq!(v["state"], "connected", "{v}");
+        assert_eq!(v["address"], p.addr.to_string(), "{v}");
+    }
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    // Their new last good address is stored.
+    let last_good = stored_last_good(&dir.0);
+    for p in &moved {
+        assert_eq!(last_good.get(&p.pubkey()), Some(&p.addr.to_string()));
+    }
+    for p in moved {
+        p.kill(&rt);
+    }
+    for p in stay {
+        p.first.kill(&rt);
+        p.second.kill(&rt);
+    }
+}
+
+#[test]
+fn a_corrupt_or_newer_store_stops_the_start_and_is_left_untouched() {
+    let dir = DataDir::new("corrupt", FAST);
+    let path = dir.0.join("peers.sqlite");
+    let garbage: Vec<u8> = (0..16_384u32).map(|i| (i * 7 + 3) as u8).collect();
+    // A store of schema version 99 ("lnps" is the peer store's application id).
+    let newer = dir.0.join("newer.sqlite");
+    let db = rusqlite::Connection::open(&newer).expect("create");
+    db.execute_batch(
+        "PRAGMA application_id = 1819177075; PRAGMA user_version = 99; CREATE TABLE t(x);",
+    )
+    .expect("write");
+    drop(db);
+    let newer = std::fs::read(&newer).expect("read");
+    for (bytes, why) in [
+        (garbage, "corrupt database file"),
+        (newer, "schema version 99 is newer"),
+    ] {
+        std::fs::write(&path, &bytes).expect("write the file");
+        let out = common::lnconnd()
+            .args(["run", "--data-dir", dir.path(), "--json"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&path.display().to_string()),
+            "names the file: {err}"
+        );
+        assert!(err.contains(why), "says why ({why}): {err}");
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "byte-identical");
+        assert!(!dir.socket().exists(), "no socket left behind");
+    }
+}
+
+#[test]
+fn bans_expire_when_due_and_permanent_ones_survive_a_restart() {
+    let dir = DataDir::new("banexp", FAST);
+    let daemon = Daemon::start(&dir);
+    let short = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798".to_owned();
+    let forever = "028d7500dd4c12685d1f568b4c2b5048e8534b873319f3a8daa612b469132ec7f7".to_owned();
+
+    // Bad expiries are refused, nothing stored.
+    for params in [
+        format!(r#"{{"id":"{short}","duration":-1}}"#),
+        format!(r#"{{"id":"{short}","until":1}}"#),
+        format!(r#"{{"id":"{short}","duration":5,"until":99999999999}}"#),
+    ] {
+        let out = common::lnconnd()
+            .args(["call", "ban", &params, "--data-dir", dir.path()])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("code -32602"), "{params}: {err}");
+    }
+    assert!(stored_by_users(&dir.0).is_empty());
+
+    let mut events = Events::subscribe(&dir);
+    let r = cli(&dir, &["ban", &forever]);
+    assert_eq!(r["permanent"], true, "{r}");
+    let r = cli(&dir, &["ban", &short, "--duration", "0.2"]);
+    assert_eq!(r["permanent"], false, "{r}");
+    assert!(r["until_unix"].as_u64().is_some(), "{r}");
+    events.until_each(std::slice::from_ref(&short), |e| {
+        e["event"] == "ban_expired"
+    });
+    drop(events);
+    let v = cli(&dir, &["peers", &short]);
+    assert_eq!(
+        v["peers"],
+        serde_json::json!([]),
+        "unbanned and unknown: {v}"
+    );
+    let stored = stored_by_users(&dir.0);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(
+        stored[0].starts_with(&format!("ban {forever}")),
+        "{stored:?}"
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+
+    let daemon = Daemon::start(&dir);
+    let v = cli(&dir, &["peers", &forever]);
+    assert_eq!(v["peers"][0]["banned"], true, "{v}");
+    assert_eq!(v["peers"][0]["banned_until_unix"], Value::Null, "{v}");
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
 }

@@ -76,7 +76,8 @@ fn bad_requests_get_errors_and_change_nothing() {
     let peer = Peer::start(&rt, 7, "127.0.0.1:0".parse().expect("addr"));
     cli(&dir, &["connect", "--perm", &peer.node()]);
     cli(&dir, &["ban", OTHER]);
-    let store = std::fs::read(dir.0.join("peers.json")).expect("the store");
+    let store = stored_by_users(&dir.0);
+    assert_eq!(store.len(), 3, "a peer, its address and a ban: {store:?}");
 
     let mut c = Raw::open(&dir);
     // Each error leaves the connection usable.
@@ -187,7 +188,7 @@ fn bad_requests_get_errors_and_change_nothing() {
     assert!(served, "served again once the clients left");
 
     assert_eq!(
-        std::fs::read(dir.0.join("peers.json")).expect("the store"),
+        stored_by_users(&dir.0),
         store,
         "nothing changed in the store"
     );

@@ -191,10 +191,13 @@ pub(crate) async fn run(
         Command::Ban(a) => {
             let r = Client::open(&a.data)
                 .await?
-                .call("ban", json!({ "id": a.id }), t)
+                .call("ban", json!({ "id": a.id, "duration": a.duration }), t)
                 .await?;
             print(&out, "ban", &r, || {
                 let mut s = format!("banned {}", a.id);
+                if let Some(until) = r["until_unix"].as_u64() {
+                    s.push_str(&format!(" until {until} (Unix seconds)"));
+                }
                 if r["still_perm"] == true {
                     s.push_str(" (still dialed as perm: `lnconnd forget` it to stop that)");
                 }

@@ -289,9 +289,14 @@ pub(crate) fn fact_json(fact: &Fact) -> Value {
         Fact::RefusedBanned { peer } => {
             json!({ "event": "refused_banned", "id": peer.to_string() })
         }
-        Fact::Waiting { peer, wait } => {
-            json!({ "event": "waiting", "id": peer.to_string(), "wait_ms": ms(*wait) })
-        }
+        Fact::Waiting {
+            peer,
+            wait,
+            backoff,
+        } => json!({
+            "event": "waiting", "id": peer.to_string(), "wait_ms": ms(*wait),
+            "backoff_ms": backoff.map(ms),
+        }),
         Fact::AddressSkipped { peer, addr, reason } => json!({
             "event": "address_skipped", "id": peer.to_string(), "address": addr, "reason": reason,
         }),
@@ -302,6 +307,10 @@ pub(crate) fn fact_json(fact: &Fact) -> Value {
         Fact::WorkerStopped { peer } => {
             json!({ "event": "worker_stopped", "id": peer.to_string() })
         }
+        Fact::BanExpired { peer } => json!({ "event": "ban_expired", "id": peer.to_string() }),
+        Fact::InboundFailed { from, code, error } => json!({
+            "event": "inbound_failed", "from": from.to_string(), "code": code, "error": error,
+        }),
     }
 }
 

@@ -206,6 +206,8 @@ pub(crate) enum Fact {
     Waiting {
         peer: PublicKey,
         wait: Duration,
+        /// The worker's backoff level.
+        backoff: Option<Duration>,
     },
     AddressSkipped {
         peer: PublicKey,
@@ -220,6 +222,21 @@ pub(crate) enum Fact {
     },
     WorkerStopped {
         peer: PublicKey,
+    },
+    /// A ban reached its expiry and was lifted (the daemon's own fact).
+    BanExpired {
+        peer: PublicKey,
+    },
+    /// An inbound connection failed before the node saw a peer.
+    InboundFailed {
+        /// The remote socket address.
+        from: SocketAddr,
+        /// The spec's failure code (`ACT1_BAD_VERSION`) for a peer fault,
+        /// else what happened (`timed_out`, `io_error`, `evicted`,
+        /// `key_refused`, `local`).
+        code: String,
+        /// The failure, in words.
+        error: String,
     },
 }
 
@@ -334,26 +351,30 @@ impl Engine {
     /// Listens at `addr`; inbound connections go to the node until it
     /// shuts down. Banned peers are refused by the node (which reports
     /// each refusal as a fact). Returns the bound address.
+    /// The listener's failed handshakes come as facts through
+    /// [`Inbound::next`].
     pub(crate) async fn listen(
         &self,
         key: &NodeKeyPair,
         addr: SocketAddr,
-    ) -> std::io::Result<SocketAddr> {
+    ) -> std::io::Result<(SocketAddr, Inbound)> {
         let listener = Listener::bind(addr, key.clone(), ListenerConfig::default()).await?;
-        Ok(self.node.serve(listener))
+        let inbound = Inbound(listener.monitor().subscribe());
+        Ok((self.node.serve(listener), inbound))
     }
 
     /// Hands the stored peers and bans to the node, which dials the peers
-    /// under its startup stagger.
-    pub(crate) fn startup(&self, peers: Vec<StoredPeer>, banned: &[PublicKey]) {
+    /// under its startup stagger. Each peer's last good address is dialed
+    /// first, then the addresses a user gave (in order), then the
+    /// advertised ones; it resumes at its stored backoff level, or at the
+    /// relaxed level (none) if its last connection lasted longer than the
+    /// policy's stable duration.
+    pub(crate) fn startup(&self, peers: Vec<StoredPeer>, banned: &[PublicKey], stable: Duration) {
         for peer in banned {
             self.node.ban(*peer);
         }
-        self.node.startup(
-            peers
-                .into_iter()
-                .map(|p| StartupPeer::new(p.pubkey, p.addrs, true)),
-        );
+        self.node
+            .startup(peers.into_iter().map(|p| startup_peer(p, stable)));
     }
 
     /// Connects: `perm` hands the peer to its worker and returns at once;
@@ -550,7 +571,16 @@ fn fact(event: ServerEvent<brontide::Error>) -> Option<Fact> {
             kept: direction_name(kept),
         },
         ServerEvent::RefusedBanned { peer } => Fact::RefusedBanned { peer },
-        ServerEvent::Waiting { peer, wait, .. } => Fact::Waiting { peer, wait },
+        ServerEvent::Waiting {
+            peer,
+            wait,
+            backoff,
+            ..
+        } => Fact::Waiting {
+            peer,
+            wait,
+            backoff,
+        },
         ServerEvent::AddressSkipped { peer, addr, reason } => Fact::AddressSkipped {
             peer,
             addr: addr.to_string(),
@@ -561,6 +591,52 @@ fn fact(event: ServerEvent<brontide::Error>) -> Option<Fact> {
         ServerEvent::WorkerStopped { peer } => Fact::WorkerStopped { peer },
         _ => return None,
     })
+}
+
+/// The node's startup entry for a stored peer (see [`Engine::startup`]).
+fn startup_peer(p: StoredPeer, stable: Duration) -> StartupPeer {
+    let mut peer = StartupPeer::new(p.pubkey, p.advertised, p.user_asked);
+    let mut user = Vec::with_capacity(p.user_addrs.len() + 1);
+    let was_stable = matches!(p.last_good, Some((_, Some(lasted))) if lasted > stable);
+    for a in p.last_good.map(|(a, _)| a).into_iter().chain(p.user_addrs) {
+        if !user.contains(&a) {
+            user.push(a);
+        }
+    }
+    peer.user_addrs = user;
+    peer.backoff = if was_stable { None } else { p.backoff };
+    peer
+}
+
+/// The failed handshakes of one listener.
+pub(crate) struct Inbound(brontide::ListenerEvents);
+
+impl Inbound {
+    /// The next failed handshake; `None` once the listener has stopped.
+    pub(crate) async fn next(&mut self) -> Option<Fact> {
+        loop {
+            match self.0.recv().await? {
+                brontide::ListenerEvent::HandshakeFailed(f) => {
+                    let code = f.code().unwrap_or_else(|| {
+                        match f.reason {
+                            brontide::FailureReason::TimedOut => "timed_out",
+                            brontide::FailureReason::Io(_) => "io_error",
+                            brontide::FailureReason::Evicted => "evicted",
+                            brontide::FailureReason::KeyRefused(_) => "key_refused",
+                            _ => "local",
+                        }
+                        .to_owned()
+                    });
+                    return Some(Fact::InboundFailed {
+                        from: f.remote_addr,
+                        code,
+                        error: f.to_string(),
+                    });
+                }
+                _ => continue,
+            }
+        }
+    }
 }
 
 /// Parses `pubkey@host[:port]`.
@@ -579,6 +655,34 @@ pub(crate) fn node_at(pubkey: PublicKey, addr: &str) -> Result<NodeAddr, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_peer_starts_at_its_last_good_address_and_its_level() {
+        let key = crate::keys::from_hex(&"22".repeat(32))
+            .expect("key")
+            .public_key();
+        let a = |s: &str| s.parse::<server::NetAddress>().expect("addr");
+        let stable = Duration::from_secs(600);
+        let stored = |lasted| StoredPeer {
+            pubkey: key,
+            user_asked: true,
+            user_addrs: vec![a("127.0.0.1:1"), a("127.0.0.1:2")],
+            advertised: vec![a("127.0.0.1:3")],
+            last_good: Some((a("127.0.0.1:2"), lasted)),
+            backoff: Some(Duration::from_secs(8)),
+        };
+        let p = startup_peer(stored(Some(Duration::from_secs(5))), stable);
+        assert_eq!(p.user_addrs, [a("127.0.0.1:2"), a("127.0.0.1:1")]);
+        assert_eq!(p.addrs, [a("127.0.0.1:3")]);
+        assert_eq!(p.backoff, Some(Duration::from_secs(8)));
+        assert!(p.perm);
+        // Connected longer than the stable duration: the relaxed level.
+        let p = startup_peer(stored(Some(Duration::from_secs(601))), stable);
+        assert_eq!(p.backoff, None);
+        // Its end never recorded (a crash): the stored level.
+        let p = startup_peer(stored(None), stable);
+        assert_eq!(p.backoff, Some(Duration::from_secs(8)));
+    }
 
     #[test]
     fn typed_dial_errors_fall_in_their_category() {

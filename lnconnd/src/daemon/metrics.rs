@@ -36,6 +36,7 @@ pub(crate) struct Metrics {
     dials_started: Counter,
     dials_failed: Family<Label, Counter>,
     inbound: Family<Label, Counter>,
+    inbound_failed: Family<[(&'static str, String); 1], Counter>,
     connections: Family<Label, Counter>,
     disconnections: Family<Label, Counter>,
     duplicates: Family<Label, Counter>,
@@ -50,6 +51,7 @@ impl Metrics {
         let dials_started = Counter::default();
         let dials_failed = Family::<Label, Counter>::default();
         let inbound = Family::<Label, Counter>::default();
+        let inbound_failed = Family::<[(&'static str, String); 1], Counter>::default();
         let connections = Family::<Label, Counter>::default();
         let disconnections = Family::<Label, Counter>::default();
         let duplicates = Family::<Label, Counter>::default();
@@ -69,8 +71,13 @@ impl Metrics {
         );
         registry.register(
             "inbound_handshakes",
-            "Inbound connections through the handshake, by outcome",
+            "Inbound connections through the handshake, by outcome (accepted, refused_banned, failed)",
             inbound.clone(),
+        );
+        registry.register(
+            "inbound_handshake_failures",
+            "Inbound handshakes failed, by the spec's failure code (ACT1_BAD_VERSION, ...) or timed_out, io_error, evicted, key_refused, local",
+            inbound_failed.clone(),
         );
         registry.register(
             "connections",
@@ -99,7 +106,7 @@ impl Metrics {
         for c in ["peer_fault", "network", "timeout", "local"] {
             let _ = dials_failed.get_or_create(&[("category", c)]);
         }
-        for o in ["accepted", "refused_banned"] {
+        for o in ["accepted", "refused_banned", "failed"] {
             let _ = inbound.get_or_create(&[("outcome", o)]);
         }
         for d in ["inbound", "outbound"] {
@@ -114,6 +121,7 @@ impl Metrics {
             dials_started,
             dials_failed,
             inbound,
+            inbound_failed,
             connections,
             disconnections,
             duplicates,
@@ -175,6 +183,12 @@ impl Metrics {
             }
             Fact::WorkerStopped { peer } => {
                 down.remove(peer);
+            }
+            Fact::InboundFailed { code, .. } => {
+                self.inbound.get_or_create(&[("outcome", "failed")]).inc();
+                self.inbound_failed
+                    .get_or_create(&[("code", code.clone())])
+                    .inc();
             }
             _ => {}
         }
@@ -321,6 +335,11 @@ mod tests {
                 lasted: Duration::ZERO,
                 reconnecting: true,
             },
+            Fact::InboundFailed {
+                from: "127.0.0.1:9".parse().expect("addr"),
+                code: "ACT1_BAD_VERSION".into(),
+                error: "bad version".into(),
+            },
         ];
         for f in &facts {
             m.observe(f, t0, &mut down);
@@ -341,6 +360,8 @@ mod tests {
             "lnconnd_dials_failed_total{category=\"timeout\"} 0",
             "lnconnd_connections_total{direction=\"outbound\"} 1",
             "lnconnd_inbound_handshakes_total{outcome=\"accepted\"} 1",
+            "lnconnd_inbound_handshakes_total{outcome=\"failed\"} 1",
+            "lnconnd_inbound_handshake_failures_total{code=\"ACT1_BAD_VERSION\"} 1",
             "lnconnd_reconnect_latency_seconds_count 1",
             "lnconnd_reconnect_latency_seconds_sum 2.0",
         ] {

@@ -8,7 +8,8 @@
 //! - `node.key`: the node's secret key (created on first run, mode 0600);
 //! - `config.toml`: settings, every `run` option by the same name
 //!   ([`config`]);
-//! - `peers.json`: the persistent peers and bans ([`store`]);
+//! - `peers.sqlite`: the persistent peers and bans, a SQLite file
+//!   ([`store`]; `sqlite3` reads it, also while the daemon runs);
 //! - `lnconnd.sock`: the control socket while the daemon runs.
 //!
 //! Only [`engine`] touches the `server` crate; only [`store`] knows where
@@ -42,7 +43,7 @@ use crate::output::Output;
 use crate::Failure;
 use config::Settings;
 use engine::{Engine, Fact, Next};
-use store::Store;
+use store::{Learned, Store};
 
 /// What the control API and the metrics share.
 pub(crate) struct Daemon {
@@ -182,19 +183,25 @@ pub(crate) async fn run(
     let socket = control::socket_path(&dir);
     let listener = control::bind(&socket).map_err(|e| Failure::Usage(chain(&e)))?;
     let _socket_file = SocketFile(socket.clone());
-    let (store, peers, banned) = Store::open(&dir).map_err(|e| Failure::Usage(chain(&e)))?;
+    // A bad file is the operator's to look at: a runtime failure (exit
+    // status 1), the file untouched.
+    let (store, loaded) = Store::open(&dir)
+        .await
+        .map_err(|e| Failure::Runtime(chain(&e)))?;
 
     let engine = Engine::new(&key, &settings);
     // Subscribed before anything can happen: the first inbound peer counts.
     let facts = engine.facts();
     let (notes, noted) = mpsc::unbounded_channel();
     let mut listen = Vec::new();
+    let mut inbound = Vec::new();
     for addr in &settings.listen {
-        let bound = engine
+        let (bound, failures) = engine
             .listen(&key, *addr)
             .await
             .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))?;
         listen.push(bound);
+        inbound.push(failures);
     }
     let metrics_listener = match settings.metrics {
         Some(addr) => Some(
@@ -224,13 +231,22 @@ pub(crate) async fn run(
     });
 
     let metrics = metrics_listener.map(|l| (l, Arc::new(metrics::Metrics::new())));
+    for failures in inbound {
+        daemon
+            .tasks
+            .spawn(inbound_failures(failures, daemon.notes.clone()));
+    }
+    let (learned, to_record) = mpsc::unbounded_channel();
     daemon.tasks.spawn(relay(
         facts,
         noted,
         metrics.as_ref().map(|(_, m)| Arc::clone(m)),
         daemon.facts.clone(),
+        learned,
         daemon.node_down.clone(),
     ));
+    daemon.tasks.spawn(record(daemon.store.clone(), to_record));
+    daemon.tasks.spawn(expire_bans(Arc::clone(&daemon)));
     if let Some((l, m)) = metrics {
         daemon
             .tasks
@@ -239,8 +255,8 @@ pub(crate) async fn run(
     daemon
         .tasks
         .spawn(control::serve(listener, Arc::clone(&daemon), settings.rpc));
-    let stored = peers.len();
-    engine.startup(peers, &banned);
+    let stored = loaded.peers.len();
+    engine.startup(loaded.peers, &loaded.banned, settings.peers.policy.stable());
 
     let pubkey = engine.id();
     tracing::info!(%pubkey, data_dir = %dir.display(), peers = stored, "lnconnd running");
@@ -280,6 +296,12 @@ pub(crate) async fn run(
     if !clean {
         tracing::warn!(timeout = ?settings.shutdown_timeout, "shutdown did not finish in time");
     }
+    // Every change recorded so far is durable once this returns.
+    let closed = daemon.store.clone().close().await;
+    if let Err(e) = &closed {
+        tracing::error!(error = %chain(e), "closing the peer store failed");
+    }
+    let clean = clean && closed.is_ok();
     out.event("stopped", json!({ "clean": clean }), || "stopped".into());
     Ok(if clean {
         ExitCode::SUCCESS
@@ -331,13 +353,15 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-/// Logs and counts each fact of the node, then hands it to subscribers,
-/// until the node has shut down.
+/// Logs and counts each fact of the node, hands what the store records
+/// to `learned`, then hands the fact to subscribers, until the node has
+/// shut down.
 async fn relay(
     mut facts: engine::Facts,
     mut noted: mpsc::UnboundedReceiver<(Fact, oneshot::Sender<()>)>,
     metrics: Option<Arc<metrics::Metrics>>,
     out: broadcast::Sender<Fact>,
+    learned: mpsc::UnboundedSender<Learned>,
     node_down: CancellationToken,
 ) {
     let mut down = HashMap::new();
@@ -353,9 +377,102 @@ async fn relay(
             () = node_down.cancelled() => return,
         };
         match next {
-            Next::Fact(fact) => handle(&fact, metrics.as_deref(), &mut down, &out),
+            Next::Fact(fact) => {
+                if let Some(l) = to_learn(&fact) {
+                    // The recorder ends only after this task.
+                    let _ = learned.send(l);
+                }
+                handle(&fact, metrics.as_deref(), &mut down, &out);
+            }
             Next::Missed(n) => tracing::warn!(missed = n, "fell behind the node's events"),
             Next::Closed => return,
+        }
+    }
+}
+
+/// What the store keeps of a fact: outbound connections (where, how long)
+/// and backoff levels.
+fn to_learn(fact: &Fact) -> Option<Learned> {
+    match fact {
+        Fact::Connected {
+            peer,
+            direction: "outbound",
+            addr: Some(addr),
+        } => Some(Learned::Connected {
+            peer: *peer,
+            // The text is the address's own `Display`: it parses back.
+            addr: addr.parse().ok()?,
+        }),
+        Fact::Disconnected {
+            peer,
+            direction: "outbound",
+            lasted,
+            ..
+        } => Some(Learned::Ended {
+            peer: *peer,
+            lasted: *lasted,
+        }),
+        Fact::Waiting {
+            peer,
+            backoff: Some(level),
+            ..
+        } => Some(Learned::Backoff {
+            peer: *peer,
+            level: *level,
+        }),
+        _ => None,
+    }
+}
+
+/// Writes what the node learned about its stored peers, in batches of
+/// whatever arrived meanwhile, until the relay ends.
+async fn record(store: Store, mut learned: mpsc::UnboundedReceiver<Learned>) {
+    /// At most this many facts in one write.
+    const BATCH: usize = 256;
+    let mut batch = Vec::new();
+    while learned.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(e) = store.record(std::mem::take(&mut batch)).await {
+            tracing::warn!(error = %chain(&e), "cannot record peer history");
+        }
+    }
+}
+
+/// Lifts each ban when it expires, in the store and in the node, until
+/// the daemon stops.
+async fn expire_bans(d: Arc<Daemon>) {
+    /// The longest sleep at once (a clock step is seen within it).
+    const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+    loop {
+        let now = std::time::SystemTime::now();
+        let sleep = match d.store.next_ban_expiry() {
+            Some(t) => t.duration_since(now).unwrap_or_default().min(MAX_SLEEP),
+            None => MAX_SLEEP,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = d.store.bans_changed() => continue,
+            () = d.stop.cancelled() => return,
+        }
+        match d.store.unban_expired(std::time::SystemTime::now()).await {
+            Ok(peers) => {
+                for peer in peers {
+                    d.engine.unban(&peer);
+                    d.note(Fact::BanExpired { peer }).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %chain(&e), "cannot lift expired bans"),
+        }
+    }
+}
+
+/// Counts a listener's failed handshakes through the relay.
+async fn inbound_failures(
+    mut failures: engine::Inbound,
+    notes: mpsc::UnboundedSender<(Fact, oneshot::Sender<()>)>,
+) {
+    while let Some(fact) = failures.next().await {
+        if notes.send((fact, oneshot::channel().0)).is_err() {
+            return;
         }
     }
 }
@@ -407,12 +524,18 @@ fn log_fact(fact: &Fact) {
             info!(%peer, kept, "duplicate connection resolved")
         }
         Fact::RefusedBanned { peer } => info!(%peer, "banned peer refused"),
-        Fact::Waiting { peer, wait } => debug!(%peer, wait_ms = wait.as_millis() as u64, "waiting"),
+        Fact::Waiting { peer, wait, .. } => {
+            debug!(%peer, wait_ms = wait.as_millis() as u64, "waiting")
+        }
         Fact::AddressSkipped { peer, addr, reason } => {
             warn!(%peer, addr, reason, "address skipped")
         }
         Fact::AwaitingAddrs { peer } => warn!(%peer, "no address to dial"),
         Fact::Idle { peer } => debug!(%peer, "idle"),
         Fact::WorkerStopped { peer } => debug!(%peer, "worker stopped"),
+        Fact::BanExpired { peer } => info!(%peer, "ban expired"),
+        Fact::InboundFailed { from, code, error } => {
+            info!(%from, code, error, "inbound handshake failed")
+        }
     }
 }

@@ -4,9 +4,12 @@
 //! Methods: `getinfo`, `connect` (`id` as `pubkey[@host[:port]]`, or
 //! `id` with `host` and `port`; `perm`, `wait`, `timeout` in seconds),
 //! `disconnect` (`id`), `forget` (`id`), `listpeers` (optional `id`),
-//! `ban` (`id`), `unban` (`id`), `stop`, and `subscribe`, after which the
+//! `ban` (`id`, and `duration` in seconds or `until` in Unix seconds;
+//! neither: permanent, stored as an expiry of 2200-01-01), `unban` (`id`),
+//! `stop`, and `subscribe`, after which the
 //! connection carries `event` notifications until it closes (anything the
-//! client sends then ends the subscription). Parameters
+//! client sends then ends the subscription). `listpeers` shows a timed
+//! ban's end as `banned_until_unix` (`null` for a permanent one). Parameters
 //! come by name (an object) or by position (an array, in the order above).
 //!
 //! Error codes are stable:
@@ -33,7 +36,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::PublicKey;
 use serde::de::DeserializeOwned;
@@ -41,7 +44,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::engine::{node_at, parse_node, Fact, Next, NodeAddr, OpError, PeerState, PeerView};
-use super::store::StoreError;
+use super::store::{self, StoreError};
 use super::Daemon;
 
 /// The stable error codes (see the module doc).
@@ -224,7 +227,7 @@ async fn method(d: &Arc<Daemon>, name: &str, p: &Value) -> Result<Value, RpcErro
         }
         "disconnect" => disconnect(d, id_param(p)?).await,
         "forget" => forget(d, id_param(p)?).await,
-        "ban" => ban(d, id_param(p)?).await,
+        "ban" => ban(d, params(p, &["id", "duration", "until"])?).await,
         "unban" => unban(d, id_param(p)?).await,
         m => Err(RpcError::new(
             code::METHOD_NOT_FOUND,
@@ -247,6 +250,14 @@ struct IdParams {
 #[serde(deny_unknown_fields)]
 struct OptIdParams {
     id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BanParams {
+    id: String,
+    duration: Option<f64>,
+    until: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -336,7 +347,12 @@ fn listpeers(d: &Daemon, id: Option<&str>) -> Result<Value, RpcError> {
     let list: Vec<Value> = peers
         .iter()
         .filter(|p| only.is_none_or(|k| p.id == k))
-        .map(|p| peer_json(p, d.store.is_banned(&p.id)))
+        .map(|p| {
+            let mut v = peer_json(p, d.store.is_banned(&p.id));
+            let until = d.store.ban_of(&p.id).filter(|t| *t < store::permanent());
+            v["banned_until_unix"] = json!(until.map(unix_secs));
+            v
+        })
         .collect();
     Ok(json!({ "peers": list }))
 }
@@ -610,12 +626,53 @@ async fn forget(d: &Daemon, peer: PublicKey) -> Result<Value, RpcError> {
     Ok(json!({ "id": peer.to_string(), "was_persistent": stored.existed() || worker }))
 }
 
-async fn ban(d: &Daemon, peer: PublicKey) -> Result<Value, RpcError> {
-    d.store.ban(peer).await?;
+/// When a ban asked for at `now` ends; `None` for a permanent one.
+fn ban_expiry(q: &BanParams, now: SystemTime) -> Result<Option<SystemTime>, RpcError> {
+    let bad = |m: String| RpcError::new(code::INVALID_PARAMS, m);
+    let latest = store::permanent();
+    let until = match (q.duration, q.until) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => return Err(bad("give `duration` or `until`, not both".into())),
+        (Some(secs), None) => Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .and_then(|d| now.checked_add(d))
+            .filter(|t| *t < latest)
+            .ok_or_else(|| {
+                bad(format!(
+                    "`duration`: {secs} is not a positive number of seconds before 2200"
+                ))
+            })?,
+        (None, Some(secs)) => Duration::try_from_secs_f64(secs)
+            .ok()
+            .map(|d| UNIX_EPOCH + d)
+            .filter(|t| *t > now && *t < latest)
+            .ok_or_else(|| {
+                bad(format!(
+                    "`until`: {secs} is not a Unix time in seconds between now and 2200"
+                ))
+            })?,
+    };
+    Ok(Some(until))
+}
+
+/// Whole Unix seconds of `t`.
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+async fn ban(d: &Daemon, q: BanParams) -> Result<Value, RpcError> {
+    let peer = pubkey(&q.id)?;
+    let until = ban_expiry(&q, SystemTime::now())?;
+    d.store
+        .ban(peer, until.unwrap_or_else(store::permanent))
+        .await?;
     d.engine.ban(peer);
     Ok(json!({
         "id": peer.to_string(),
         "banned": true,
+        "until_unix": until.map(unix_secs),
+        "permanent": until.is_none(),
         "still_perm": d.engine.persistence(&peer) == Some(true),
     }))
 }

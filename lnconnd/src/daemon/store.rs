@@ -1,86 +1,127 @@
 //! The daemon's persistence seam: the only place that knows where the
 //! persistent peers and bans live.
 //!
-//! The daemon calls [`Store::open`] at startup (which loads what it holds)
-//! and records each change before it answers the caller: `record_perm`,
-//! `forget`, `ban`, `unban`. For now the state is one small JSON file,
-//! replaced atomically on every change (written to a temporary file,
-//! fsynced, renamed over the old one, and the directory fsynced), so a
-//! crash leaves either the old state or the new one. The SQLite peer store
-//! of the `peer-store` crate is meant to take this module's place.
+//! They live in `peers.sqlite` in the data directory, a
+//! [`peer_store::SqliteStore`] (its crate docs describe the tables, which
+//! the `sqlite3` tool reads while the daemon runs). [`Store::open`] loads
+//! it at startup; each operation of the control API (`record_perm`,
+//! `forget`, `ban`, `unban`) returns only once the store's `apply` has
+//! made the change durable, or returns the error with nothing changed.
+//! What the node learns about its stored peers (where a connection was
+//! established and how long it lasted, the backoff level) is recorded as
+//! it happens ([`Store::record`]). A copy of the records is kept in memory
+//! for the control API to read without touching the file.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::PublicKey;
-use serde::{Deserialize, Serialize};
+use peer_store::{Ban, Change, LastConnection, PeerRecord, PeerStore, Reason, SqliteConfig};
 use server::NetAddress;
+use tokio::sync::Notify;
 
 /// The store's file name inside the data directory.
-pub(crate) const STORE_FILE: &str = "peers.json";
+pub(crate) const STORE_FILE: &str = "peers.sqlite";
 
-/// The format written; a file from a newer version is refused.
-const VERSION: u32 = 1;
+/// The expiry stored for a ban given without one: 2200-01-01 00:00 UTC,
+/// far in the future yet inside what the store can represent.
+pub(crate) fn permanent() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(7_258_118_400)
+}
 
-/// Why the store could not be read or written.
+/// Why the store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    /// Reading or writing the file failed.
+    /// The file could not be opened or loaded: corrupt, from a newer
+    /// version, locked by another process, unreadable. It is left as it was.
     #[error("peer store {path}")]
-    Io {
+    Open {
         /// The file.
         path: String,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: peer_store::StoreError,
     },
-    /// The file is not a store this version can read.
-    #[error("peer store {path} is unreadable: {message} (move it away to start empty)")]
-    Corrupt {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The writer thread went away (the runtime is shutting down).
-    #[error("peer store writer ended")]
-    Gone,
+    /// A change could not be made durable; nothing of it was applied.
+    #[error("peer store write failed")]
+    Write(#[source] peer_store::StoreError),
 }
 
-/// A persistent peer as stored: its key and the addresses given for it,
-/// most recent first.
+/// A stored persistent peer, as the node needs it at startup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredPeer {
     pub(crate) pubkey: PublicKey,
-    pub(crate) addrs: Vec<NetAddress>,
+    /// Whether a user asked for it (rather than a channel).
+    pub(crate) user_asked: bool,
+    /// The addresses a user gave, most recent first.
+    pub(crate) user_addrs: Vec<NetAddress>,
+    /// The addresses it advertised.
+    pub(crate) advertised: Vec<NetAddress>,
+    /// The address of its last established connection, and how long that
+    /// lasted (`None` if its end was never recorded).
+    pub(crate) last_good: Option<(NetAddress, Option<Duration>)>,
+    /// The backoff level its worker had reached.
+    pub(crate) backoff: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Snapshot {
-    version: u32,
-    /// Peer key (hex) to its addresses, most recent first.
-    peers: BTreeMap<String, Vec<String>>,
-    /// Banned peer keys (hex).
-    banned: BTreeSet<String>,
+impl From<&PeerRecord<NetAddress>> for StoredPeer {
+    fn from(r: &PeerRecord<NetAddress>) -> Self {
+        StoredPeer {
+            pubkey: r.id,
+            user_asked: r.reason.user_asked,
+            user_addrs: r.user_addrs.clone(),
+            advertised: r.advertised_addrs.clone(),
+            last_good: (r.last_connection.as_ref()).map(|c| (c.addr.clone(), c.lasted)),
+            backoff: r.backoff,
+        }
+    }
+}
+
+/// What the store held at startup.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// Every persistent peer.
+    pub(crate) peers: Vec<StoredPeer>,
+    /// The bans in force (expired ones were removed).
+    pub(crate) banned: Vec<PublicKey>,
+}
+
+/// What the node learned about a peer, to record if it is stored.
+#[derive(Debug, Clone)]
+pub(crate) enum Learned {
+    /// An outbound connection was established at this address.
+    Connected { peer: PublicKey, addr: NetAddress },
+    /// The connection recorded by `Connected` ended after `lasted`.
+    Ended { peer: PublicKey, lasted: Duration },
+    /// The peer's worker is at this backoff level.
+    Backoff { peer: PublicKey, level: Duration },
+}
+
+#[derive(Debug, Default)]
+struct Mirror {
+    peers: HashMap<PublicKey, PeerRecord<NetAddress>>,
+    bans: HashMap<PublicKey, SystemTime>,
 }
 
 /// The persistent peers and bans, on disk. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
-    path: Arc<PathBuf>,
-    /// What the file holds now. Held only while a write runs on a blocking
-    /// thread, never across an `.await`.
-    state: Arc<Mutex<Snapshot>>,
+    db: peer_store::SqliteStore<NetAddress>,
+    /// What the file holds, updated after each durable change. Never held
+    /// across an `.await`.
+    mirror: Arc<Mutex<Mirror>>,
+    /// Serializes the control API's read-modify-write changes.
+    ops: Arc<tokio::sync::Mutex<()>>,
+    /// Woken when a ban is added or lifted (the expiry timer re-plans).
+    bans_changed: Arc<Notify>,
 }
 
-/// What a peer's record was before a change, to put it back if the change
-/// cannot complete elsewhere.
+/// A peer's record before a change, to put back if the change cannot
+/// complete elsewhere.
 #[derive(Debug)]
-pub(crate) struct Previous(Option<Vec<String>>);
+pub(crate) struct Previous(Option<PeerRecord<NetAddress>>);
 
 impl Previous {
     /// Whether the peer had a record.
@@ -90,106 +131,106 @@ impl Previous {
 }
 
 impl Store {
-    /// Opens (or starts) the store in `dir` and returns what it holds.
-    pub(crate) fn open(dir: &Path) -> Result<(Store, Vec<StoredPeer>, Vec<PublicKey>), StoreError> {
+    /// Opens (or creates) the store in `dir`, removes the bans that have
+    /// expired, and returns what it holds.
+    pub(crate) async fn open(dir: &Path) -> Result<(Store, Loaded), StoreError> {
         let path = dir.join(STORE_FILE);
-        let shown = path.display().to_string();
-        let snapshot = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let snap: Snapshot =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                        path: shown.clone(),
-                        message: e.to_string(),
-                    })?;
-                if snap.version != VERSION {
-                    return Err(StoreError::Corrupt {
-                        path: shown,
-                        message: format!(
-                            "format version {} (this program writes {VERSION})",
-                            snap.version
-                        ),
-                    });
-                }
-                snap
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot {
-                version: VERSION,
-                ..Snapshot::default()
-            },
-            Err(source) => {
-                return Err(StoreError::Io {
-                    path: shown,
-                    source,
-                })
+        let failed = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let db = peer_store::SqliteStore::<NetAddress>::open(&path, SqliteConfig::default())
+            .await
+            .map_err(failed)?;
+        let snapshot = match db.load().await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = db.close().await;
+                return Err(failed(e));
             }
         };
-        let corrupt = |message: String| StoreError::Corrupt {
-            path: shown.clone(),
-            message,
-        };
-        let mut peers = Vec::with_capacity(snapshot.peers.len());
-        for (key, addrs) in &snapshot.peers {
-            let pubkey =
-                PublicKey::from_str(key).map_err(|_| corrupt(format!("bad peer key {key:?}")))?;
-            let addrs = addrs
-                .iter()
-                .map(|a| {
-                    a.parse()
-                        .map_err(|e| corrupt(format!("peer {key}: {a:?}: {e}")))
-                })
-                .collect::<Result<_, _>>()?;
-            peers.push(StoredPeer { pubkey, addrs });
+        let now = SystemTime::now();
+        let expired: Vec<Change<NetAddress>> = (snapshot.bans.iter())
+            .filter(|b| b.until <= now)
+            .map(|b| Change::Unban { peer: b.peer })
+            .collect();
+        if let Err(e) = db.apply(expired).await {
+            let _ = db.close().await;
+            return Err(failed(e));
         }
-        let banned = (snapshot.banned.iter())
-            .map(|k| PublicKey::from_str(k).map_err(|_| corrupt(format!("bad banned key {k:?}"))))
-            .collect::<Result<_, _>>()?;
-        let store = Store {
-            path: Arc::new(path),
-            state: Arc::new(Mutex::new(snapshot)),
+        let mirror = Mirror {
+            peers: (snapshot.peers.iter()).map(|p| (p.id, p.clone())).collect(),
+            bans: (snapshot.bans_active_at(now))
+                .map(|b| (b.peer, b.until))
+                .collect(),
         };
-        Ok((store, peers, banned))
+        let loaded = Loaded {
+            peers: snapshot.peers.iter().map(StoredPeer::from).collect(),
+            banned: snapshot.bans_active_at(now).map(|b| b.peer).collect(),
+        };
+        let store = Store {
+            db,
+            mirror: Arc::new(Mutex::new(mirror)),
+            ops: Arc::new(tokio::sync::Mutex::new(())),
+            bans_changed: Arc::new(Notify::new()),
+        };
+        Ok((store, loaded))
     }
 
-    /// The addresses stored for a peer, most recent first.
+    /// The addresses known for a peer, in the order to try them: its last
+    /// good one, then those a user gave, then the advertised ones.
     pub(crate) fn addrs(&self, peer: &PublicKey) -> Vec<NetAddress> {
-        let state = self.lock();
-        let list = state.peers.get(&peer.to_string());
-        list.into_iter()
-            .flatten()
-            .filter_map(|a| a.parse().ok())
-            .collect()
+        let mirror = self.lock();
+        let Some(r) = mirror.peers.get(peer) else {
+            return Vec::new();
+        };
+        let mut list = Vec::new();
+        let last = r.last_connection.as_ref().map(|c| &c.addr);
+        for a in last
+            .into_iter()
+            .chain(&r.user_addrs)
+            .chain(&r.advertised_addrs)
+        {
+            if !list.contains(a) {
+                list.push(a.clone());
+            }
+        }
+        list
+    }
+
+    /// When the peer's ban ends, if it is banned.
+    pub(crate) fn ban_of(&self, peer: &PublicKey) -> Option<SystemTime> {
+        self.lock().bans.get(peer).copied()
     }
 
     /// Whether the peer is banned.
     pub(crate) fn is_banned(&self, peer: &PublicKey) -> bool {
-        self.lock().banned.contains(&peer.to_string())
+        self.ban_of(peer).is_some()
     }
 
     /// Every banned peer.
     pub(crate) fn banned(&self) -> Vec<PublicKey> {
-        let state = self.lock();
-        (state.banned.iter())
-            .filter_map(|k| PublicKey::from_str(k).ok())
-            .collect()
+        self.lock().bans.keys().copied().collect()
     }
 
-    /// Records a perm peer reached at `addr` (put first among its
-    /// addresses). Returns what was there, for [`Store::restore`].
+    /// Records a perm peer reached at `addr` (put first among the
+    /// addresses a user gave). Returns what was there, for
+    /// [`Store::restore`].
     pub(crate) async fn record_perm(
         &self,
         peer: PublicKey,
         addr: &NetAddress,
     ) -> Result<Previous, StoreError> {
-        let addr = addr.to_string();
-        self.change(move |s| {
-            let key = peer.to_string();
-            let previous = s.peers.get(&key).cloned();
-            let list = s.peers.entry(key).or_default();
-            list.retain(|a| *a != addr);
-            list.insert(0, addr);
-            Previous(previous)
-        })
-        .await
+        let _op = self.ops.lock().await;
+        let previous = self.lock().peers.get(&peer).cloned();
+        let (mut reason, mut addrs) = previous
+            .as_ref()
+            .map_or_else(Default::default, |r| (r.reason, r.user_addrs.clone()));
+        reason.user_asked = true;
+        addrs.retain(|a| a != addr);
+        addrs.insert(0, addr.clone());
+        self.set_user(peer, reason, addrs).await?;
+        Ok(Previous(previous))
     }
 
     /// Puts a peer's record back as it was before a change.
@@ -198,81 +239,213 @@ impl Store {
         peer: PublicKey,
         previous: Previous,
     ) -> Result<(), StoreError> {
-        self.change(move |s| {
-            let key = peer.to_string();
-            match previous.0 {
-                Some(list) => s.peers.insert(key, list),
-                None => s.peers.remove(&key),
-            };
-        })
-        .await
+        let _op = self.ops.lock().await;
+        let stored = self.lock().peers.contains_key(&peer);
+        match previous.0 {
+            // Only the reason and the user's addresses were changed: the
+            // history recorded meanwhile stays.
+            Some(r) if stored => self.set_user(peer, r.reason, r.user_addrs).await,
+            Some(r) => self.put(r).await,
+            None => self.remove(peer).await,
+        }
     }
 
     /// Removes a persistent peer. Returns what was there.
     pub(crate) async fn forget(&self, peer: PublicKey) -> Result<Previous, StoreError> {
-        self.change(move |s| Previous(s.peers.remove(&peer.to_string())))
-            .await
+        let _op = self.ops.lock().await;
+        let previous = self.lock().peers.get(&peer).cloned();
+        if previous.is_some() {
+            self.remove(peer).await?;
+        }
+        Ok(Previous(previous))
     }
 
-    /// Records a ban. Returns whether it is new.
-    pub(crate) async fn ban(&self, peer: PublicKey) -> Result<bool, StoreError> {
-        self.change(move |s| s.banned.insert(peer.to_string()))
-            .await
+    /// Bans a peer until `until`, replacing any ban it had. Returns whether
+    /// it is new.
+    pub(crate) async fn ban(&self, peer: PublicKey, until: SystemTime) -> Result<bool, StoreError> {
+        let _op = self.ops.lock().await;
+        self.apply(vec![Change::Ban(Ban { peer, until })]).await?;
+        let new = self.lock().bans.insert(peer, until).is_none();
+        self.bans_changed.notify_one();
+        Ok(new)
     }
 
     /// Lifts a ban. Returns whether there was one.
     pub(crate) async fn unban(&self, peer: PublicKey) -> Result<bool, StoreError> {
-        self.change(move |s| s.banned.remove(&peer.to_string()))
-            .await
+        let _op = self.ops.lock().await;
+        if !self.lock().bans.contains_key(&peer) {
+            return Ok(false);
+        }
+        self.apply(vec![Change::Unban { peer }]).await?;
+        let was = self.lock().bans.remove(&peer).is_some();
+        self.bans_changed.notify_one();
+        Ok(was)
     }
 
-    /// Applies `f` to a copy of the state, writes the copy, and only then
-    /// makes it the state: on an error nothing changed, on disk or here.
-    /// An unchanged state is not written.
-    async fn change<R: Send + 'static>(
+    /// The earliest expiry among the bans.
+    pub(crate) fn next_ban_expiry(&self) -> Option<SystemTime> {
+        self.lock().bans.values().min().copied()
+    }
+
+    /// Waits until a ban is added or lifted.
+    pub(crate) async fn bans_changed(&self) {
+        self.bans_changed.notified().await;
+    }
+
+    /// Removes the bans expired at `now`; returns their peers.
+    pub(crate) async fn unban_expired(
         &self,
-        f: impl FnOnce(&mut Snapshot) -> R + Send + 'static,
-    ) -> Result<R, StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut state = store.lock();
-            let mut next = state.clone();
-            let result = f(&mut next);
-            if next != *state {
-                write_atomically(&store.path, &next).map_err(|source| StoreError::Io {
-                    path: store.path.display().to_string(),
-                    source,
-                })?;
-                *state = next;
+        now: SystemTime,
+    ) -> Result<Vec<PublicKey>, StoreError> {
+        let _op = self.ops.lock().await;
+        let expired: Vec<PublicKey> = (self.lock().bans.iter())
+            .filter(|(_, until)| **until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        let changes = expired.iter().map(|&peer| Change::Unban { peer }).collect();
+        self.apply(changes).await?;
+        let mut mirror = self.lock();
+        for peer in &expired {
+            mirror.bans.remove(peer);
+        }
+        Ok(expired)
+    }
+
+    /// Records what the node learned about its stored peers, in one
+    /// durable change; facts about peers not stored are dropped.
+    pub(crate) async fn record(&self, learned: Vec<Learned>) -> Result<(), StoreError> {
+        let mut changes = Vec::new();
+        let mut updated: HashMap<PublicKey, PeerRecord<NetAddress>> = HashMap::new();
+        {
+            let mirror = self.lock();
+            for fact in learned {
+                let peer = match &fact {
+                    Learned::Connected { peer, .. }
+                    | Learned::Ended { peer, .. }
+                    | Learned::Backoff { peer, .. } => *peer,
+                };
+                let Some(r) = updated.get(&peer).or_else(|| mirror.peers.get(&peer)) else {
+                    continue;
+                };
+                let mut r = r.clone();
+                match fact {
+                    Learned::Connected { addr, .. } => {
+                        let connection = LastConnection {
+                            addr,
+                            at: SystemTime::now(),
+                            lasted: None,
+                        };
+                        r.last_connection = Some(connection.clone());
+                        changes.push(Change::SetLastConnection { peer, connection });
+                    }
+                    Learned::Ended { lasted, .. } => {
+                        let Some(c) = &mut r.last_connection else {
+                            continue;
+                        };
+                        if c.lasted.is_some() {
+                            continue;
+                        }
+                        c.lasted = Some(lasted);
+                        let connection = c.clone();
+                        changes.push(Change::SetLastConnection { peer, connection });
+                    }
+                    Learned::Backoff { level, .. } => {
+                        if r.backoff == Some(level) {
+                            continue;
+                        }
+                        r.backoff = Some(level);
+                        changes.push(Change::SetBackoff { peer, level });
+                    }
+                }
+                updated.insert(peer, r);
             }
-            Ok(result)
-        })
-        .await
-        .map_err(|_| StoreError::Gone)?
+        }
+        self.apply(changes).await?;
+        let mut mirror = self.lock();
+        for (peer, r) in updated {
+            // A peer removed meanwhile stays removed (as in the store).
+            if let Some(slot) = mirror.peers.get_mut(&peer) {
+                slot.last_connection = r.last_connection;
+                slot.backoff = r.backoff;
+            }
+        }
+        Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Snapshot> {
-        // A panic while holding the lock happened before `*state = next`:
-        // the state is still the file's.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Closes the file once the changes sent before are durable.
+    pub(crate) async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await.map_err(StoreError::Write)
     }
-}
 
-/// Writes `snapshot` to `path` so that a crash leaves the old file or the
-/// new one, never a mix.
-fn write_atomically(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(snapshot).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    /// Writes why a peer is persistent and the addresses a user gave
+    /// (creating its record if needed), then mirrors them; the rest of its
+    /// record is kept.
+    async fn set_user(
+        &self,
+        peer: PublicKey,
+        reason: Reason,
+        addrs: Vec<NetAddress>,
+    ) -> Result<(), StoreError> {
+        self.apply(vec![
+            Change::Persist { peer, reason },
+            Change::SetUserAddrs {
+                peer,
+                addrs: addrs.clone(),
+            },
+        ])
+        .await?;
+        let mut mirror = self.lock();
+        let r = (mirror.peers)
+            .entry(peer)
+            .or_insert_with(|| PeerRecord::new(peer, reason));
+        r.reason = reason;
+        r.user_addrs = addrs;
+        Ok(())
     }
-    Ok(())
+
+    /// Writes a whole record (a removed one put back), then mirrors it.
+    async fn put(&self, r: PeerRecord<NetAddress>) -> Result<(), StoreError> {
+        let peer = r.id;
+        let mut changes = vec![
+            Change::Persist {
+                peer,
+                reason: r.reason,
+            },
+            Change::SetUserAddrs {
+                peer,
+                addrs: r.user_addrs.clone(),
+            },
+            Change::SetAdvertisedAddrs {
+                peer,
+                addrs: r.advertised_addrs.clone(),
+            },
+        ];
+        if let Some(connection) = r.last_connection.clone() {
+            changes.push(Change::SetLastConnection { peer, connection });
+        }
+        if let Some(level) = r.backoff {
+            changes.push(Change::SetBackoff { peer, level });
+        }
+        self.apply(changes).await?;
+        self.lock().peers.insert(peer, r);
+        Ok(())
+    }
+
+    async fn remove(&self, peer: PublicKey) -> Result<(), StoreError> {
+        self.apply(vec![Change::Remove { peer }]).await?;
+        self.lock().peers.remove(&peer);
+        Ok(())
+    }
+
+    async fn apply(&self, changes: Vec<Change<NetAddress>>) -> Result<(), StoreError> {
+        self.db.apply(changes).await.map_err(StoreError::Write)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Mirror> {
+        // The mirror is changed only after a durable write, in one step: a
+        // panic elsewhere cannot leave it half changed.
+        self.mirror.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[cfg(test)]
@@ -285,79 +458,139 @@ mod tests {
         PublicKey::from_secret_key(&Secp256k1::new(), &secret)
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
+    fn temp_dir(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("lnconnd-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir
     }
 
+    fn addr(s: &str) -> NetAddress {
+        s.parse().expect("addr")
+    }
+
     #[tokio::test]
     async fn changes_survive_a_reopen() {
         let dir = temp_dir("reopen");
-        let (store, peers, banned) = Store::open(&dir).expect("open");
-        assert!(peers.is_empty() && banned.is_empty());
-        let a: NetAddress = "127.0.0.1:1".parse().expect("addr");
-        let b: NetAddress = "127.0.0.1:2".parse().expect("addr");
+        let (store, loaded) = Store::open(&dir).await.expect("open");
+        assert!(loaded.peers.is_empty() && loaded.banned.is_empty());
+        let (a, b) = (addr("127.0.0.1:1"), addr("127.0.0.1:2"));
         store.record_perm(key(1), &a).await.expect("write");
         store.record_perm(key(1), &b).await.expect("write");
         store.record_perm(key(2), &a).await.expect("write");
         store.forget(key(2)).await.expect("write");
-        assert!(store.ban(key(3)).await.expect("write"));
-        assert!(store.ban(key(4)).await.expect("write"));
+        let far = SystemTime::now() + Duration::from_secs(3600);
+        assert!(store.ban(key(3), far).await.expect("write"));
+        assert!(store.ban(key(4), far).await.expect("write"));
         assert!(store.unban(key(4)).await.expect("write"));
-        let (_, peers, banned) = Store::open(&dir).expect("reopen");
+        // Expired by the next start.
+        let past = SystemTime::now() - Duration::from_secs(1);
+        store.ban(key(5), past).await.expect("write");
+        store
+            .record(vec![
+                Learned::Connected {
+                    peer: key(1),
+                    addr: a.clone(),
+                },
+                Learned::Ended {
+                    peer: key(1),
+                    lasted: Duration::from_secs(700),
+                },
+                Learned::Backoff {
+                    peer: key(1),
+                    level: Duration::from_secs(4),
+                },
+                // Not stored: dropped.
+                Learned::Backoff {
+                    peer: key(9),
+                    level: Duration::from_secs(4),
+                },
+            ])
+            .await
+            .expect("write");
+        // A user's change keeps the recorded history.
+        store.record_perm(key(1), &b).await.expect("write");
+        store.close().await.expect("close");
+
+        let (store, loaded) = Store::open(&dir).await.expect("reopen");
         assert_eq!(
-            peers,
+            loaded.peers,
             vec![StoredPeer {
                 pubkey: key(1),
-                addrs: vec![b, a]
+                user_asked: true,
+                user_addrs: vec![b.clone(), a.clone()],
+                advertised: Vec::new(),
+                last_good: Some((a.clone(), Some(Duration::from_secs(700)))),
+                backoff: Some(Duration::from_secs(4)),
             }]
         );
-        assert_eq!(banned, vec![key(3)]);
+        assert_eq!(loaded.banned, vec![key(3)]);
+        assert_eq!(store.addrs(&key(1)), vec![a, b]);
+        store.close().await.expect("close");
+        // The expired ban was removed from the file, not only skipped.
+        let (store, _) = Store::open(&dir).await.expect("reopen");
+        assert_eq!(store.next_ban_expiry(), Some(far_secs(far)));
+        store.close().await.expect("close");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `t` as the store keeps it (nanoseconds since 1970).
+    fn far_secs(t: SystemTime) -> SystemTime {
+        let d = t.duration_since(UNIX_EPOCH).expect("after 1970");
+        UNIX_EPOCH + Duration::from_nanos(d.as_nanos() as u64)
     }
 
     #[tokio::test]
     async fn restore_puts_back_the_previous_record() {
         let dir = temp_dir("restore");
-        let (store, _, _) = Store::open(&dir).expect("open");
-        let a: NetAddress = "127.0.0.1:1".parse().expect("addr");
+        let (store, _) = Store::open(&dir).await.expect("open");
+        let a = addr("127.0.0.1:1");
         let prev = store.record_perm(key(1), &a).await.expect("write");
+        assert!(!prev.existed());
         store.restore(key(1), prev).await.expect("write");
         assert!(store.addrs(&key(1)).is_empty());
-        let (_, peers, _) = Store::open(&dir).expect("reopen");
-        assert!(peers.is_empty());
+        store.close().await.expect("close");
+        let (store, loaded) = Store::open(&dir).await.expect("reopen");
+        assert!(loaded.peers.is_empty());
+        store.close().await.expect("close");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn a_corrupt_or_newer_file_is_refused_and_kept() {
+    #[tokio::test]
+    async fn a_corrupt_file_is_refused_and_kept() {
         let dir = temp_dir("corrupt");
         let path = dir.join(STORE_FILE);
-        for text in ["{not json", r#"{"version":2,"peers":{},"banned":[]}"#] {
-            std::fs::write(&path, text).expect("write");
-            let e = Store::open(&dir).expect_err(text);
-            assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
-            assert_eq!(
-                std::fs::read_to_string(&path).expect("read"),
-                text,
-                "not overwritten"
-            );
-        }
+        let garbage = vec![0x5a_u8; 8192];
+        std::fs::write(&path, &garbage).expect("write");
+        let e = Store::open(&dir).await.expect_err("corrupt");
+        let text = crate::daemon::chain(&e);
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            matches!(
+                e,
+                StoreError::Open {
+                    source: peer_store::StoreError::Corrupt { .. }
+                        | peer_store::StoreError::NotAStore,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert_eq!(std::fs::read(&path).expect("read"), garbage, "untouched");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
     async fn a_failed_write_changes_nothing() {
         let dir = temp_dir("failed");
-        let (store, _, _) = Store::open(&dir).expect("open");
-        // A directory where the temporary file goes makes the write fail.
-        std::fs::create_dir_all(dir.join("peers.json.tmp")).expect("block the write");
-        let a: NetAddress = "127.0.0.1:1".parse().expect("addr");
+        let (store, _) = Store::open(&dir).await.expect("open");
+        store.clone().close().await.expect("close");
+        // The file is closed: every write fails.
+        let a = addr("127.0.0.1:1");
         assert!(store.record_perm(key(1), &a).await.is_err());
         assert!(store.addrs(&key(1)).is_empty());
-        assert!(!dir.join(STORE_FILE).exists());
+        assert!(store.ban(key(2), permanent()).await.is_err());
+        assert!(!store.is_banned(&key(2)));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -325,19 +325,60 @@ async fn session(conn: brontide::Connection<tokio::net::TcpStream>, stop: Cancel
     }
 }
 
-/// The peers in the store file of a data directory (none before the first
-/// write).
+/// The store file of a data directory (`peers.sqlite`), opened to read
+/// (the daemon may be running: the store is in WAL mode, shared).
+fn store(dir: &Path) -> Option<rusqlite::Connection> {
+    let path = dir.join("peers.sqlite");
+    path.exists()
+        .then(|| rusqlite::Connection::open(path).expect("open the store"))
+}
+
+/// The peers in the store file of a data directory, by key (none before
+/// the daemon's first start).
 pub fn stored_peers(dir: &Path) -> Vec<String> {
-    let path = dir.join("peers.json");
-    if !path.exists() {
+    let Some(db) = store(dir) else {
         return Vec::new();
+    };
+    let mut q = db
+        .prepare("SELECT id FROM peer ORDER BY id")
+        .expect("query");
+    let rows = q.query_map([], |r| r.get(0)).expect("rows");
+    rows.collect::<Result<_, _>>().expect("ids")
+}
+
+/// What a user changed in the store (the peers, why persistent, their
+/// user-given addresses; the bans), one line each: not the history the
+/// daemon records as connections come and go.
+pub fn stored_by_users(dir: &Path) -> Vec<String> {
+    let Some(db) = store(dir) else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    let mut q = db
+        .prepare(
+            "SELECT 'peer ' || id || ' ' || user_asked || ' ' || has_channels FROM peer \
+             UNION ALL SELECT 'addr ' || peer || ' ' || position || ' ' || addr FROM peer_addr WHERE kind = 'user' \
+             UNION ALL SELECT 'ban ' || peer || ' ' || until_unix_ns FROM ban \
+             ORDER BY 1",
+        )
+        .expect("query");
+    let rows = q.query_map([], |r| r.get::<_, String>(0)).expect("rows");
+    for row in rows {
+        lines.push(row.expect("row"));
     }
-    let text = std::fs::read_to_string(path).expect("peers.json");
-    let v: Value = serde_json::from_str(&text).expect("JSON");
-    v["peers"]
-        .as_object()
-        .expect("peers")
-        .keys()
-        .cloned()
-        .collect()
+    lines
+}
+
+/// Each stored peer's last good address, by key.
+pub fn stored_last_good(dir: &Path) -> std::collections::HashMap<String, String> {
+    let Some(db) = store(dir) else {
+        return Default::default();
+    };
+    let mut q = db
+        .prepare("SELECT id, last_addr FROM peer WHERE last_addr IS NOT NULL")
+        .expect("query");
+    let rows = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows");
+    rows.collect::<Result<_, _>>().expect("rows")
 }

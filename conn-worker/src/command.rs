@@ -60,6 +60,11 @@ pub(crate) struct Pending<A> {
     pub(crate) disconnect: Option<Option<Duration>>,
     /// An address the owner connected at.
     pub(crate) good: Option<A>,
+    /// A backoff level restored from storage.
+    pub(crate) backoff: Option<Duration>,
+    /// The first address of the latest connect that gave some: the one to
+    /// dial within a stagger.
+    pub(crate) lead: Option<A>,
 }
 
 impl<A> Default for Pending<A> {
@@ -70,6 +75,8 @@ impl<A> Default for Pending<A> {
             user: Vec::new(),
             disconnect: None,
             good: None,
+            backoff: None,
+            lead: None,
         }
     }
 }
@@ -87,9 +94,10 @@ pub(crate) struct Post<A> {
     pub(crate) advertised: Option<Vec<A>>,
     pub(crate) user: Vec<A>,
     pub(crate) good: Option<A>,
+    pub(crate) backoff: Option<Duration>,
 }
 
-impl<A: PartialEq> Mailbox<A> {
+impl<A: Clone + PartialEq> Mailbox<A> {
     pub(crate) fn new() -> Self {
         Mailbox {
             slot: Mutex::new(Pending::default()),
@@ -109,6 +117,11 @@ impl<A: PartialEq> Mailbox<A> {
             }
             if post.intent.is_some() {
                 slot.intent = post.intent;
+                // A new intent: only its own address leads.
+                slot.lead = None;
+            }
+            if matches!(post.intent, Some(Intent::Connect(_))) {
+                slot.lead = post.user.first().cloned();
             }
             if !post.user.is_empty() {
                 // Later posts go first; the oldest fall off the end.
@@ -123,6 +136,9 @@ impl<A: PartialEq> Mailbox<A> {
             }
             if post.good.is_some() {
                 slot.good = post.good;
+            }
+            if post.backoff.is_some() {
+                slot.backoff = post.backoff;
             }
             old = match post.advertised {
                 Some(addrs) => slot.advertised.replace(addrs),

@@ -80,9 +80,10 @@ impl Config {
     pub const DEFAULT_SLOT_LEASE: Duration = Duration::from_secs(1);
 
     /// How long an attempt keeps its global dial slot against a waiting
-    /// attempt of the same priority (default [`Config::DEFAULT_SLOT_LEASE`]).
-    /// A waiter of higher priority (a user's dial before a peer that did not
-    /// fail, before a retry) takes a lower one's slot at once. The attempt
+    /// attempt (default [`Config::DEFAULT_SLOT_LEASE`]); waiters are served
+    /// by priority (a user's dial before a peer that did not fail, before a
+    /// retry), and take the slot of a holder of their own or a lower
+    /// priority whose lease is over. The attempt
     /// that loses its slot fails as timed out and its worker goes on (next
     /// address, or backoff), so addresses that never answer cannot starve
     /// live peers; with no one waiting, an attempt keeps its slot up to

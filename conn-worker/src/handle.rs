@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -111,6 +112,7 @@ impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
             advertised: None,
             user: addrs.unwrap_or_default(),
             good: None,
+            backoff: None,
         })
     }
 
@@ -123,6 +125,21 @@ impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
             advertised: None,
             user: addrs,
             good: None,
+            backoff: None,
+        })
+    }
+
+    /// Restores what storage kept of the peer across a restart: its backoff
+    /// level (the next failed round doubles it; `None` keeps the worker's)
+    /// and its last good address (dialed first). Changes nothing the worker
+    /// is doing; post it before the startup `connect`.
+    pub fn restore(&self, backoff: Option<Duration>, last_good: Option<A>) -> Result<(), Error> {
+        self.post(Post {
+            intent: None,
+            advertised: None,
+            user: Vec::new(),
+            good: last_good,
+            backoff,
         })
     }
 
@@ -140,6 +157,7 @@ impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
             advertised: Some(addrs),
             user: Vec::new(),
             good: None,
+            backoff: None,
         })
     }
 
@@ -153,6 +171,7 @@ impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
             advertised: None,
             user: Vec::new(),
             good: None,
+            backoff: None,
         })
     }
 
@@ -166,6 +185,7 @@ impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
             advertised: None,
             user: Vec::new(),
             good: Some(addr),
+            backoff: None,
         })
     }
 

@@ -12,11 +12,13 @@
 //! - waiters are served by [`Priority`] (a user's dial, then peers that have
 //!   not failed since they were last connected, then retries), first come
 //!   first served within one priority;
-//! - a waiter takes the slot of a holder of lower priority at once, and of
-//!   one of its own priority once that holder has had the slot for
+//! - a waiter takes the slot of a holder of its own or a lower priority
+//!   once that holder has had the slot for
 //!   [`Config::slot_lease`](crate::Config::slot_lease): the holder's attempt
 //!   fails as timed out ([`DialFailure::TimedOut`](crate::DialFailure)) and
-//!   its worker goes on as after any failure (next address, or backoff).
+//!   its worker goes on as after any failure (next address, or backoff). A
+//!   dial is never cut short before its lease, so a live peer answering in
+//!   well under a second is never interrupted.
 //!
 //! With no one waiting, an attempt keeps its slot until it ends or hits the
 //! attempt timeout, so a slow peer (Tor) is only cut short when the slots
@@ -204,9 +206,9 @@ impl DialSlots {
     }
 
     /// Takes back, for the waiters that no free or yielding slot will
-    /// serve, the slots that must yield to them: a holder of lower priority
-    /// at once (the lowest, then the oldest, first), one of the same
-    /// priority once its lease is over.
+    /// serve, the slots that must yield to them: a holder of the same or a
+    /// lower priority whose lease is over (the lowest priority, then the
+    /// oldest, first).
     fn rebalance(&self, st: &State, now: Instant) {
         let free = self.inner.limit.saturating_sub(st.holders.len());
         let yielding = st
@@ -225,9 +227,7 @@ impl DialSlots {
                 .iter()
                 .filter(|h| !h.reclaim.is_cancelled())
                 .filter(|h| {
-                    h.priority > priority
-                        || (h.priority == priority
-                            && h.since.is_some_and(|s| deadline(s, lease) <= now))
+                    h.priority >= priority && h.since.is_some_and(|s| deadline(s, lease) <= now)
                 })
                 .max_by(|a, b| a.priority.cmp(&b.priority).then(b.since.cmp(&a.since)));
             match victim {

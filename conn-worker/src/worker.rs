@@ -264,31 +264,37 @@ where
     fn take_mail(&mut self, now: Instant) {
         let pending = self.mailbox.take();
         let mut disconnect = pending.disconnect;
+        if let Some(level) = pending.backoff {
+            self.planner.set_backoff(Some(level));
+        }
         if let Some(good) = pending.good {
             self.planner.learn_good(good);
         }
         if let Some(addrs) = pending.advertised {
             self.planner.update_addrs(now, &addrs);
         }
+        // Every user-given address joins the book; only the latest
+        // connect's own first address leads the round.
+        self.planner.add_user_addrs(&pending.user);
+        let lead = pending.lead.as_slice();
         match pending.intent {
             Some(Intent::Connect(When::AfterDisconnect { connected_for })) => {
                 // The record is the latest disconnect; it steps the level
                 // once, here.
                 let connected_for = disconnect.take().unwrap_or(connected_for);
                 self.planner
-                    .connect(now, &pending.user, When::AfterDisconnect { connected_for });
+                    .connect(now, lead, When::AfterDisconnect { connected_for });
             }
             Some(Intent::Connect(when)) => {
                 if let Some(d) = disconnect.take() {
                     self.planner.record_disconnect(d);
                 }
-                self.planner.connect(now, &pending.user, when);
+                self.planner.connect(now, lead, when);
             }
             Some(Intent::StandDown) | None => {
                 if let Some(d) = disconnect.take() {
                     self.planner.record_disconnect(d);
                 }
-                self.planner.add_user_addrs(&pending.user);
                 if pending.intent.is_some() {
                     self.planner.stand_down(now, None);
                 }

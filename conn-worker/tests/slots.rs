@@ -55,7 +55,7 @@ fn racing_acquires_and_abandoned_waits_never_exceed_the_limit_nor_lose_a_slot() 
 }
 
 #[test]
-fn waiters_are_served_by_priority_and_a_lower_holder_yields_at_once() {
+fn a_holder_yields_only_after_its_lease_and_waiters_are_served_by_priority() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -64,12 +64,15 @@ fn waiters_are_served_by_priority_and_a_lower_holder_yields_at_once() {
         let now = Instant::now();
         let retry = slots.acquire(Priority::Retry, now).await;
         retry.start(now);
-        // A fresh waiter takes a retry's slot at once, lease or not.
+        // A fresh waiter takes a retry's slot once its lease is over, not
+        // before.
         let fresh = tokio::spawn({
             let slots = slots.clone();
             async move { slots.acquire(Priority::Fresh, now).await }
         });
         tokio::task::yield_now().await;
+        assert!(!retry.is_reclaimed());
+        slots.lease_expired(now + Duration::from_secs(3600));
         assert!(retry.is_reclaimed());
         drop(retry);
         let fresh = fresh.await.expect("granted");
@@ -85,6 +88,26 @@ fn waiters_are_served_by_priority_and_a_lower_holder_yields_at_once() {
         assert!(fresh.is_reclaimed());
         drop(fresh);
         drop(other.await.expect("granted"));
+        assert_eq!(slots.in_use(), 0);
+        // Queued by priority: with one slot held, a retry then a user wait;
+        // the user is served first.
+        let held = slots.acquire(Priority::Fresh, now).await;
+        let retry = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(Priority::Retry, now).await }
+        });
+        tokio::task::yield_now().await;
+        let user = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(Priority::User, now).await }
+        });
+        tokio::task::yield_now().await;
+        drop(held);
+        let user = user.await.expect("the user first");
+        tokio::task::yield_now().await;
+        assert!(!retry.is_finished(), "the retry still waits");
+        drop(user);
+        drop(retry.await.expect("then the retry"));
         assert_eq!(slots.in_use(), 0);
     });
 }

@@ -23,8 +23,12 @@ pub struct StartupPeer {
     pub user_addrs: Vec<NetAddress>,
     /// Whether a user asked for it (`connect --perm`), rather than a channel.
     pub perm: bool,
-    /// The backoff level it had (restored from a store), if known.
+    /// The backoff level it had (restored from a store), if known; `None`
+    /// for a peer that was connected for long (it starts relaxed).
     pub backoff: Option<Duration>,
+    /// The address of its last connection (restored from a store): dialed
+    /// first.
+    pub last_good: Option<NetAddress>,
 }
 
 impl StartupPeer {
@@ -36,6 +40,7 @@ impl StartupPeer {
             user_addrs: Vec::new(),
             perm,
             backoff: None,
+            last_good: None,
         }
     }
 }
@@ -74,6 +79,13 @@ where
                 &peer.addrs,
             ));
             let user = node_addrs(&inner.config.addresses, peer.pubkey, &peer.user_addrs);
+            let last_good = peer
+                .last_good
+                .filter(|a| inner.config.addresses.skip_reason(a).is_none())
+                .map(|a| NodeAddr::new(peer.pubkey, a));
+            if peer.backoff.is_some() || last_good.is_some() {
+                let _ = handle.restore(peer.backoff, last_good);
+            }
             if reg.conns.contains_key(&peer.pubkey) {
                 let _ = handle.add_addrs(user);
                 continue;
@@ -86,7 +98,12 @@ where
                         .next_u64();
                 When::After(Duration::from_secs(r % spread))
             };
-            let _ = handle.connect((!user.is_empty()).then_some(user), when);
+            // Stored addresses, not a user's request of now: no address
+            // jumps ahead of the last good one.
+            if !user.is_empty() {
+                let _ = handle.add_addrs(user);
+            }
+            let _ = handle.connect(None, when);
         }
         drop(reg);
         for (peer, skipped) in skipped {

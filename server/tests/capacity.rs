@@ -155,7 +155,8 @@ fn one_off_dials_share_the_limit_and_go_first() {
         settle().await;
         assert_eq!(f.server.dials_in_flight(), 10);
         // Fifty one-off connects at once: they take the workers' slots (a
-        // user's dial first) but never more than the limit in all.
+        // user's dial first, once a holder's lease is over) but never more
+        // than the limit in all.
         let mut calls = Vec::new();
         for p in &peers[10..] {
             let server = f.server.clone();
@@ -163,6 +164,10 @@ fn one_off_dials_share_the_limit_and_go_first() {
             calls.push(tokio::spawn(async move { server.connect(n, false).await }));
         }
         settle().await;
+        assert_eq!(f.server.dials_in_flight(), 10);
+        // After one lease the workers' slots go to the user's dials, which
+        // queue ahead of them.
+        f.clock.advance(SECOND).await;
         assert_eq!(f.server.dials_in_flight(), 10);
         let one_off_in_flight = f
             .dialer

@@ -486,3 +486,24 @@ fn every_operation_raced_against_every_other_keeps_the_registry_true() {
         });
     }
 }
+
+/// A peer restored from a store starts at its stored backoff level and is
+/// dialed first at its last good address.
+#[test]
+fn startup_restores_the_backoff_level_and_the_last_good_address() {
+    run(async {
+        let f = Fixture::new(key(US));
+        let peer = key(1);
+        f.dialer.set_fallback(Behavior::Fail);
+        let mut p = server::StartupPeer::new(peer, vec![common::addr(1), common::addr(2)], true);
+        p.last_good = Some(common::addr(2));
+        p.backoff = Some(600 * SECOND);
+        f.server.startup([p]);
+        settle().await;
+        assert_eq!(f.dialer.dialed()[0], node(peer, 2), "last good first");
+        // The round failed: the next wait doubles the stored level.
+        let wait = f.clock.next_wake().expect("waits");
+        assert!(wait >= 1100 * SECOND, "{wait:?}");
+        f.server.shutdown().await;
+    });
+}

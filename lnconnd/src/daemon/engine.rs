@@ -596,14 +596,10 @@ fn fact(event: ServerEvent<brontide::Error>) -> Option<Fact> {
 /// The node's startup entry for a stored peer (see [`Engine::startup`]).
 fn startup_peer(p: StoredPeer, stable: Duration) -> StartupPeer {
     let mut peer = StartupPeer::new(p.pubkey, p.advertised, p.user_asked);
-    let mut user = Vec::with_capacity(p.user_addrs.len() + 1);
     let was_stable = matches!(p.last_good, Some((_, Some(lasted))) if lasted > stable);
-    for a in p.last_good.map(|(a, _)| a).into_iter().chain(p.user_addrs) {
-        if !user.contains(&a) {
-            user.push(a);
-        }
-    }
-    peer.user_addrs = user;
+    peer.user_addrs = p.user_addrs;
+    // The worker dials its last good address first.
+    peer.last_good = p.last_good.map(|(a, _)| a);
     peer.backoff = if was_stable { None } else { p.backoff };
     peer
 }
@@ -672,7 +668,10 @@ mod tests {
             backoff: Some(Duration::from_secs(8)),
         };
         let p = startup_peer(stored(Some(Duration::from_secs(5))), stable);
-        assert_eq!(p.user_addrs, [a("127.0.0.1:2"), a("127.0.0.1:1")]);
+        // The user's addresses as given; the last good one is the worker's
+        // to dial first.
+        assert_eq!(p.user_addrs, [a("127.0.0.1:1"), a("127.0.0.1:2")]);
+        assert_eq!(p.last_good, Some(a("127.0.0.1:2")));
         assert_eq!(p.addrs, [a("127.0.0.1:3")]);
         assert_eq!(p.backoff, Some(Duration::from_secs(8)));
         assert!(p.perm);

@@ -9,16 +9,16 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bitcoin::hashes::HashEngine;
 use bitcoin::secp256k1::ecdh::SharedSecret;
 use bitcoin::secp256k1::{PublicKey, SecretKey};
-use ring::digest;
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::CryptoResolver;
 use snow::types::{Cipher, Dh, Hash, Random};
 
 use zeroize::Zeroize;
 
-use crate::crypto::{self, AeadKey, TAG_LEN};
+use crate::crypto::{self, AeadKey, Sha256Engine, TAG_LEN};
 use crate::keys::{secp, NodeSigner, SignerError};
 
 /// What the handshake hands snow as the local static private key: not a
@@ -142,7 +142,7 @@ impl CryptoResolver for Resolver {
     fn resolve_hash(&self, _choice: &HashChoice) -> Option<Box<dyn Hash>> {
         Some(Box::new(RecordingSha256 {
             shared: Arc::clone(&self.shared),
-            ctx: digest::Context::new(&digest::SHA256),
+            ctx: Sha256Engine::default(),
         }))
     }
 
@@ -262,7 +262,7 @@ impl Dh for SecpDh {
 /// material, which in Noise happens only in `Split()`).
 struct RecordingSha256 {
     shared: Arc<Shared>,
-    ctx: digest::Context,
+    ctx: Sha256Engine,
 }
 
 impl Hash for RecordingSha256 {
@@ -279,18 +279,17 @@ impl Hash for RecordingSha256 {
     }
 
     fn reset(&mut self) {
-        self.ctx = digest::Context::new(&digest::SHA256);
+        self.ctx = Sha256Engine::default();
     }
 
     fn input(&mut self, data: &[u8]) {
-        self.ctx.update(data);
+        self.ctx.input(data);
     }
 
     fn result(&mut self, out: &mut [u8]) {
-        let ctx = std::mem::replace(&mut self.ctx, digest::Context::new(&digest::SHA256));
-        let digest = ctx.finish();
+        let digest = crypto::sha256_finish(std::mem::take(&mut self.ctx));
         let n = out.len().min(32);
-        out[..n].copy_from_slice(&digest.as_ref()[..n]);
+        out[..n].copy_from_slice(&digest[..n]);
     }
 
     fn hkdf(

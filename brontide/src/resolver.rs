@@ -316,8 +316,21 @@ impl Hash for RecordingSha256 {
 }
 
 /// ChaCha20-Poly1305 for the handshake's payloads.
+///
+/// Holds the raw key and expands it into ring's (much larger) key only when
+/// it is used: each handshake key seals or opens one payload, and the two
+/// keys snow derives at its final split are never used (the session's
+/// cipher states come from the recorded split instead).
 struct ChaChaPoly {
-    key: Option<AeadKey>,
+    key: Option<[u8; 32]>,
+}
+
+impl Drop for ChaChaPoly {
+    fn drop(&mut self) {
+        if let Some(key) = &mut self.key {
+            key.zeroize();
+        }
+    }
 }
 
 impl Cipher for ChaChaPoly {
@@ -326,7 +339,10 @@ impl Cipher for ChaChaPoly {
     }
 
     fn set(&mut self, key: &[u8; 32]) {
-        self.key = Some(AeadKey::new(key));
+        if let Some(old) = &mut self.key {
+            old.zeroize();
+        }
+        self.key = Some(*key);
     }
 
     fn encrypt(&self, nonce: u64, authtext: &[u8], plaintext: &[u8], out: &mut [u8]) -> usize {
@@ -334,6 +350,7 @@ impl Cipher for ChaChaPoly {
             // snow encrypts only after setting a key; write nothing otherwise.
             return 0;
         };
+        let key = AeadKey::new(key);
         let len = plaintext.len();
         out[..len].copy_from_slice(plaintext);
         let tag = key.seal(nonce, authtext, &mut out[..len]);
@@ -348,7 +365,7 @@ impl Cipher for ChaChaPoly {
         ciphertext: &[u8],
         out: &mut [u8],
     ) -> Result<usize, snow::Error> {
-        let key = self.key.as_ref().ok_or(snow::Error::Decrypt)?;
+        let key = AeadKey::new(self.key.as_ref().ok_or(snow::Error::Decrypt)?);
         let len = ciphertext
             .len()
             .checked_sub(TAG_LEN)

@@ -22,19 +22,23 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use benches::{paired, report, wanted};
-use bitcoin::secp256k1::ecdh::SharedSecret;
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::SecretKey;
 use brontide::{
-    dial, frame_len, CancellationToken, Decryptor, DialConfig, Encryptor, Initiator, Listener,
-    ListenerConfig, MessageDecoder, MessageEncoder, NodeKeyPair, Responder,
+    dial, frame_len, CancellationToken, Decryptor, DialConfig, Encryptor, Listener, ListenerConfig,
+    MessageDecoder, MessageEncoder, NodeKeyPair, BODY_TAG_LEN, HEADER_LEN,
 };
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use futures::{SinkExt, StreamExt};
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite};
+
+#[path = "support/handshake.rs"]
+mod support;
+
+use support::{Fixture, Workload};
 
 const SIZES: [usize; 2] = [1024, 65535];
 
@@ -47,60 +51,36 @@ fn sk(byte: u8) -> SecretKey {
 }
 
 fn handshake(c: &mut Criterion) {
-    let alice = NodeKeyPair::new(sk(0x11));
-    let bob = NodeKeyPair::new(sk(0x21));
-    let bob_id = bob.public_key();
-    let (ea, eb) = (sk(0x12), sk(0x22));
-
-    let both_sides = || {
-        let (act_one, alice) = Initiator::with_ephemeral(&alice, &bob_id, &ea)
-            .unwrap()
-            .act_one()
-            .unwrap();
-        let (act_two, bob) = Responder::with_ephemeral(&bob, &eb)
-            .unwrap()
-            .read_act_one(&act_one)
-            .unwrap();
-        let (act_three, alice_session) = alice.read_act_two(&act_two).unwrap();
-        let bob_session = bob.read_act_three(&act_three).unwrap();
-        black_box((alice_session, bob_session));
-    };
-
-    let secp = Secp256k1::new();
-    let (sa, sb) = (alice.secret_key(), bob.secret_key());
-    let wire_ea = PublicKey::from_secret_key(&secp, &ea).serialize();
-    let wire_eb = PublicKey::from_secret_key(&secp, &eb).serialize();
-    let wire_sa = alice.public_key().serialize();
-    let floor = || {
-        // Initiator: its ephemeral key, es.
-        let pub_ea = PublicKey::from_secret_key(&secp, black_box(&ea));
-        let es_i = SharedSecret::new(black_box(&bob_id), &ea);
-        // Responder: parse e_A, es; its ephemeral key, ee.
-        let r_ea = PublicKey::from_slice(black_box(&wire_ea)).unwrap();
-        let es_r = SharedSecret::new(&r_ea, sb);
-        let pub_eb = PublicKey::from_secret_key(&secp, black_box(&eb));
-        let ee_r = SharedSecret::new(&r_ea, &eb);
-        // Initiator: parse e_B, ee, se.
-        let i_eb = PublicKey::from_slice(black_box(&wire_eb)).unwrap();
-        let ee_i = SharedSecret::new(&i_eb, &ea);
-        let se_i = SharedSecret::new(&i_eb, sa);
-        // Responder: parse s_A, se.
-        let r_sa = PublicKey::from_slice(black_box(&wire_sa)).unwrap();
-        let se_r = SharedSecret::new(&r_sa, &eb);
-        black_box((pub_ea, pub_eb, es_i, es_r, ee_r, ee_i, se_i, se_r));
-    };
-
+    let fixture = Fixture::new();
+    let fixture = &fixture;
+    let run = |w: Workload| move || fixture.run(w);
     let mut group = c.benchmark_group("brontide_handshake");
-    group.bench_function("brontide_both_sides", |b| b.iter(both_sides));
-    group.bench_function("floor_2_keygen_6_ecdh_3_parse", |b| b.iter(floor));
+    group.bench_function("brontide_both_sides", |b| b.iter(run(Workload::Both)));
+    group.bench_function("floor_2_keygen_6_ecdh_3_parse", |b| {
+        b.iter(run(Workload::Floor))
+    });
+    group.bench_function("brontide_responder", |b| b.iter(run(Workload::Responder)));
+    group.bench_function("floor_responder_1_keygen_3_ecdh_2_parse", |b| {
+        b.iter(run(Workload::ResponderFloor))
+    });
     group.finish();
-    if !wanted("brontide_handshake/brontide_both_sides") {
-        return;
+    if wanted("brontide_handshake/brontide_both_sides") {
+        report(
+            "brontide_handshake both sides / floor",
+            &paired(PAIRED_ROUNDS, 20, run(Workload::Both), run(Workload::Floor)),
+        );
     }
-    report(
-        "brontide_handshake both sides / floor",
-        &paired(PAIRED_ROUNDS, 20, both_sides, floor),
-    );
+    if wanted("brontide_handshake/brontide_responder") {
+        report(
+            "brontide_handshake responder / responder floor",
+            &paired(
+                PAIRED_ROUNDS,
+                40,
+                run(Workload::Responder),
+                run(Workload::ResponderFloor),
+            ),
+        );
+    }
 }
 
 fn nonce(n: u64) -> Nonce {
@@ -137,6 +117,41 @@ fn transport(c: &mut Criterion) {
                 .unwrap();
             black_box(plain.len());
         };
+        // The framing floor: what a BOLT 8 frame needs of ring, no more.
+        // Seal the 2-byte length and the body (each its own nonce) into the
+        // frame, then open both, in place, with one key.
+        let mut wire = vec![0u8; frame_len(size)];
+        let mut m = 0u64;
+        let mut framing = || {
+            let (head, body) = wire.split_at_mut(HEADER_LEN);
+            head[..2].copy_from_slice(&(size as u16).to_be_bytes());
+            let body_len = body.len() - BODY_TAG_LEN;
+            body[..body_len].copy_from_slice(black_box(&msg));
+            let tag = ring_key
+                .seal_in_place_separate_tag(nonce(m), Aad::empty(), &mut head[..2])
+                .unwrap();
+            head[2..].copy_from_slice(tag.as_ref());
+            let tag = ring_key
+                .seal_in_place_separate_tag(nonce(m + 1), Aad::empty(), &mut body[..body_len])
+                .unwrap();
+            body[body_len..].copy_from_slice(tag.as_ref());
+            let head_tag = Tag::try_from(&head[2..]).unwrap();
+            ring_key
+                .open_in_place_separate_tag(nonce(m), Aad::empty(), head_tag, &mut head[..2], 0..)
+                .unwrap();
+            let body_tag = Tag::try_from(&body[body_len..]).unwrap();
+            let plain = ring_key
+                .open_in_place_separate_tag(
+                    nonce(m + 1),
+                    Aad::empty(),
+                    body_tag,
+                    &mut body[..body_len],
+                    0..,
+                )
+                .unwrap();
+            m += 2;
+            black_box(plain.len());
+        };
         group.bench_with_input(BenchmarkId::new("brontide", size), &size, |b, _| {
             b.iter(&mut ours)
         });
@@ -144,6 +159,11 @@ fn transport(c: &mut Criterion) {
             BenchmarkId::new("floor_ring_seal_open", size),
             &size,
             |b, _| b.iter(&mut floor),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("floor_framing_len_and_body", size),
+            &size,
+            |b, _| b.iter(&mut framing),
         );
         if !wanted(&format!(
             "brontide_transport_encrypt_decrypt/brontide/{size}"
@@ -153,7 +173,11 @@ fn transport(c: &mut Criterion) {
         let batch = if size > 4096 { 20 } else { 1000 };
         report(
             &format!("brontide_transport encrypt+decrypt {size} B / ring seal+open"),
-            &paired(PAIRED_ROUNDS, batch, ours, floor),
+            &paired(PAIRED_ROUNDS, batch, &mut ours, floor),
+        );
+        report(
+            &format!("brontide_transport encrypt+decrypt {size} B / framing floor (length + body)"),
+            &paired(PAIRED_ROUNDS, batch, ours, framing),
         );
     }
     group.finish();

@@ -2,10 +2,14 @@
 //! with BOLT 8's nonce layout, HKDF-SHA256 with two outputs, SHA-256.
 //!
 //! `ring` was chosen over RustCrypto's `chacha20poly1305` by measurement (see
-//! BENCHMARKS.md at the workspace root).
+//! BENCHMARKS.md at the workspace root). SHA-256 and HMAC are the
+//! `bitcoin_hashes` ones (re-exported by `bitcoin`): they use the SHA
+//! extensions where the CPU has them, like ring's, and their small,
+//! copy-cheap engine states cost the handshake less than ring's `digest` and
+//! `hmac` contexts (BENCHMARKS.md, "Handshake profile").
 
+use bitcoin::hashes::{sha256, Hash, HashEngine, Hmac, HmacEngine};
 use ring::aead::{self, Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
-use ring::hmac;
 
 /// Length of a ChaCha20-Poly1305 tag.
 pub(crate) const TAG_LEN: usize = 16;
@@ -63,23 +67,34 @@ pub(crate) fn hkdf2(salt: &[u8], ikm: &[u8]) -> ([u8; 32], [u8; 32]) {
 
 /// HKDF-SHA256 with up to three 32-byte outputs (Noise's HKDF).
 pub(crate) fn hkdf(salt: &[u8], ikm: &[u8], outputs: usize) -> ([u8; 32], [u8; 32], [u8; 32]) {
-    let prk = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, salt), ikm);
-    let prk = hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref());
-    let mut out1 = [0u8; 32];
-    let mut out2 = [0u8; 32];
-    let mut out3 = [0u8; 32];
-    out1.copy_from_slice(hmac::sign(&prk, &[1]).as_ref());
-    if outputs >= 2 {
-        let mut ctx = hmac::Context::with_key(&prk);
-        ctx.update(&out1);
-        ctx.update(&[2]);
-        out2.copy_from_slice(ctx.sign().as_ref());
-    }
-    if outputs >= 3 {
-        let mut ctx = hmac::Context::with_key(&prk);
-        ctx.update(&out2);
-        ctx.update(&[3]);
-        out3.copy_from_slice(ctx.sign().as_ref());
-    }
+    let mut extract = HmacEngine::<sha256::Hash>::new(salt);
+    extract.input(ikm);
+    let prk = Hmac::<sha256::Hash>::from_engine(extract);
+    let prk = HmacEngine::<sha256::Hash>::new(prk.as_byte_array());
+    let expand = |previous: &[u8], counter: u8| {
+        let mut engine = prk.clone();
+        engine.input(previous);
+        engine.input(&[counter]);
+        Hmac::<sha256::Hash>::from_engine(engine).to_byte_array()
+    };
+    let out1 = expand(&[], 1);
+    let out2 = if outputs >= 2 {
+        expand(&out1, 2)
+    } else {
+        [0; 32]
+    };
+    let out3 = if outputs >= 3 {
+        expand(&out2, 3)
+    } else {
+        [0; 32]
+    };
     (out1, out2, out3)
+}
+
+/// A SHA-256 engine (Noise's `HASH`).
+pub(crate) type Sha256Engine = sha256::HashEngine;
+
+/// The digest of everything `engine` was given.
+pub(crate) fn sha256_finish(engine: Sha256Engine) -> [u8; 32] {
+    sha256::Hash::from_engine(engine).to_byte_array()
 }

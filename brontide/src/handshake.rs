@@ -113,7 +113,9 @@ fn map_read_error(act: Act, err: snow::Error) -> HandshakeError {
 }
 
 struct Core {
-    hs: HandshakeState,
+    /// Boxed: snow's state is large, and every act moves the `Core` into
+    /// the next state type.
+    hs: Box<HandshakeState>,
     shared: Arc<Shared>,
 }
 
@@ -147,7 +149,7 @@ impl Core {
             None => builder.build_responder(),
         };
         ephemeral.zeroize();
-        let hs = built.map_err(local(act))?;
+        let hs = Box::new(built.map_err(local(act))?);
         Ok(Core { hs, shared })
     }
 

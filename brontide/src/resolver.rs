@@ -9,16 +9,16 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bitcoin::hashes::HashEngine;
 use bitcoin::secp256k1::ecdh::SharedSecret;
 use bitcoin::secp256k1::{PublicKey, SecretKey};
-use ring::digest;
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::CryptoResolver;
 use snow::types::{Cipher, Dh, Hash, Random};
 
 use zeroize::Zeroize;
 
-use crate::crypto::{self, AeadKey, TAG_LEN};
+use crate::crypto::{self, AeadKey, Sha256Engine, TAG_LEN};
 use crate::keys::{secp, NodeSigner, SignerError};
 
 /// What the handshake hands snow as the local static private key: not a
@@ -142,7 +142,7 @@ impl CryptoResolver for Resolver {
     fn resolve_hash(&self, _choice: &HashChoice) -> Option<Box<dyn Hash>> {
         Some(Box::new(RecordingSha256 {
             shared: Arc::clone(&self.shared),
-            ctx: digest::Context::new(&digest::SHA256),
+            ctx: Sha256Engine::default(),
         }))
     }
 
@@ -262,7 +262,7 @@ impl Dh for SecpDh {
 /// material, which in Noise happens only in `Split()`).
 struct RecordingSha256 {
     shared: Arc<Shared>,
-    ctx: digest::Context,
+    ctx: Sha256Engine,
 }
 
 impl Hash for RecordingSha256 {
@@ -279,18 +279,17 @@ impl Hash for RecordingSha256 {
     }
 
     fn reset(&mut self) {
-        self.ctx = digest::Context::new(&digest::SHA256);
+        self.ctx = Sha256Engine::default();
     }
 
     fn input(&mut self, data: &[u8]) {
-        self.ctx.update(data);
+        self.ctx.input(data);
     }
 
     fn result(&mut self, out: &mut [u8]) {
-        let ctx = std::mem::replace(&mut self.ctx, digest::Context::new(&digest::SHA256));
-        let digest = ctx.finish();
+        let digest = crypto::sha256_finish(std::mem::take(&mut self.ctx));
         let n = out.len().min(32);
-        out[..n].copy_from_slice(&digest.as_ref()[..n]);
+        out[..n].copy_from_slice(&digest[..n]);
     }
 
     fn hkdf(
@@ -317,8 +316,21 @@ impl Hash for RecordingSha256 {
 }
 
 /// ChaCha20-Poly1305 for the handshake's payloads.
+///
+/// Holds the raw key and expands it into ring's (much larger) key only when
+/// it is used: each handshake key seals or opens one payload, and the two
+/// keys snow derives at its final split are never used (the session's
+/// cipher states come from the recorded split instead).
 struct ChaChaPoly {
-    key: Option<AeadKey>,
+    key: Option<[u8; 32]>,
+}
+
+impl Drop for ChaChaPoly {
+    fn drop(&mut self) {
+        if let Some(key) = &mut self.key {
+            key.zeroize();
+        }
+    }
 }
 
 impl Cipher for ChaChaPoly {
@@ -327,7 +339,10 @@ impl Cipher for ChaChaPoly {
     }
 
     fn set(&mut self, key: &[u8; 32]) {
-        self.key = Some(AeadKey::new(key));
+        if let Some(old) = &mut self.key {
+            old.zeroize();
+        }
+        self.key = Some(*key);
     }
 
     fn encrypt(&self, nonce: u64, authtext: &[u8], plaintext: &[u8], out: &mut [u8]) -> usize {
@@ -335,6 +350,7 @@ impl Cipher for ChaChaPoly {
             // snow encrypts only after setting a key; write nothing otherwise.
             return 0;
         };
+        let key = AeadKey::new(key);
         let len = plaintext.len();
         out[..len].copy_from_slice(plaintext);
         let tag = key.seal(nonce, authtext, &mut out[..len]);
@@ -349,7 +365,7 @@ impl Cipher for ChaChaPoly {
         ciphertext: &[u8],
         out: &mut [u8],
     ) -> Result<usize, snow::Error> {
-        let key = self.key.as_ref().ok_or(snow::Error::Decrypt)?;
+        let key = AeadKey::new(self.key.as_ref().ok_or(snow::Error::Decrypt)?);
         let len = ciphertext
             .len()
             .checked_sub(TAG_LEN)

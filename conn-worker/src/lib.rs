@@ -68,12 +68,12 @@
 //! disconnects posted before the worker looks step the level once.
 //!
 //! Stop is not a mailbox command: it cancels the worker's
-//! [`CancellationToken`](tokio_util::sync::CancellationToken), a child of the
+//! [`CancellationToken`], a child of the
 //! spawner's root token, so it cannot be lost or overtaken; once
 //! [`WorkerHandle::stop`] returns, every attempt's token is cancelled and
 //! the worker starts no new attempt. Dropping the last handle stops the
 //! worker too. Workers run on the spawner's
-//! [`TaskTracker`](tokio_util::task::TaskTracker), so an owner can wait for
+//! [`TaskTracker`], so an owner can wait for
 //! every one to end.
 //!
 //! # Example

@@ -68,7 +68,7 @@ where
     C: Clock,
 {
     /// A spawner whose workers are children of `root` and run on `tracker`,
-    /// and the receiver of their events (drain it: see [`Events`]).
+    /// and the receiver of their events (drain it: see [`Events`](crate::Events)).
     pub fn new(
         clock: C,
         config: Config,

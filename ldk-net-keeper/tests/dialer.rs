@@ -1,0 +1,166 @@
+//! The dialer and the inbound path against real LDK `PeerManager`s on
+//! 127.0.0.1: success when LDK reports the peer connected, typed failures,
+//! cancellation, and a connection's life equal to LDK's.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{manager, Peer, CAP};
+use conn_worker::{Dialer, FailureClass};
+use ldk_net_keeper::{Config, Error, LdkDialer};
+use lnaddr::NodeAddr;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+fn config() -> Config {
+    Config::default()
+        .with_connect_timeout(Duration::from_secs(5))
+        .and_then(|c| c.with_setup_timeout(Duration::from_millis(500)))
+        .and_then(|c| c.with_poll_interval(Duration::from_millis(5)))
+        .expect("valid config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_succeeds_when_ldk_reports_the_peer_connected_and_ends_with_it() {
+    let (hub, _) = manager(1);
+    let peer = Peer::start(2, 0).await.expect("peer listens");
+    let dialer = LdkDialer::new(std::sync::Arc::clone(&hub), config());
+    let mut conn = dialer
+        .dial(&NodeAddr::new(peer.id, peer.addr), CancellationToken::new())
+        .await
+        .expect("dial succeeds");
+    assert_eq!(conn.peer(), peer.id);
+    assert!(!conn.is_inbound());
+    let details = hub.peer_by_node_id(&peer.id).expect("ldk has the peer");
+    assert!(!details.is_inbound_connection);
+
+    // The peer goes away: the connection's end is LDK's.
+    peer.stop();
+    tokio::time::timeout(CAP, conn.closed()).await.expect("connection ends with ldk's");
+    assert!(hub.peer_by_node_id(&conn.peer()).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_connection_disconnects_the_peer_in_ldk() {
+    let (hub, hub_id) = manager(3);
+    let peer = Peer::start(4, 0).await.expect("peer listens");
+    let dialer = LdkDialer::new(std::sync::Arc::clone(&hub), config());
+    let conn = dialer
+        .dial(&NodeAddr::new(peer.id, peer.addr), CancellationToken::new())
+        .await
+        .expect("dial succeeds");
+    drop(conn);
+    let gone = async {
+        while peer.has(&hub_id) || hub.peer_by_node_id(&peer.id).is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(CAP, gone).await.expect("both sides forget the connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_port_fails_as_a_network_error() {
+    let (hub, _) = manager(5);
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let (_, id) = manager(6);
+    let dialer = LdkDialer::new(hub, config());
+    let err = dialer
+        .dial(&NodeAddr::new(id, addr), CancellationToken::new())
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, Error::Connect(_)), "{err:?}");
+    assert_eq!(dialer.classify(&err), FailureClass::Network);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_node_key_is_disconnected_during_setup() {
+    let (hub, _) = manager(7);
+    let peer = Peer::start(8, 0).await.expect("peer listens");
+    let (_, someone_else) = manager(9);
+    let dialer = LdkDialer::new(hub, config());
+    let err = dialer
+        .dial(&NodeAddr::new(someone_else, peer.addr), CancellationToken::new())
+        .await
+        .expect_err("the listener is another node");
+    assert!(matches!(err, Error::Disconnected), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_peer_times_out_in_setup_and_the_socket_is_closed() {
+    let (hub, _) = manager(10);
+    let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let (_, id) = manager(11);
+    let dialer = LdkDialer::new(hub, config());
+    let node = NodeAddr::new(id, addr);
+    let dial = dialer.dial(&node, CancellationToken::new());
+    let (result, accepted) = tokio::join!(dial, silent.accept());
+    assert!(matches!(result, Err(Error::SetupTimeout)), "{result:?}");
+    assert_eq!(dialer.classify(&result.expect_err("timed out")), FailureClass::Timeout);
+    // The far end reads act one, then EOF: the connection was closed.
+    let (mut stream, _) = accepted.expect("accepted");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(CAP, stream.read_to_end(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(50))), "{read:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_setup_fails_the_dial_and_closes_the_socket() {
+    let (hub, _) = manager(12);
+    let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let (_, id) = manager(13);
+    let dialer = LdkDialer::new(hub, Config::default());
+    let cancel = CancellationToken::new();
+    let node = NodeAddr::new(id, addr);
+    let dial = dialer.dial(&node, cancel.clone());
+    let far = async {
+        let (mut stream, _) = silent.accept().await.expect("accepted");
+        // Act one arrived: the dial is in LDK's setup. Cancel it now.
+        let mut act_one = [0u8; 50];
+        stream.read_exact(&mut act_one).await.expect("act one");
+        cancel.cancel();
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.map(|_| rest.len())
+    };
+    let (result, rest) = tokio::time::timeout(CAP, async { tokio::join!(dial, far) })
+        .await
+        .expect("the dial ends once cancelled");
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+    assert_eq!(rest.expect("eof"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_reports_the_inbound_peer_by_the_id_ldk_learnt() {
+    let (hub, hub_id) = manager(14);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let dialer = LdkDialer::new(hub, config());
+    let peer = Peer::start(15, 0).await.expect("peer");
+    let m = std::sync::Arc::clone(&peer.manager);
+    let dialing = tokio::spawn(async move {
+        if let Some(running) = lightning_net_tokio::connect_outbound(m, hub_id, addr).await {
+            running.await;
+        }
+    });
+    let (stream, _) = listener.accept().await.expect("accepted");
+    let conn = dialer
+        .accept(stream, &CancellationToken::new())
+        .await
+        .expect("ldk reports the peer connected");
+    assert_eq!(conn.peer(), peer.id);
+    assert!(conn.is_inbound());
+    drop(conn);
+    tokio::time::timeout(CAP, dialing).await.expect("closed").expect("task");
+}
+
+#[test]
+fn zero_timeouts_are_refused() {
+    assert!(Config::default().with_setup_timeout(Duration::ZERO).is_err());
+    assert!(Config::default().with_connect_timeout(Duration::ZERO).is_err());
+    assert!(Config::default().with_poll_interval(Duration::ZERO).is_err());
+}

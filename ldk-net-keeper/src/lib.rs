@@ -59,7 +59,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use ldk_net_keeper::{accept_into, Config, LdkDialer, LdkPeerHandler, LdkServer};
+//! use ldk_net_keeper::{accept_into, Config, LdkDialer, LdkPeerHandler, LdkServer, TokioClock};
 //! use lightning::ln::peer_handler::{IgnoringMessageHandler, PeerManager};
 //! use server::{NodeAddr, TokioClock};
 //! use tokio_util::sync::CancellationToken;
@@ -100,6 +100,7 @@ pub use connection::LdkConnection;
 pub use dialer::LdkDialer;
 pub use error::Error;
 pub use feed::{accept_into, announce_from_graph, announced_addresses, handle_event, net_address};
+pub use conn_worker::TokioClock;
 pub use handler::LdkPeerHandler;
 use server::Server;
 

@@ -119,7 +119,11 @@ where
     type Conn = LdkConnection;
     type Error = Error;
 
-    async fn dial(&self, node: &NodeAddr, cancel: CancellationToken) -> Result<LdkConnection, Error> {
+    async fn dial(
+        &self,
+        node: &NodeAddr,
+        cancel: CancellationToken,
+    ) -> Result<LdkConnection, Error> {
         let connect = tokio::time::timeout(
             self.config.connect_timeout(),
             self.transport.connect(&node.addr),

@@ -40,7 +40,13 @@ where
     let graph = graph.read_only();
     let info = graph.node(&NodeId::from_pubkey(peer))?;
     let announcement = info.announcement_info.as_ref()?;
-    Some(announcement.addresses().iter().filter_map(net_address).collect())
+    Some(
+        announcement
+            .addresses()
+            .iter()
+            .filter_map(net_address)
+            .collect(),
+    )
 }
 
 /// Gives the server each of `peers`' announced addresses from LDK's

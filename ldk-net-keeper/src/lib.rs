@@ -96,11 +96,11 @@ mod setup;
 
 pub use brontide::NetTransport;
 pub use config::{Config, ConfigError};
+pub use conn_worker::TokioClock;
 pub use connection::LdkConnection;
 pub use dialer::LdkDialer;
 pub use error::Error;
 pub use feed::{accept_into, announce_from_graph, announced_addresses, handle_event, net_address};
-pub use conn_worker::TokioClock;
 pub use handler::LdkPeerHandler;
 use server::Server;
 

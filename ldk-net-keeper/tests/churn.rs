@@ -63,7 +63,12 @@ async fn wait_until<E: Clone>(
 }
 
 /// Connected in the server and in LDK, on both ends.
-fn connected(server: &LdkServer<Arc<Manager>>, hub: &Manager, hub_id: &bitcoin::secp256k1::PublicKey, peer: &Peer) -> bool {
+fn connected(
+    server: &LdkServer<Arc<Manager>>,
+    hub: &Manager,
+    hub_id: &bitcoin::secp256k1::PublicKey,
+    peer: &Peer,
+) -> bool {
     server.is_connected(&peer.id) && hub.peer_by_node_id(&peer.id).is_some() && peer.has(hub_id)
 }
 
@@ -85,7 +90,10 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
         peers.push(peer);
     }
     assert!(
-        wait_until(&mut events, || peers.iter().all(|p| connected(&server, &hub, &hub_id, p))).await,
+        wait_until(&mut events, || peers
+            .iter()
+            .all(|p| connected(&server, &hub, &hub_id, p)))
+        .await,
         "all {PEERS} peers connected"
     );
     assert_eq!(hub.list_peers().len(), usize::from(PEERS));
@@ -95,11 +103,22 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
         let old = peers.remove(i);
         let (seed, port, id) = (i as u8 + 1, old.addr.port(), old.id);
         old.stop();
-        assert!(wait_until(&mut events, || !server.is_connected(&id)).await, "drop seen");
-        peers.insert(i, Peer::start(seed, port).await.expect("restart on the same port"));
+        assert!(
+            wait_until(&mut events, || !server.is_connected(&id)).await,
+            "drop seen"
+        );
+        peers.insert(
+            i,
+            Peer::start(seed, port)
+                .await
+                .expect("restart on the same port"),
+        );
     }
     assert!(
-        wait_until(&mut events, || peers.iter().all(|p| connected(&server, &hub, &hub_id, p))).await,
+        wait_until(&mut events, || peers
+            .iter()
+            .all(|p| connected(&server, &hub, &hub_id, p)))
+        .await,
         "restarted peers reconnected"
     );
 
@@ -109,15 +128,24 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
         let old = peers.remove(i);
         let (seed, id) = (i as u8 + 1, old.id);
         old.stop();
-        assert!(wait_until(&mut events, || !server.is_connected(&id)).await, "drop seen");
+        assert!(
+            wait_until(&mut events, || !server.is_connected(&id)).await,
+            "drop seen"
+        );
         let moved = Peer::start(seed, 0).await.expect("restart on a new port");
-        let announced = SocketAddress::TcpIpV4 { addr: [127, 0, 0, 1], port: moved.addr.port() };
+        let announced = SocketAddress::TcpIpV4 {
+            addr: [127, 0, 0, 1],
+            port: moved.addr.port(),
+        };
         let addr = net_address(&announced).expect("an ip address converts");
         server.node_announcement(moved.id, vec![addr]);
         peers.insert(i, moved);
     }
     assert!(
-        wait_until(&mut events, || peers.iter().all(|p| connected(&server, &hub, &hub_id, p))).await,
+        wait_until(&mut events, || peers
+            .iter()
+            .all(|p| connected(&server, &hub, &hub_id, p)))
+        .await,
         "moved peers reconnected at their announced ports"
     );
 
@@ -134,7 +162,10 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
             match events.recv().await {
                 Ok(ServerEvent::Waiting { peer, wait, .. }) if dark_ids.contains(&peer) => {
                     waits.entry(peer).or_default().push(wait);
-                    if dark_ids.iter().all(|id| waits.get(id).is_some_and(|w| w.len() >= 4)) {
+                    if dark_ids
+                        .iter()
+                        .all(|id| waits.get(id).is_some_and(|w| w.len() >= 4))
+                    {
                         return true;
                     }
                 }
@@ -147,17 +178,25 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
     .unwrap_or(false);
     assert!(backed_off, "every dark peer's worker waited four times");
     for (peer, w) in &waits {
-        assert!(w.windows(2).all(|p| p[1] >= p[0]), "{peer}: waits never shrink: {w:?}");
+        assert!(
+            w.windows(2).all(|p| p[1] >= p[0]),
+            "{peer}: waits never shrink: {w:?}"
+        );
         assert!(w[3] > w[0], "{peer}: waits grow: {w:?}");
     }
     assert!(dark_ids.iter().all(|id| !server.is_connected(id)));
-    assert!(peers.iter().all(|p| connected(&server, &hub, &hub_id, p)), "the live 15 stayed up");
+    assert!(
+        peers.iter().all(|p| connected(&server, &hub, &hub_id, p)),
+        "the live 15 stayed up"
+    );
     assert_eq!(hub.list_peers().len(), peers.len());
 
     // An inbound connection from a dark peer that comes back stands its
     // worker down, and the server sees it inbound.
     let back = Peer::start(11, 0).await.expect("peer 11 back");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let hub_addr = listener.local_addr().expect("addr");
     let m = Arc::clone(&back.manager);
     tokio::spawn(async move {
@@ -179,7 +218,8 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
         .map(|c| c.direction);
     assert_eq!(direction, Some(Direction::Inbound));
     assert_eq!(
-        hub.peer_by_node_id(&back.id).map(|d| d.is_inbound_connection),
+        hub.peer_by_node_id(&back.id)
+            .map(|d| d.is_inbound_connection),
         Some(true)
     );
 
@@ -189,5 +229,7 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    tokio::time::timeout(CAP, closed).await.expect("shutdown closes every ldk connection");
+    tokio::time::timeout(CAP, closed)
+        .await
+        .expect("shutdown closes every ldk connection");
 }

@@ -38,7 +38,9 @@ async fn dial_succeeds_when_ldk_reports_the_peer_connected_and_ends_with_it() {
 
     // The peer goes away: the connection's end is LDK's.
     peer.stop();
-    tokio::time::timeout(CAP, conn.closed()).await.expect("connection ends with ldk's");
+    tokio::time::timeout(CAP, conn.closed())
+        .await
+        .expect("connection ends with ldk's");
     assert!(hub.peer_by_node_id(&conn.peer()).is_none());
 }
 
@@ -57,7 +59,9 @@ async fn dropping_the_connection_disconnects_the_peer_in_ldk() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    tokio::time::timeout(CAP, gone).await.expect("both sides forget the connection");
+    tokio::time::timeout(CAP, gone)
+        .await
+        .expect("both sides forget the connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +87,10 @@ async fn wrong_node_key_is_disconnected_during_setup() {
     let (_, someone_else) = manager(9);
     let dialer = LdkDialer::new(hub, config());
     let err = dialer
-        .dial(&NodeAddr::new(someone_else, peer.addr), CancellationToken::new())
+        .dial(
+            &NodeAddr::new(someone_else, peer.addr),
+            CancellationToken::new(),
+        )
         .await
         .expect_err("the listener is another node");
     assert!(matches!(err, Error::Disconnected), "{err:?}");
@@ -100,7 +107,10 @@ async fn silent_peer_times_out_in_setup_and_the_socket_is_closed() {
     let dial = dialer.dial(&node, CancellationToken::new());
     let (result, accepted) = tokio::join!(dial, silent.accept());
     assert!(matches!(result, Err(Error::SetupTimeout)), "{result:?}");
-    assert_eq!(dialer.classify(&result.expect_err("timed out")), FailureClass::Timeout);
+    assert_eq!(
+        dialer.classify(&result.expect_err("timed out")),
+        FailureClass::Timeout
+    );
     // The far end reads act one, then EOF: the connection was closed.
     let (mut stream, _) = accepted.expect("accepted");
     let mut buf = Vec::new();
@@ -155,12 +165,21 @@ async fn accept_reports_the_inbound_peer_by_the_id_ldk_learnt() {
     assert_eq!(conn.peer(), peer.id);
     assert!(conn.is_inbound());
     drop(conn);
-    tokio::time::timeout(CAP, dialing).await.expect("closed").expect("task");
+    tokio::time::timeout(CAP, dialing)
+        .await
+        .expect("closed")
+        .expect("task");
 }
 
 #[test]
 fn zero_timeouts_are_refused() {
-    assert!(Config::default().with_setup_timeout(Duration::ZERO).is_err());
-    assert!(Config::default().with_connect_timeout(Duration::ZERO).is_err());
-    assert!(Config::default().with_poll_interval(Duration::ZERO).is_err());
+    assert!(Config::default()
+        .with_setup_timeout(Duration::ZERO)
+        .is_err());
+    assert!(Config::default()
+        .with_connect_timeout(Duration::ZERO)
+        .is_err());
+    assert!(Config::default()
+        .with_poll_interval(Duration::ZERO)
+        .is_err());
 }

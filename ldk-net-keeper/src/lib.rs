@@ -58,32 +58,36 @@
 //!    you no longer want (otherwise its worker redials it).
 //!
 //! ```no_run
-//! use std::sync::Arc;
+//! use std::ops::Deref;
 //! use ldk_net_keeper::{accept_into, Config, LdkDialer, LdkPeerHandler, LdkServer, TokioClock};
-//! use lightning::ln::peer_handler::{IgnoringMessageHandler, PeerManager};
-//! use server::{NodeAddr, TokioClock};
+//! use lightning::ln::peer_handler::APeerManager;
+//! use lightning_net_tokio::SocketDescriptor;
+//! use server::{NodeAddr, PublicKey, Server};
 //! use tokio_util::sync::CancellationToken;
 //!
-//! # type Manager = lightning::ln::peer_handler::SimpleArcPeerManager<
-//! #     lightning_net_tokio::SocketDescriptor, (), (), (), (), (), ()>;
-//! # async fn run(peer_manager: Arc<Manager>, peers: Vec<NodeAddr>)
-//! #     -> Result<(), Box<dyn std::error::Error>> {
-//! let dialer = LdkDialer::new(Arc::clone(&peer_manager), Config::default());
-//! let local = peer_manager.node_signer().get_node_id(lightning::sign::Recipient::Node)
-//!     .map_err(|()| "no node id")?;
-//! let server: LdkServer<Arc<Manager>> =
-//!     server::Server::new(local, server::Config::default(), dialer.clone(), TokioClock, LdkPeerHandler);
-//! for peer in peers {
-//!     server.connect(peer, true).await?; // kept connected from now on
+//! /// `peer_manager`: your `Arc<PeerManager>` (for example an
+//! /// `Arc<SimpleArcPeerManager<..>>`); `local`: your node id.
+//! async fn keep_connected<PM>(peer_manager: PM, local: PublicKey, peers: Vec<NodeAddr>)
+//!     -> Result<(), Box<dyn std::error::Error>>
+//! where
+//!     PM: Deref + Clone + Send + Sync + 'static,
+//!     PM::Target: APeerManager<Descriptor = SocketDescriptor>,
+//! {
+//!     let dialer = LdkDialer::new(peer_manager, Config::default());
+//!     let server: LdkServer<PM> =
+//!         Server::new(local, server::Config::default(), dialer.clone(), TokioClock, LdkPeerHandler);
+//!     for peer in peers {
+//!         server.connect(peer, true).await?; // kept connected from now on
+//!     }
+//!     // Accepted streams go through the server instead of `setup_inbound`.
+//!     let listener = tokio::net::TcpListener::bind("0.0.0.0:9735").await?;
+//!     let cancel = CancellationToken::new();
+//!     loop {
+//!         let (stream, _) = listener.accept().await?;
+//!         let (server, dialer, cancel) = (server.clone(), dialer.clone(), cancel.clone());
+//!         tokio::spawn(async move { accept_into(&server, &dialer, stream, &cancel).await });
+//!     }
 //! }
-//! let listener = tokio::net::TcpListener::bind("0.0.0.0:9735").await?;
-//! let cancel = CancellationToken::new();
-//! loop {
-//!     let (stream, _) = listener.accept().await?;
-//!     let (server, dialer, cancel) = (server.clone(), dialer.clone(), cancel.clone());
-//!     tokio::spawn(async move { accept_into(&server, &dialer, stream, &cancel).await });
-//! }
-//! # }
 //! ```
 
 mod config;

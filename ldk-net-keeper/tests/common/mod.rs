@@ -1,6 +1,9 @@
 //! Real LDK nodes on 127.0.0.1 for the tests and the churn example (the
 //! part of testkit's LDK helper these need, without custom messages).
 
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

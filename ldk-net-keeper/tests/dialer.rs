@@ -183,3 +183,36 @@ fn zero_timeouts_are_refused() {
         .with_poll_interval(Duration::ZERO)
         .is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_to_a_peer_ldk_already_has_fails_and_leaves_that_connection_up() {
+    let (hub, hub_id) = manager(16);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hub_addr = listener.local_addr().expect("addr");
+    let dialer = LdkDialer::new(std::sync::Arc::clone(&hub), config());
+    let peer = Peer::start(17, 0).await.expect("peer");
+    let m = std::sync::Arc::clone(&peer.manager);
+    tokio::spawn(async move {
+        if let Some(running) = lightning_net_tokio::connect_outbound(m, hub_id, hub_addr).await {
+            running.await;
+        }
+    });
+    let (stream, _) = listener.accept().await.expect("accepted");
+    let mut inbound = dialer
+        .accept(stream, &CancellationToken::new())
+        .await
+        .expect("inbound connected");
+
+    // LDK keeps the first connection: the dial fails, typed.
+    let err = dialer
+        .dial(&NodeAddr::new(peer.id, peer.addr), CancellationToken::new())
+        .await
+        .expect_err("ldk refuses a second connection");
+    assert!(matches!(err, Error::AlreadyConnected), "{err:?}");
+    // The failed dial closed only its own socket: the inbound one is up.
+    let details = hub.peer_by_node_id(&peer.id).expect("still connected");
+    assert!(details.is_inbound_connection);
+    assert!(peer.has(&hub_id));
+    let still_open = tokio::time::timeout(Duration::from_millis(1), inbound.closed()).await;
+    assert!(still_open.is_err(), "the inbound connection did not end");
+}

@@ -82,8 +82,10 @@ where
     }
 
     /// Whether addresses of this kind can be dialed (onion addresses need a
-    /// proxy); give it to [`server::AddressPolicy`] so the proxy is
-    /// configured once.
+    /// proxy). Give it to the server's address policy so the proxy is
+    /// configured once:
+    /// `AddressPolicy::default().with_reach(|k| dialer.reaches(k))`
+    /// ([`server::AddressPolicy::with_reach`]).
     pub fn reaches(&self, kind: AddressKind) -> bool {
         self.transport.reaches(kind)
     }

@@ -216,3 +216,49 @@ async fn dial_to_a_peer_ldk_already_has_fails_and_leaves_that_connection_up() {
     let still_open = tokio::time::timeout(Duration::from_millis(1), inbound.closed()).await;
     assert!(still_open.is_err(), "the inbound connection did not end");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onion_address_is_dialed_through_the_transports_socks5_proxy() {
+    use brontide::{ProxyScope, Socks5};
+    use ldk_net_keeper::NetTransport;
+    use lnaddr::{NetAddress, OnionV3};
+
+    let (hub, _) = manager(18);
+    let peer = Peer::start(19, 0).await.expect("peer");
+    let proxy = testkit::socks::FakeSocks5::forwarding_to(peer.addr)
+        .await
+        .expect("proxy");
+    let onion = NetAddress::Onion {
+        onion: OnionV3::from_pubkey([9; 32]),
+        port: 9735,
+    };
+    let direct = LdkDialer::new(std::sync::Arc::clone(&hub), config());
+    assert!(!direct.reaches(lnaddr::AddressKind::Onion));
+    let err = direct
+        .dial(
+            &NodeAddr::new(peer.id, onion.clone()),
+            CancellationToken::new(),
+        )
+        .await
+        .expect_err("no proxy");
+    assert!(matches!(err, Error::Connect(_)), "{err:?}");
+    assert_eq!(err.class(), FailureClass::Local);
+
+    let transport =
+        NetTransport::new().with_proxy(Socks5::new(proxy.addr()), ProxyScope::OnionOnly);
+    let dialer = LdkDialer::new(hub, config()).with_transport(transport);
+    let conn = dialer
+        .dial(
+            &NodeAddr::new(peer.id, onion.clone()),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("ldk connects through the proxy");
+    assert_eq!(conn.peer(), peer.id);
+    let asked = proxy.requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (asked[0].host.as_str(), asked[0].port),
+        (onion.host().as_str(), 9735)
+    );
+}

@@ -262,3 +262,66 @@ async fn onion_address_is_dialed_through_the_transports_socks5_proxy() {
         (onion.host().as_str(), 9735)
     );
 }
+
+/// A dialer whose every connect goes to a proxy that never answers.
+async fn stalled(
+    connect_timeout: Duration,
+) -> (
+    testkit::socks::FakeSocks5,
+    LdkDialer<std::sync::Arc<common::Manager>>,
+) {
+    use brontide::{ProxyScope, Socks5};
+    let proxy = testkit::socks::FakeSocks5::start(|_| testkit::socks::Route::Stall)
+        .await
+        .expect("proxy");
+    let transport =
+        ldk_net_keeper::NetTransport::new().with_proxy(Socks5::new(proxy.addr()), ProxyScope::All);
+    let config = Config::default()
+        .with_connect_timeout(connect_timeout)
+        .expect("valid");
+    let (hub, _) = manager(20);
+    (proxy, LdkDialer::new(hub, config).with_transport(transport))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_that_hangs_times_out() {
+    let (_proxy, dialer) = stalled(Duration::from_millis(200)).await;
+    let (_, id) = manager(21);
+    let err = dialer
+        .dial(
+            &NodeAddr::new(
+                id,
+                "127.0.0.1:9".parse::<std::net::SocketAddr>().expect("addr"),
+            ),
+            CancellationToken::new(),
+        )
+        .await
+        .expect_err("the proxy never answers");
+    assert!(matches!(err, Error::ConnectTimeout), "{err:?}");
+    assert_eq!(err.class(), FailureClass::Timeout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_the_connect_ends_the_dial() {
+    let (proxy, dialer) = stalled(CAP).await;
+    let (_, id) = manager(22);
+    let cancel = CancellationToken::new();
+    let node = NodeAddr::new(
+        id,
+        "127.0.0.1:9".parse::<std::net::SocketAddr>().expect("addr"),
+    );
+    let dial = dialer.dial(&node, cancel.clone());
+    let cancel_once_asked = async {
+        // The proxy has the request: the dial is inside the connect.
+        while proxy.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        cancel.cancel();
+    };
+    let (result, ()) = tokio::time::timeout(CAP, async { tokio::join!(dial, cancel_once_asked) })
+        .await
+        .expect("ends once cancelled");
+    // Cancelled, not timed out (the connect timeout here is the test's
+    // hang guard).
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+}

@@ -233,3 +233,52 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
         .await
         .expect("shutdown closes every ldk connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_disconnect_closes_the_ldk_connection_and_does_not_redial() {
+    let (hub, hub_id) = manager(120);
+    let dialer = LdkDialer::new(Arc::clone(&hub), dialer_config());
+    let server: LdkServer<Arc<Manager>> =
+        Server::new(hub_id, server_config(), dialer, TokioClock, LdkPeerHandler);
+    let mut events = server.events();
+    let peer = Peer::start(121, 0).await.expect("peer listens");
+    server
+        .connect(NodeAddr::new(peer.id, peer.addr), true)
+        .await
+        .expect("connect");
+    assert!(wait_until(&mut events, || connected(&server, &hub, &hub_id, &peer)).await);
+
+    server.disconnect(&peer.id).expect("connected");
+    let ended = tokio::time::timeout(CAP, async {
+        loop {
+            match events.recv().await {
+                Ok(ServerEvent::Disconnected {
+                    peer: p,
+                    reason,
+                    reconnecting,
+                    ..
+                }) if p == peer.id => {
+                    return Some((reason, reconnecting));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    assert_eq!(ended, Some((server::DisconnectReason::Cancelled, false)));
+    assert!(
+        wait_until(&mut events, || hub.peer_by_node_id(&peer.id).is_none()
+            && !peer.has(&hub_id))
+        .await,
+        "both ends' LDK let go"
+    );
+    assert_eq!(
+        server.persistence(&peer.id),
+        None,
+        "no worker left to redial"
+    );
+    server.shutdown().await;
+}

@@ -31,6 +31,11 @@
 //! its message handlers, so a pending connection's state is read from the
 //! `PeerManager` every [`Config::poll_interval`] (10 ms) until it is
 //! connected, ends or times out; an established connection costs no polling.
+//! A link that died without a FIN is found by LDK's own pings (your
+//! `timer_tick_occurred` calls): LDK closes it, and the server redials.
+//!
+//! The name: it keeps `lightning-net-tokio`'s connections (the "net" of
+//! LDK) up, and is not a network stack of its own.
 //!
 //! # Duplicates
 //!
@@ -56,6 +61,12 @@
 //!    call [`announce_from_graph`] for your peers;
 //! 5. `server.disconnect(&id)` instead of `disconnect_by_node_id` for a peer
 //!    you no longer want (otherwise its worker redials it).
+//!
+//! Measured against that loop (time scaled 60×, 20 LDK peers): a dropped
+//! connection is back in 1.5 s (p50; the loop: 34 s), a restarted peer in
+//! 10 s (the loop: 27 s), and a dead peer gets 12 dials in the first hour,
+//! then one an hour, instead of 60 an hour (BENCHMARKS.md, example
+//! `reconnect_churn`).
 //!
 //! ```no_run
 //! use std::ops::Deref;

@@ -133,3 +133,105 @@ async fn a_perm_peer_outlives_its_last_channel() {
     assert_eq!(server.persistence(&peer), Some(true));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_announced_in_ldks_network_graph_is_dialed() {
+    use bitcoin::constants::ChainHash;
+    use bitcoin::Network;
+    use lightning::ln::msgs::{UnsignedChannelAnnouncement, UnsignedNodeAnnouncement};
+    use lightning::routing::gossip::{NetworkGraph, NodeAlias, NodeId};
+    use lightning::routing::utxo::UtxoLookup;
+    use lightning::types::features::{ChannelFeatures, NodeFeatures};
+
+    let (hub, hub_id) = manager(54);
+    let server: LdkServer<Arc<Manager>> = Server::new(
+        hub_id,
+        server::Config::default(),
+        LdkDialer::new(Arc::clone(&hub), Config::default()),
+        TokioClock,
+        LdkPeerHandler,
+    );
+    // Connected once (a one-off dial), then a channel makes it persistent.
+    let old = common::Peer::start(55, 0).await.expect("peer listens");
+    server
+        .connect(NodeAddr::new(old.id, old.addr), false)
+        .await
+        .expect("one-off dial");
+    handle_event(&server, &ready(old.id));
+    // The peer restarts on another port; the drop is seen.
+    let mut events = server.events();
+    let id = old.id;
+    old.stop();
+    let dropped = tokio::time::timeout(common::CAP, async {
+        while server.is_connected(&id) {
+            if events.recv().await.is_err() {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
+    assert!(dropped);
+    let peer = common::Peer::start(55, 0)
+        .await
+        .expect("peer listens again");
+    // The graph knows the peer (a channel with us) and its new address.
+    let graph = NetworkGraph::new(Network::Testnet, Arc::new(common::QuietLogger));
+    let channel = UnsignedChannelAnnouncement {
+        features: ChannelFeatures::empty(),
+        chain_hash: ChainHash::using_genesis_block(Network::Testnet),
+        short_channel_id: 1,
+        node_id_1: NodeId::from_pubkey(&hub_id),
+        node_id_2: NodeId::from_pubkey(&peer.id),
+        bitcoin_key_1: NodeId::from_pubkey(&hub_id),
+        bitcoin_key_2: NodeId::from_pubkey(&peer.id),
+        excess_data: Vec::new(),
+    };
+    graph
+        .update_channel_from_unsigned_announcement(&channel, &None::<&dyn UtxoLookup>)
+        .expect("channel added");
+    let port = peer.addr.port();
+    let node = UnsignedNodeAnnouncement {
+        features: NodeFeatures::empty(),
+        timestamp: 1,
+        node_id: NodeId::from_pubkey(&peer.id),
+        rgb: [0; 3],
+        alias: NodeAlias([0; 32]),
+        addresses: vec![SocketAddress::TcpIpV4 {
+            addr: [127, 0, 0, 1],
+            port,
+        }],
+        excess_address_data: Vec::new(),
+        excess_data: Vec::new(),
+    };
+    graph
+        .update_node_from_unsigned_announcement(&node)
+        .expect("announcement added");
+    assert_eq!(
+        ldk_net_keeper::announced_addresses(&graph, &peer.id),
+        Some(vec![NetAddress::Ip(peer.addr)])
+    );
+
+    // A channel made the peer persistent; it has no address until the
+    // graph gives one, then its worker dials it.
+    handle_event(&server, &ready(peer.id));
+    assert_eq!(
+        ldk_net_keeper::announce_from_graph(&server, &graph, [peer.id, hub_id]),
+        1
+    );
+    let mut events = server.events();
+    let connected = tokio::time::timeout(common::CAP, async {
+        while !server.is_connected(&peer.id) {
+            if events.recv().await.is_err() {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
+    assert!(connected, "the worker dialed the announced address");
+    assert!(hub.peer_by_node_id(&peer.id).is_some());
+    server.shutdown().await;
+}

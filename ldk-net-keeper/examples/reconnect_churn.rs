@@ -108,7 +108,7 @@ async fn churn(
         let restart = cycle % 2 == 0;
         let back = if restart {
             let port = peer.addr.port();
-            peer.stop();
+            peer.stop().await;
             wait(CAP, || hub.peer_by_node_id(&id).is_none()).await;
             tokio::time::sleep(down).await;
             peer = match Peer::start(seed, port).await {
@@ -139,7 +139,7 @@ async fn churn(
             out.missed += 1;
         }
     }
-    peer.stop();
+    peer.stop().await;
     out
 }
 

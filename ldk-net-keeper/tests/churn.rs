@@ -102,7 +102,7 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
     for i in 0..5 {
         let old = peers.remove(i);
         let (seed, port, id) = (i as u8 + 1, old.addr.port(), old.id);
-        old.stop();
+        old.stop().await;
         assert!(
             wait_until(&mut events, || !server.is_connected(&id)).await,
             "drop seen"
@@ -127,7 +127,7 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
     for i in 5..10 {
         let old = peers.remove(i);
         let (seed, id) = (i as u8 + 1, old.id);
-        old.stop();
+        old.stop().await;
         assert!(
             wait_until(&mut events, || !server.is_connected(&id)).await,
             "drop seen"
@@ -154,7 +154,7 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
     let dark: Vec<Peer> = peers.drain(10..15).collect();
     let dark_ids: Vec<_> = dark.iter().map(|p| p.id).collect();
     for p in dark {
-        p.stop();
+        p.stop().await;
     }
     let mut waits: std::collections::HashMap<_, Vec<Duration>> = Default::default();
     let backed_off = tokio::time::timeout(CAP, async {

@@ -37,7 +37,7 @@ async fn dial_succeeds_when_ldk_reports_the_peer_connected_and_ends_with_it() {
     assert!(!details.is_inbound_connection);
 
     // The peer goes away: the connection's end is LDK's.
-    peer.stop();
+    peer.stop().await;
     tokio::time::timeout(CAP, conn.closed())
         .await
         .expect("connection ends with ldk's");

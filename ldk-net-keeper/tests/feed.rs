@@ -161,7 +161,7 @@ async fn an_address_announced_in_ldks_network_graph_is_dialed() {
     // The peer restarts on another port; the drop is seen.
     let mut events = server.events();
     let id = old.id;
-    old.stop();
+    old.stop().await;
     let dropped = tokio::time::timeout(common::CAP, async {
         while server.is_connected(&id) {
             if events.recv().await.is_err() {

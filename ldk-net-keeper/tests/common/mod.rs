@@ -100,9 +100,13 @@ impl Peer {
         })
     }
 
-    /// Stops the node: no more accepts, every connection closed.
-    pub(crate) fn stop(self) {
+    /// Stops the node: no more accepts (its listener is closed when this
+    /// returns, so the port can be bound again at once), every connection
+    /// closed.
+    pub(crate) async fn stop(self) {
         self.accept.abort();
+        // The aborted task drops the listener; wait for it to be gone.
+        let _ = self.accept.await;
         self.manager.disconnect_all_peers();
     }
 

@@ -108,17 +108,31 @@ where
             self.act(&mut flight);
             self.publish();
             let deadline = self.planner.next_deadline();
-            let wake = {
-                let sleep = deadline.map(|d| self.clock.sleep_until(d));
+            let wake = if deadline.is_none() && flight.is_empty() {
+                // Idle (or awaiting addresses): only a command or a stop can
+                // wake the worker. This small wait is what an idle worker's
+                // task holds; the full one below is boxed, so its timer and
+                // attempt futures take heap only while they are needed.
                 tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => Wake::Stop,
                     _ = self.mailbox.notified() => Wake::Mail,
-                    (i, stage) = poll_attempts(&mut flight), if !flight.is_empty() => {
-                        Wake::Attempt(i, stage)
-                    }
-                    _ = maybe(sleep) => Wake::Timer,
                 }
+            } else {
+                let sleep = deadline.map(|d| self.clock.sleep_until(d));
+                let (cancel, mailbox) = (&self.cancel, &self.mailbox);
+                Box::pin(async {
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => Wake::Stop,
+                        _ = mailbox.notified() => Wake::Mail,
+                        (i, stage) = poll_attempts(&mut flight), if !flight.is_empty() => {
+                            Wake::Attempt(i, stage)
+                        }
+                        _ = maybe(sleep) => Wake::Timer,
+                    }
+                })
+                .await
             };
             let now = self.clock.now();
             match wake {

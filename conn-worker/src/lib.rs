@@ -142,3 +142,4 @@ pub use spawner::Spawner;
 pub use status::{State, Status};
 pub use tokio_util::sync::CancellationToken;
 pub use tokio_util::task::TaskTracker;
+pub use worker::panic_message;

@@ -389,8 +389,9 @@ impl<T: Clone> CloneFromSlice<T> for Vec<T> {
     }
 }
 
-/// The text of a panic's payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
+/// The text of a panic's payload (a `&str` or `String` message, as `panic!`
+/// makes), for a supervisor that reports what a task's panic said.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
     if let Some(s) = payload.downcast_ref::<&str>() {
         Arc::from(*s)
     } else if let Some(s) = payload.downcast_ref::<String>() {

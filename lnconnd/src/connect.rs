@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use brontide::{DialConfig, NetTransport, ProxyScope, Socks5};
+use brontide::DialConfig;
 use serde_json::json;
 use server::{AddressPolicy, BrontideDialer, Config, ServerError};
 use tokio::sync::mpsc;
@@ -44,19 +44,7 @@ pub(crate) async fn run(
     config.worker = config.worker.with_seed(keys::random_u64());
     // One deadline for the whole connect, proxy included.
     let dial = DialConfig::default().with_connect_timeout(timeout);
-    let mut transport = NetTransport::new();
-    if let Some(proxy) = args.proxy {
-        let mut socks = Socks5::new(proxy);
-        if args.stream_isolation {
-            socks = socks.with_stream_isolation();
-        }
-        let scope = if args.proxy_all {
-            ProxyScope::All
-        } else {
-            ProxyScope::OnionOnly
-        };
-        transport = transport.with_proxy(socks, scope);
-    }
+    let transport = crate::node::transport(args.proxy, args.proxy_all, args.stream_isolation);
     let dialer = BrontideDialer::new(key.clone(), dial).with_transport(transport);
     // The proxy is configured once: what the server dials follows from it.
     config.addresses = AddressPolicy::for_dialer(&dialer);

@@ -22,6 +22,30 @@ pub(crate) fn node(key: &NodeKeyPair, config: Config, dial: DialConfig, opts: Se
 
 /// A node with key `key` that dials with `dialer` (for example through a
 /// SOCKS5 proxy).
+/// The transport of a node's dials: direct TCP, or through a SOCKS5 proxy
+/// for onion addresses (`all`: for every address), each connection on its
+/// own Tor circuit if `isolate`.
+pub(crate) fn transport(
+    proxy: Option<std::net::SocketAddr>,
+    all: bool,
+    isolate: bool,
+) -> brontide::NetTransport {
+    let transport = brontide::NetTransport::new();
+    let Some(proxy) = proxy else {
+        return transport;
+    };
+    let mut socks = brontide::Socks5::new(proxy);
+    if isolate {
+        socks = socks.with_stream_isolation();
+    }
+    let scope = if all {
+        brontide::ProxyScope::All
+    } else {
+        brontide::ProxyScope::OnionOnly
+    };
+    transport.with_proxy(socks, scope)
+}
+
 pub(crate) fn node_with(
     key: &NodeKeyPair,
     config: Config,

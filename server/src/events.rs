@@ -12,16 +12,7 @@ use conn_worker::{Clock, Dialer, DialerEvent, DialerEvents, EventKind, StopReaso
 use crate::server::Inner;
 use crate::{Direction, NodeAddr, PeerHandler, ServerEvent};
 
-/// The text of a panic's payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        Arc::from(*s)
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        Arc::from(s.as_str())
-    } else {
-        Arc::from("panic with a non-text payload")
-    }
-}
+pub(crate) use conn_worker::panic_message;
 
 /// Clears the health flag when the event task ends, however it ends.
 struct Running<D, K, H>(Weak<Inner<D, K, H>>)

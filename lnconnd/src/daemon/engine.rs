@@ -7,11 +7,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::PublicKey;
-use brontide::{DialConfig, Listener, ListenerConfig, NetTransport, NodeKeyPair, Socks5};
+use brontide::{DialConfig, Listener, ListenerConfig, NodeKeyPair};
 use conn_worker::State;
 use server::{
-    AddressPolicy, BrontideDialer, Config, Direction, ProxyScope, ServerError, ServerEvent,
-    StartupPeer,
+    AddressPolicy, BrontideDialer, Config, Direction, ServerError, ServerEvent, StartupPeer,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -322,19 +321,11 @@ impl Engine {
         config.startup_spread = t.startup_spread;
         // One deadline for the whole connect, proxy included.
         let dial = DialConfig::default().with_connect_timeout(t.connect_timeout);
-        let mut transport = NetTransport::new();
-        if let Some(proxy) = settings.proxy {
-            let mut socks = Socks5::new(proxy);
-            if settings.stream_isolation {
-                socks = socks.with_stream_isolation();
-            }
-            let scope = if settings.proxy_all {
-                ProxyScope::All
-            } else {
-                ProxyScope::OnionOnly
-            };
-            transport = transport.with_proxy(socks, scope);
-        }
+        let transport = crate::node::transport(
+            settings.proxy,
+            settings.proxy_all,
+            settings.stream_isolation,
+        );
         let dialer = BrontideDialer::new(key.clone(), dial).with_transport(transport);
         // The proxy is configured once: what the server dials follows.
         config.addresses = AddressPolicy::for_dialer(&dialer);

@@ -344,9 +344,11 @@ where
                 s.next_attempt = planner.waiting_until();
                 s.in_flight = planner.in_flight();
                 s.addrs = addrs;
-                s.user_addrs.clone_from_slice_or_vec(planner.user_addrs());
-                s.advertised
-                    .clone_from_slice_or_vec(planner.advertised_addrs());
+                // Copied into the snapshot's own vectors, reusing them.
+                s.user_addrs.clear();
+                s.user_addrs.extend_from_slice(planner.user_addrs());
+                s.advertised.clear();
+                s.advertised.extend_from_slice(planner.advertised_addrs());
                 s.last_good = planner.last_good().cloned();
             }
             changed
@@ -374,18 +376,6 @@ where
             at: self.clock.now(),
             kind,
         });
-    }
-}
-
-/// Copies a slice into a vector, reusing its allocation.
-trait CloneFromSlice<T> {
-    fn clone_from_slice_or_vec(&mut self, src: &[T]);
-}
-
-impl<T: Clone> CloneFromSlice<T> for Vec<T> {
-    fn clone_from_slice_or_vec(&mut self, src: &[T]) {
-        self.clear();
-        self.extend_from_slice(src);
     }
 }
 

@@ -1,4 +1,4 @@
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{Config, Error, Ping, Pong};
 
@@ -16,8 +16,13 @@ pub enum Action {
 enum State {
     /// No ping outstanding.
     Quiet,
-    /// A ping asking for `len` bytes went out at `sent`.
-    Awaiting { sent: Instant, len: u16 },
+    /// A ping asking for `len` bytes went out at `sent`; a probe since
+    /// `probe.0` wants a sign of life by `probe.1`.
+    Awaiting {
+        sent: Instant,
+        len: u16,
+        probe: Option<(Instant, Instant)>,
+    },
     /// Found dead at `at`, not yet reported.
     Dead { reason: Error, at: Instant },
     /// Reported dead: nothing more to do.
@@ -131,18 +136,23 @@ impl Liveness {
                     self.state = State::Awaiting {
                         sent: now.max(self.heard),
                         len,
+                        probe: None,
                     };
                     Some(Action::SendPing(Ping::new(len, 0)))
                 } else {
                     None
                 }
             }
-            State::Awaiting { .. } => {
+            State::Awaiting { probe, .. } => {
+                let probed = probe.filter(|&(asked, _)| self.heard <= asked);
                 if self.pong_due().is_some_and(|due| due <= now) {
+                    // The probe's own timeout if it is what expired.
+                    let timeout = match probed {
+                        Some((asked, due)) if due <= now => due.saturating_duration_since(asked),
+                        _ => self.config.pong_timeout(),
+                    };
                     self.state = State::Done;
-                    Some(Action::Disconnect(Error::PongTimeout {
-                        timeout: self.config.pong_timeout(),
-                    }))
+                    Some(Action::Disconnect(Error::PongTimeout { timeout }))
                 } else {
                     None
                 }
@@ -158,6 +168,39 @@ impl Liveness {
             State::Awaiting { .. } => self.pong_due(),
             State::Dead { at, .. } => Some(*at),
             State::Done => None,
+        }
+    }
+
+    /// Asks for a sign of life now, sooner than the next ping would: the
+    /// peer is dead unless something (a pong, any message) arrives within
+    /// `within` of `now`. For a connection suspected dead (say, the peer
+    /// has just opened another one): a half-open link is then found in
+    /// `within` rather than in [`Config::detection_bound`].
+    ///
+    /// Returns the ping to send, or `None` if one of ours is already out
+    /// (its answer, or anything else arriving, satisfies the probe too) or
+    /// the peer was already found dead. A probe never moves the regular
+    /// deadlines later.
+    #[must_use = "the ping must be sent"]
+    pub fn probe(&mut self, now: Instant, within: Duration) -> Option<Ping> {
+        let now = now.max(self.heard);
+        let due = now.checked_add(within)?;
+        match &mut self.state {
+            State::Quiet => {
+                let len = self.config.pong_bytes();
+                self.state = State::Awaiting {
+                    sent: now,
+                    len,
+                    probe: Some((now, due)),
+                };
+                Some(Ping::new(len, 0))
+            }
+            State::Awaiting { probe, .. } => {
+                let earlier = probe.filter(|&(asked, d)| self.heard <= asked && d <= due);
+                *probe = Some(earlier.unwrap_or((now, due)));
+                None
+            }
+            State::Dead { .. } | State::Done => None,
         }
     }
 
@@ -179,8 +222,13 @@ impl Liveness {
     /// last message if one came after it.
     fn pong_due(&self) -> Option<Instant> {
         match self.state {
-            State::Awaiting { sent, .. } => {
-                sent.max(self.heard).checked_add(self.config.pong_timeout())
+            State::Awaiting { sent, probe, .. } => {
+                let regular = sent.max(self.heard).checked_add(self.config.pong_timeout());
+                // A probe stands until anything arrives after it was asked.
+                match probe.filter(|&(asked, _)| self.heard <= asked) {
+                    Some((_, due)) => Some(regular.map_or(due, |r| r.min(due))),
+                    None => regular,
+                }
             }
             _ => None,
         }
@@ -190,7 +238,6 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -284,5 +331,63 @@ mod tests {
         let mut l = Liveness::new(config(), t0);
         l.on_message_received(t0 - 500 * MS);
         assert_eq!(l.next_deadline(), Some(t0 + 200 * MS));
+    }
+
+    #[test]
+    fn an_unanswered_probe_finds_the_peer_dead_within_its_own_timeout() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(config(), t0);
+        assert_eq!(l.probe(t0 + 10 * MS, 50 * MS), Some(Ping::new(0, 0)));
+        assert_eq!(l.next_deadline(), Some(t0 + 60 * MS));
+        assert_eq!(l.poll(t0 + 59 * MS), None);
+        assert_eq!(
+            l.poll(t0 + 60 * MS),
+            Some(Action::Disconnect(Error::PongTimeout { timeout: 50 * MS }))
+        );
+    }
+
+    #[test]
+    fn anything_arriving_after_a_probe_satisfies_it() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(config(), t0);
+        assert!(l.probe(t0, 50 * MS).is_some());
+        l.on_message_received(t0 + 20 * MS);
+        // Back to the regular timeout, counted from the last message.
+        assert_eq!(l.next_deadline(), Some(t0 + 320 * MS));
+        assert_eq!(l.poll(t0 + 60 * MS), None);
+        l.on_pong(t0 + 70 * MS, 0);
+        assert!(!l.is_awaiting_pong());
+    }
+
+    #[test]
+    fn a_probe_during_a_ping_sends_nothing_more_and_shortens_the_wait() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(config(), t0);
+        assert!(matches!(l.poll(t0 + 200 * MS), Some(Action::SendPing(_))));
+        assert_eq!(l.probe(t0 + 210 * MS, 50 * MS), None);
+        assert_eq!(l.next_deadline(), Some(t0 + 260 * MS));
+        // A later, longer probe does not push it back.
+        assert_eq!(l.probe(t0 + 220 * MS, 500 * MS), None);
+        assert_eq!(l.next_deadline(), Some(t0 + 260 * MS));
+        assert_eq!(
+            l.poll(t0 + 260 * MS),
+            Some(Action::Disconnect(Error::PongTimeout { timeout: 50 * MS }))
+        );
+    }
+
+    #[test]
+    fn a_probe_never_moves_the_regular_deadline_later() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(config(), t0);
+        assert!(matches!(l.poll(t0 + 200 * MS), Some(Action::SendPing(_))));
+        // Due at 500 ms; a probe of 1 s asked at 210 ms changes nothing.
+        assert_eq!(l.probe(t0 + 210 * MS, 1000 * MS), None);
+        assert_eq!(l.next_deadline(), Some(t0 + 500 * MS));
+        let dead = l.poll(t0 + 500 * MS);
+        assert_eq!(
+            dead,
+            Some(Action::Disconnect(Error::PongTimeout { timeout: 300 * MS }))
+        );
+        assert_eq!(l.probe(t0 + 600 * MS, MS), None, "dead: nothing to probe");
     }
 }

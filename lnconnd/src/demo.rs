@@ -180,7 +180,7 @@ impl Responder {
             let now = me.live.fetch_add(1, Ordering::SeqCst) + 1;
             me.max_live.fetch_max(now, Ordering::SeqCst);
             let peer = conn.remote_pubkey();
-            run_session(peer, conn, direction, cancel, &SessionOpts::default()).await;
+            run_session(peer, conn, direction, cancel, &SessionOpts::default(), None).await;
             me.live.fetch_sub(1, Ordering::SeqCst);
         });
     }

@@ -52,7 +52,7 @@ pub(crate) fn node_with(
     dialer: BrontideDialer,
     opts: SessionOpts,
 ) -> Node {
-    Server::new(key.public_key(), config, dialer, TokioClock, App { opts })
+    Server::new(key.public_key(), config, dialer, TokioClock, App::new(opts))
 }
 
 /// Prints the server's events until it shuts down.

@@ -2,7 +2,10 @@
 //! ping a quiet peer and drop it when nothing comes back (the `liveness`
 //! crate), optionally echo custom messages, close on unknown even types.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
 use brontide::{Connection, MessageDecoder, MessageEncoder};
@@ -32,9 +35,55 @@ pub(crate) struct SessionOpts {
     pub(crate) liveness: liveness::Config,
 }
 
-/// The server's peer handler: one [`run_session`] per connection.
+/// How long a probed connection has to show a sign of life: well inside
+/// the server's duplicate grace (5 s), so a dead connection ends while
+/// the peer's new one is still held.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Each running session's probe inbox, by peer (a session's id first).
+type Inboxes = HashMap<PublicKey, Vec<(u64, mpsc::UnboundedSender<()>)>>;
+
+/// The server's peer handler: one [`run_session`] per connection, each
+/// of which can be probed.
 pub(crate) struct App {
     pub(crate) opts: SessionOpts,
+    /// The running sessions' probe inboxes, by peer.
+    probes: Mutex<Inboxes>,
+    next_id: AtomicU64,
+}
+
+impl App {
+    pub(crate) fn new(opts: SessionOpts) -> Self {
+        App {
+            opts,
+            probes: Mutex::default(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn probes(&self) -> MutexGuard<'_, Inboxes> {
+        // Only pushes and removals under it: a panic cannot leave it torn.
+        self.probes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Takes a session's probe inbox out of [`App`] when the session ends.
+struct Registered<'a> {
+    app: &'a App,
+    peer: PublicKey,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut probes = self.app.probes();
+        if let Some(list) = probes.get_mut(&self.peer) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                probes.remove(&self.peer);
+            }
+        }
+    }
 }
 
 impl PeerHandler<Connection<TcpStream>> for App {
@@ -45,18 +94,39 @@ impl PeerHandler<Connection<TcpStream>> for App {
         direction: Direction,
         cancel: CancellationToken,
     ) -> DisconnectReason {
-        run_session(peer, conn, direction, cancel, &self.opts).await
+        let (tx, probes) = mpsc::unbounded_channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.probes().entry(peer).or_default().push((id, tx));
+        let _registered = Registered {
+            app: self,
+            peer,
+            id,
+        };
+        run_session(peer, conn, direction, cancel, &self.opts, Some(probes)).await
+    }
+
+    /// Pings each of the peer's sessions now: one that hears nothing back
+    /// within [`PROBE_TIMEOUT`] ends as timed out.
+    fn probe(&self, peer: PublicKey) {
+        if let Some(list) = self.probes().get(&peer) {
+            for (_, tx) in list {
+                // A session that just ended has dropped its inbox: moot.
+                let _ = tx.send(());
+            }
+        }
     }
 }
 
 /// Runs one connection until it ends, `cancel` fires, or the peer stops
-/// answering (the reason is then [`dead`]'s).
+/// answering (the reason is then [`dead`]'s). A message on `probes` asks
+/// for a sign of life within [`PROBE_TIMEOUT`].
 pub(crate) async fn run_session(
     peer: PublicKey,
     conn: Connection<TcpStream>,
     direction: Direction,
     cancel: CancellationToken,
     opts: &SessionOpts,
+    mut probes: Option<mpsc::UnboundedReceiver<()>>,
 ) -> DisconnectReason {
     let (stream, encryptor, decryptor) = conn.into_parts();
     let (read, write) = stream.into_split();
@@ -81,6 +151,14 @@ pub(crate) async fn run_session(
                 }
                 Action::Disconnect(e) => return dead(e),
             },
+            Some(()) = next_probe(&mut probes) => {
+                if let Some(ping) = live.probe(liveness::now(), PROBE_TIMEOUT) {
+                    if let Err(reason) = send(&mut tx, ping.encode(), &mut live, &cancel).await {
+                        return reason;
+                    }
+                }
+                continue;
+            }
             msg = rx.next() => msg,
         };
         let bytes = match msg {
@@ -149,6 +227,14 @@ pub(crate) async fn run_session(
                 return reason;
             }
         }
+    }
+}
+
+/// The next probe request; pending forever without an inbox.
+async fn next_probe(probes: &mut Option<mpsc::UnboundedReceiver<()>>) -> Option<()> {
+    match probes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

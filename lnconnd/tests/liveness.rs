@@ -286,3 +286,116 @@ async fn flood_without_reading(
         framed.send(big.as_slice()).await?;
     }
 }
+
+/// Issue 14: a peer whose side of a connection died silently (it
+/// dropped the connection; its FIN was lost, as when a laptop changes
+/// network) dials us while we still hold the dead one. Our connection
+/// was initiated by the smaller key, so the duplicate rule keeps it and
+/// parks the peer's new one; the server probes the old one, lnconnd's
+/// handler pings it, nothing comes back within the probe's timeout
+/// (3 s, inside the 5 s grace, where liveness alone would take 15
+/// minutes here), and the parked connection takes over: the peer is
+/// served at once, on its new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_peer_that_dials_again_is_served_on_its_new_connection() {
+    let (a, b) = (keys(0x5a11), keys(0x1a49e));
+    let (small, large) = if a.public_key().serialize() < b.public_key().serialize() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    // Liveness far slower than the test: only a probe can find the link
+    // dead in time.
+    let slow = liveness::Config::new(Duration::from_secs(600), Duration::from_secs(300))
+        .expect("non-zero");
+    let (config, dial) = fast_config();
+    let (inits_tx, mut inits) = mpsc::unbounded_channel();
+    let us = node(
+        &small,
+        config.clone(),
+        dial.clone(),
+        SessionOpts {
+            liveness: slow.clone(),
+            on_init: Some(inits_tx),
+            ..SessionOpts::default()
+        },
+    );
+    let them = node(
+        &large,
+        config,
+        dial,
+        SessionOpts {
+            liveness: slow,
+            ..SessionOpts::default()
+        },
+    );
+    let our_addr = serve(&us, &small).await;
+    let proxy = FaultProxy::start(serve(&them, &large).await)
+        .await
+        .expect("a proxy");
+    let (ours, theirs) = (small.public_key(), large.public_key());
+    let mut events = us.events();
+    let mut their_events = them.events();
+
+    // We dial them (through the proxy) and keep them persistent.
+    us.connect(NodeAddr::new(theirs, proxy.addr()), true)
+        .await
+        .expect("a perm connect");
+    next(&mut events, "the first connection", |e| {
+        matches!(e, ServerEvent::Connected { .. } if about(e, &theirs)).then_some(())
+    })
+    .await;
+    let got = tokio::time::timeout(HANG_GUARD, inits.recv()).await;
+    assert_eq!(got.ok().flatten(), Some(theirs));
+
+    // Their side dies silently: they drop the connection, and nothing of
+    // it (no FIN) reaches us.
+    proxy.set_mode(Mode::BlackHole);
+    them.disconnect(&ours).await.expect("connected");
+    next(&mut their_events, "their side's end", |e| {
+        matches!(e, ServerEvent::Disconnected { .. } if about(e, &ours)).then_some(())
+    })
+    .await;
+    assert!(us.is_connected(&theirs), "we still hold the dead link");
+
+    // They dial us again, directly.
+    them.connect(NodeAddr::new(ours, our_addr), false)
+        .await
+        .expect("their new connection");
+
+    // The dead one ends by the probe; the new one is ours, and serves.
+    let (mut old_reason, mut new_inbound) = (None, false);
+    while old_reason.is_none() || !new_inbound {
+        next(&mut events, "the probe's end and the takeover", |e| {
+            match e {
+                ServerEvent::Disconnected {
+                    peer,
+                    direction: server::Direction::Outbound,
+                    reason,
+                    ..
+                } if *peer == theirs => old_reason = Some(reason.clone()),
+                ServerEvent::Connected {
+                    peer,
+                    direction: server::Direction::Inbound,
+                    ..
+                } if *peer == theirs => new_inbound = true,
+                _ => return None,
+            }
+            Some(())
+        })
+        .await;
+    }
+    let probe_expired = liveness::Error::PongTimeout {
+        timeout: peer::PROBE_TIMEOUT,
+    };
+    assert_eq!(old_reason, Some(peer::dead(probe_expired)));
+    let got = tokio::time::timeout(HANG_GUARD, inits.recv()).await;
+    assert_eq!(got.ok().flatten(), Some(theirs), "an init on the new one");
+    assert!(us.is_connected(&theirs));
+    let status = us.status().into_iter().find(|p| p.pubkey == theirs);
+    let conn = status.and_then(|p| p.connection).expect("connected");
+    assert_eq!(conn.direction, server::Direction::Inbound);
+
+    us.shutdown().await;
+    them.shutdown().await;
+}

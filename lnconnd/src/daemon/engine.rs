@@ -345,9 +345,7 @@ impl Engine {
             config,
             dialer,
             TokioClock,
-            App {
-                opts: SessionOpts::default(),
-            },
+            App::new(SessionOpts::default()),
             store,
         )
         .await?;

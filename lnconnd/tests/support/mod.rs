@@ -37,7 +37,7 @@ pub fn node(key: &NodeKeyPair, config: Config, dial: DialConfig, opts: SessionOp
         config,
         BrontideDialer::new(key.clone(), dial),
         TokioClock,
-        App { opts },
+        App::new(opts),
     )
 }
 

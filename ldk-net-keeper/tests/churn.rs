@@ -255,7 +255,7 @@ async fn server_disconnect_closes_the_ldk_connection_and_does_not_redial() {
         .expect("connect");
     assert!(wait_until(&mut events, || connected(&server, &hub, &hub_id, &peer)).await);
 
-    server.disconnect(&peer.id()).expect("connected");
+    server.disconnect(&peer.id()).await.expect("connected");
     let ended = tokio::time::timeout(CAP, async {
         loop {
             match events.recv().await {

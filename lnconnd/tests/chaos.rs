@@ -508,7 +508,9 @@ async fn soak() {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(pk);
-            hub.disconnect(&pk).expect("connected at a calm point");
+            hub.disconnect(&pk)
+                .await
+                .expect("connected at a calm point");
             peers[i].stopped = Some(peers[i].proxy.stats().accepted);
         }
 

@@ -5,6 +5,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, When};
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::duplicate::Resolution;
+use crate::durable::Op;
 use crate::registry::{Live, Parked, Registry};
 use crate::server::Inner;
 use crate::{Direction, DisconnectReason, NetAddress, NodeAddr, PeerHandler, ServerEvent};
@@ -47,7 +49,7 @@ where
             drop(conn);
             return false;
         }
-        if direction == Direction::Inbound && reg.banned.contains(&peer) {
+        if direction == Direction::Inbound && reg.is_banned(&peer) {
             drop(reg);
             drop(conn);
             self.emit(ServerEvent::RefusedBanned { peer });
@@ -143,6 +145,13 @@ where
             direction,
             addr: addr.clone(),
         });
+        if let (Some(d), Direction::Outbound, Some(addr)) = (self.durable.get(), direction, &addr) {
+            d.post(Op::Connected {
+                peer,
+                addr: addr.clone(),
+                at: SystemTime::now(),
+            });
+        }
         let end = End {
             inner: Arc::downgrade(self),
             peer,
@@ -232,6 +241,9 @@ where
         let current = reg.conns.get(&peer).is_some_and(|l| l.id == id);
         let mut reconnecting = false;
         if current {
+            if let (Some(d), Direction::Outbound) = (self.durable.get(), direction) {
+                d.post(Op::Ended { peer, lasted });
+            }
             let live = reg.conns.remove(&peer);
             if !reg.shut_down {
                 let parked = reg.parked.remove(&peer).filter(|p| p.until >= now);

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::FailureClass;
 
@@ -37,6 +39,11 @@ pub enum ServerError {
         #[source]
         reason: SkipReason,
     },
+    /// The peer store could not make the change durable: nothing of it was
+    /// applied (see [`Server::open`](crate::Server::open)). Also returned by
+    /// `open` when the store cannot be read.
+    #[error("peer store failed")]
+    Store(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// A one-off dial failed. `source` is the dialer's own error (downcast
     /// it to the dialer's `Error` type), or the text of its panic.
     #[error("dial failed ({class})")]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, DialerEvent, DialerEvents, EventKind, StopReason, When};
 
+use crate::durable::Op;
 use crate::server::Inner;
 use crate::{Direction, NodeAddr, PeerHandler, ServerEvent};
 
@@ -99,12 +100,17 @@ where
                 failure,
                 class,
             },
-            EventKind::Waiting { until, backoff } => ServerEvent::Waiting {
-                peer,
-                until,
-                wait: until.saturating_duration_since(at),
-                backoff,
-            },
+            EventKind::Waiting { until, backoff } => {
+                if let (Some(d), Some(level)) = (self.durable.get(), backoff) {
+                    d.post(Op::Backoff { peer, level });
+                }
+                ServerEvent::Waiting {
+                    peer,
+                    until,
+                    wait: until.saturating_duration_since(at),
+                    backoff,
+                }
+            }
             EventKind::AwaitingAddrs => ServerEvent::AwaitingAddrs { peer },
             EventKind::Idle => ServerEvent::Idle { peer },
             EventKind::Stopped {

@@ -27,6 +27,13 @@
 //! dials through a [`brontide::NetTransport`]: over TCP, resolving DNS names
 //! itself, or through a SOCKS5 proxy for onion addresses or for everything.
 //!
+//! Persistence: [`Server::new`] keeps everything in memory;
+//! [`Server::open`] takes a [`peer_store::PeerStore`] (SQLite, in memory,
+//! or your node's own database), starts every stored persistent peer from
+//! it, and writes every change of who is persistent and every ban through
+//! it before the change takes effect, in one order shared by the store and
+//! the registry.
+//!
 //! Lock discipline: the registry is behind one mutex that is never held
 //! across an `.await` or a blocking send; workers report to the server
 //! through a channel the server drains on its own task, so a worker never
@@ -72,6 +79,7 @@
 mod accept;
 mod config;
 mod duplicate;
+mod durable;
 mod error;
 mod event;
 mod events;
@@ -88,12 +96,14 @@ pub use brontide::ProxyScope;
 pub use brontide_dialer::BrontideDialer;
 pub use config::Config;
 pub use duplicate::{Direction, DuplicateRule};
+pub use durable::permanent_ban_end;
 pub use error::ServerError;
 pub use event::ServerEvent;
 pub use handler::{DisconnectReason, PeerHandler};
 pub use lnaddr::{
     AddressError, AddressKind, NetAddress, NodeAddr, OnionV3, DEFAULT_PORT, MAX_DESCRIPTOR_LEN,
 };
+pub use peer_store;
 pub use preference::{AddressPolicy, SkipReason, SkippedAddr};
 pub use server::{Health, Server};
 pub use startup::StartupPeer;

@@ -7,13 +7,16 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::time::SystemTime;
 
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, FailureClass, Priority, When};
 use futures::FutureExt;
 
+use crate::durable::{Op, Outcome};
 use crate::error::DialerPanicked;
 use crate::server::node_addrs;
+use crate::server::Inner;
 use crate::{Direction, NetAddress, NodeAddr, PeerHandler, Server, ServerError};
 
 impl<D, K, H> Server<D, K, H>
@@ -51,27 +54,21 @@ where
                 reason,
             });
         }
+        if perm {
+            return match inner.durable.get() {
+                Some(d) => d.call(Op::Connect(node)).await.map(drop),
+                None => inner.connect_perm(node),
+            };
+        }
         {
-            let mut reg = inner.lock();
+            let reg = inner.lock();
             if reg.shut_down {
                 return Err(ServerError::ShutDown);
-            }
-            if perm {
-                let connected = reg.conns.contains_key(&peer);
-                let handle = inner.get_or_create(&mut reg, peer, true);
-                // The worker lives while it is in the registry: no post
-                // can fail.
-                let _ = if connected {
-                    handle.add_addrs(vec![node])
-                } else {
-                    handle.connect(Some(vec![node]), When::Now)
-                };
-                return Ok(());
             }
             if reg.conns.contains_key(&peer) {
                 return Err(ServerError::AlreadyConnected(peer));
             }
-            if reg.banned.contains(&peer) {
+            if reg.is_banned(&peer) {
                 return Err(ServerError::Banned(peer));
             }
         }
@@ -130,35 +127,31 @@ where
     }
 
     /// Disconnects a peer: it stops being persistent (its worker is
-    /// stopped) and its connection, if any, is closed (its end is reported
-    /// as one [`ServerEvent::Disconnected`](crate::ServerEvent::Disconnected)
-    /// when the peer handler returns). Works on a peer that is only
-    /// persistent (dialing, waiting) too; an error only if the peer is
-    /// neither connected nor persistent.
+    /// stopped, and it is removed from the store of [`Server::open`]) and
+    /// its connection, if any, is closed (its end is reported as one
+    /// [`ServerEvent::Disconnected`](crate::ServerEvent::Disconnected) when
+    /// the peer handler returns). Works on a peer that is only persistent
+    /// (dialing, waiting) too; an error only if the peer is neither
+    /// connected nor persistent, or if the store failed (then nothing
+    /// changed).
     ///
     /// [`forget`](Self::forget) is the other half: it stops persistence and
     /// leaves the connection up.
-    pub fn disconnect(&self, peer: &PublicKey) -> Result<(), ServerError> {
-        let mut reg = self.inner.lock();
-        let had_worker = reg.stop_worker(peer);
-        let live = reg.conns.remove(peer);
-        let parked = reg.parked.remove(peer);
-        drop(reg);
-        drop(parked);
-        match live {
-            Some(live) => {
-                live.cancel.cancel();
-                Ok(())
-            }
-            None if had_worker => Ok(()),
-            None => Err(ServerError::UnknownPeer(*peer)),
+    pub async fn disconnect(&self, peer: &PublicKey) -> Result<(), ServerError> {
+        match self.inner.durable.get() {
+            Some(d) => d.call(Op::Disconnect(*peer)).await.map(drop),
+            None => self.inner.disconnect_now(peer),
         }
     }
 
     /// Stops persisting a peer without touching its connection (when that
-    /// ends, the peer is not redialed). Returns whether it was persistent.
-    pub fn forget(&self, peer: &PublicKey) -> bool {
-        self.inner.lock().stop_worker(peer)
+    /// ends, the peer is not redialed). Returns whether it was persistent;
+    /// an error only if the store failed (then nothing changed).
+    pub async fn forget(&self, peer: &PublicKey) -> Result<bool, ServerError> {
+        match self.inner.durable.get() {
+            Some(d) => d.call(Op::Forget(*peer)).await,
+            None => Ok(self.inner.lock().stop_worker(peer)),
+        }
     }
 
     /// An inbound connection arrived (from our listener or the
@@ -201,20 +194,38 @@ where
             let _ = p.handle.update_addrs(node_addrs(policy, peer, &addrs));
         }
         let skipped = policy.plan(&addrs).1;
+        if let Some(d) = self.inner.durable.get() {
+            d.post(Op::Advertised {
+                peer,
+                addrs: addrs.clone(),
+            });
+        }
         reg.announced.insert(peer, addrs);
         drop(reg);
         self.inner.report_skipped(peer, skipped);
     }
 
     /// A channel with the peer was opened: the peer becomes persistent (an
-    /// idle, non-perm worker, if it had none) without dialing.
+    /// idle, non-perm worker, if it had none) without dialing. With a store
+    /// ([`Server::open`]) the peer is recorded as persistent for its
+    /// channels, and its worker is created once that is written; this does
+    /// not wait for it.
     pub fn channel_opened(&self, peer: PublicKey) {
-        let mut reg = self.inner.lock();
-        if reg.shut_down {
-            return;
+        let inner = &self.inner;
+        {
+            let mut reg = inner.lock();
+            if reg.shut_down {
+                return;
+            }
+            *reg.channels.entry(peer).or_default() += 1;
+            if inner.durable.get().is_none() {
+                inner.get_or_create(&mut reg, peer, false);
+                return;
+            }
         }
-        *reg.channels.entry(peer).or_default() += 1;
-        self.inner.get_or_create(&mut reg, peer, false);
+        if let Some(d) = inner.durable.get() {
+            d.post(Op::ChannelOpened(peer));
+        }
     }
 
     /// A channel with the peer was closed.
@@ -230,36 +241,89 @@ where
 
     /// Prunes a peer: a non-perm persistent peer with no open channels stops
     /// being persistent. Perm peers are never pruned. Returns whether the
-    /// peer's worker was stopped.
+    /// peer was prunable. With a store ([`Server::open`]) its worker is
+    /// stopped once the store has removed it; this does not wait for it.
     pub fn prune(&self, peer: &PublicKey) -> bool {
-        let mut reg = self.inner.lock();
-        let prunable =
-            reg.workers.get(peer).is_some_and(|p| !p.perm) && !reg.channels.contains_key(peer);
-        prunable && reg.stop_worker(peer)
+        let inner = &self.inner;
+        match inner.durable.get() {
+            Some(d) => {
+                let prunable = inner.lock().prunable(peer);
+                d.post(Op::Prune(*peer));
+                prunable
+            }
+            None => inner.prune_now(peer),
+        }
     }
 
-    /// Bans a peer: its inbound connections are refused from now on, its
-    /// connection is closed, and its worker is stopped unless it is perm (a
-    /// user's explicit request stands: a perm peer's worker redials it after
-    /// the close, and outbound connections are not checked against the ban;
-    /// [`disconnect`](Server::disconnect) it to stop that too).
-    pub fn ban(&self, peer: PublicKey) {
-        let mut reg = self.inner.lock();
-        reg.banned.insert(peer);
-        if reg.workers.get(&peer).is_some_and(|p| !p.perm) {
-            reg.stop_worker(&peer);
+    /// Bans a peer until `until` (`None`: until [`unban`](Self::unban)):
+    /// its inbound connections are refused from then on, its connection is
+    /// closed, and its worker is stopped unless it is perm (a user's
+    /// explicit request stands: a perm peer's worker redials it after the
+    /// close, and outbound connections are not checked against the ban;
+    /// [`disconnect`](Server::disconnect) it to stop that too). A ban
+    /// replaces the peer's earlier one. With a store ([`Server::open`]) the
+    /// ban is written first; on an error nothing changed.
+    pub async fn ban(&self, peer: PublicKey, until: Option<SystemTime>) -> Result<(), ServerError> {
+        match self.inner.durable.get() {
+            Some(d) => d.call(Op::Ban(peer, until)).await.map(drop),
+            None => {
+                self.inner.ban_now(peer, until);
+                Ok(())
+            }
         }
-        if let Some(live) = reg.conns.get(&peer) {
-            live.cancel.cancel();
-        }
-        let parked = reg.parked.remove(&peer);
-        drop(reg);
-        drop(parked);
     }
 
-    /// Lifts a ban.
-    pub fn unban(&self, peer: &PublicKey) {
-        self.inner.lock().banned.remove(peer);
+    /// Lifts a ban (and removes it from the store, if there is one).
+    pub async fn unban(&self, peer: &PublicKey) -> Result<(), ServerError> {
+        match self.inner.durable.get() {
+            Some(d) => d.call(Op::Unban(*peer)).await.map(drop),
+            None => {
+                self.inner.lock().banned.remove(peer);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the peer is banned now (a ban whose end has passed is not).
+    pub fn is_banned(&self, peer: &PublicKey) -> bool {
+        self.inner.lock().is_banned(peer)
+    }
+
+    /// The earliest end among the bans that have one.
+    pub fn next_ban_end(&self) -> Option<SystemTime> {
+        self.inner.lock().banned.values().flatten().min().copied()
+    }
+
+    /// Lifts every ban that has ended (removing it from the store too, if
+    /// there is one) and returns their peers. A ban replaced meanwhile by a
+    /// new one is left alone. An ended ban refuses nothing even before this
+    /// runs: this is housekeeping.
+    pub async fn unban_ended(&self) -> Result<Vec<PublicKey>, ServerError> {
+        let now = SystemTime::now();
+        let ended: Vec<(PublicKey, SystemTime)> = (self.inner.lock().banned.iter())
+            .filter_map(|(p, until)| until.filter(|t| *t <= now).map(|t| (*p, t)))
+            .collect();
+        let mut lifted = Vec::new();
+        for (peer, until) in ended {
+            let done = match self.inner.durable.get() {
+                Some(d) => d.call(Op::UnbanEnded(peer, until)).await?,
+                None => self.inner.lock().unban_ended(&peer, until),
+            };
+            if done {
+                lifted.push(peer);
+            }
+        }
+        Ok(lifted)
+    }
+
+    /// Every ban in force, with its end (`None`: permanent).
+    pub fn bans(&self) -> Vec<(PublicKey, Option<SystemTime>)> {
+        let now = SystemTime::now();
+        let reg = self.inner.lock();
+        (reg.banned.iter())
+            .filter(|(_, until)| until.is_none_or(|t| t > now))
+            .map(|(p, until)| (*p, *until))
+            .collect()
     }
 
     /// Peers a bootstrapper should not offer: ourselves, every connected
@@ -280,5 +344,100 @@ where
     /// Whether the peer is persistent, and if so whether perm.
     pub fn persistence(&self, peer: &PublicKey) -> Option<bool> {
         self.inner.lock().workers.get(peer).map(|p| p.perm)
+    }
+}
+
+impl<D, K, H> Inner<D, K, H>
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    /// Applies a request the store has made durable (see [`crate::durable`]).
+    pub(crate) fn apply_op(&self, op: Op) -> Outcome {
+        match op {
+            Op::Connect(node) => {
+                // Refused only after shutdown, when the write already stands.
+                let _ = self.connect_perm(node);
+                Ok(true)
+            }
+            // Gone meanwhile (its connection ended): nothing left to do.
+            Op::Disconnect(peer) => Ok(self.disconnect_now(&peer).is_ok()),
+            Op::Forget(peer) => Ok(self.lock().stop_worker(&peer)),
+            Op::Ban(peer, until) => {
+                self.ban_now(peer, until);
+                Ok(true)
+            }
+            Op::Unban(peer) => Ok(self.lock().banned.remove(&peer).is_some()),
+            Op::UnbanEnded(peer, until) => Ok(self.lock().unban_ended(&peer, until)),
+            Op::ChannelOpened(peer) => {
+                let mut reg = self.lock();
+                if !reg.shut_down {
+                    self.get_or_create(&mut reg, peer, false);
+                }
+                Ok(true)
+            }
+            Op::Prune(peer) => Ok(self.prune_now(&peer)),
+            Op::Connected { .. }
+            | Op::Ended { .. }
+            | Op::Backoff { .. }
+            | Op::Advertised { .. } => Ok(true),
+        }
+    }
+
+    /// `connect(node, perm)` on the registry.
+    pub(crate) fn connect_perm(&self, node: NodeAddr) -> Result<(), ServerError> {
+        let mut reg = self.lock();
+        if reg.shut_down {
+            return Err(ServerError::ShutDown);
+        }
+        let connected = reg.conns.contains_key(&node.pubkey);
+        let handle = self.get_or_create(&mut reg, node.pubkey, true);
+        // The worker lives while it is in the registry: no post can fail.
+        let _ = if connected {
+            handle.add_addrs(vec![node])
+        } else {
+            handle.connect(Some(vec![node]), When::Now)
+        };
+        Ok(())
+    }
+
+    /// `disconnect(peer)` on the registry.
+    pub(crate) fn disconnect_now(&self, peer: &PublicKey) -> Result<(), ServerError> {
+        let mut reg = self.lock();
+        let had_worker = reg.stop_worker(peer);
+        let live = reg.conns.remove(peer);
+        let parked = reg.parked.remove(peer);
+        drop(reg);
+        drop(parked);
+        match live {
+            Some(live) => {
+                live.cancel.cancel();
+                Ok(())
+            }
+            None if had_worker => Ok(()),
+            None => Err(ServerError::UnknownPeer(*peer)),
+        }
+    }
+
+    /// `prune(peer)` on the registry.
+    pub(crate) fn prune_now(&self, peer: &PublicKey) -> bool {
+        let mut reg = self.lock();
+        reg.prunable(peer) && reg.stop_worker(peer)
+    }
+
+    /// `ban(peer, until)` on the registry.
+    pub(crate) fn ban_now(&self, peer: PublicKey, until: Option<SystemTime>) {
+        let mut reg = self.lock();
+        reg.banned.insert(peer, until);
+        if reg.workers.get(&peer).is_some_and(|p| !p.perm) {
+            reg.stop_worker(&peer);
+        }
+        if let Some(live) = reg.conns.get(&peer) {
+            live.cancel.cancel();
+        }
+        let parked = reg.parked.remove(&peer);
+        drop(reg);
+        drop(parked);
     }
 }

@@ -6,7 +6,8 @@
 //! announcement of each peer (the gossip a new worker starts from, and what
 //! status shows as skipped), never a copy of what a worker decided.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::time::SystemTime;
 
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::WorkerHandle;
@@ -61,7 +62,8 @@ pub(crate) struct Registry<C, E> {
     pub(crate) announced: HashMap<PublicKey, Vec<NetAddress>>,
     /// Open channels per peer, as the application reports them.
     pub(crate) channels: HashMap<PublicKey, usize>,
-    pub(crate) banned: HashSet<PublicKey>,
+    /// Banned peers, and when each ban ends (`None`: never).
+    pub(crate) banned: HashMap<PublicKey, Option<SystemTime>>,
     pub(crate) next_conn_id: u64,
     pub(crate) shut_down: bool,
 }
@@ -74,7 +76,7 @@ impl<C, E> Default for Registry<C, E> {
             parked: HashMap::new(),
             announced: HashMap::new(),
             channels: HashMap::new(),
-            banned: HashSet::new(),
+            banned: HashMap::new(),
             next_conn_id: 0,
             shut_down: false,
         }
@@ -82,6 +84,28 @@ impl<C, E> Default for Registry<C, E> {
 }
 
 impl<C, E> Registry<C, E> {
+    /// Whether the peer is banned now (an expired ban is not).
+    pub(crate) fn is_banned(&self, peer: &PublicKey) -> bool {
+        self.banned
+            .get(peer)
+            .is_some_and(|until| until.is_none_or(|t| t > SystemTime::now()))
+    }
+
+    /// Lifts the peer's ban if it is the one ending at `until`.
+    pub(crate) fn unban_ended(&mut self, peer: &PublicKey, until: SystemTime) -> bool {
+        let same = self.banned.get(peer) == Some(&Some(until));
+        if same {
+            self.banned.remove(peer);
+        }
+        same
+    }
+
+    /// Whether prune would stop the peer's worker: it is persistent, not
+    /// perm, and has no open channel.
+    pub(crate) fn prunable(&self, peer: &PublicKey) -> bool {
+        self.workers.get(peer).is_some_and(|p| !p.perm) && !self.channels.contains_key(peer)
+    }
+
     /// Removes a peer's worker and stops it. Returns whether there was one.
     pub(crate) fn stop_worker(&mut self, peer: &PublicKey) -> bool {
         match self.workers.remove(peer) {

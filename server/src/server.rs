@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, Spawner};
@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use crate::durable::Durable;
 use crate::registry::{Handle, Persistent, Registry};
-use crate::{AddressPolicy, Config, NetAddress, NodeAddr, PeerHandler, ServerEvent, SkippedAddr};
+use crate::{
+    AddressPolicy, Config, NetAddress, NodeAddr, PeerHandler, ServerError, ServerEvent, SkippedAddr,
+};
 
 /// How many events a slow [`Server::events`] subscriber may fall behind
 /// before it starts missing the oldest.
@@ -104,6 +107,8 @@ where
     pub(crate) events: broadcast::Sender<ServerEvent<D::Error>>,
     pub(crate) seed: u64,
     pub(crate) health: HealthCounters,
+    /// The queue to the store's writer, for a server of [`Server::open`].
+    pub(crate) durable: OnceLock<Durable>,
 }
 
 /// A server reference that does not keep it alive.
@@ -176,6 +181,7 @@ where
             events,
             seed,
             health: HealthCounters::default(),
+            durable: OnceLock::new(),
         });
         inner
             .health
@@ -186,6 +192,65 @@ where
             worker_events,
         ));
         Self { inner }
+    }
+
+    /// A server whose persistent peers and bans live in `store`: it loads
+    /// the store, removes the bans that have expired, and starts every
+    /// stored persistent peer as [`startup`](Self::startup) does, each with
+    /// its stored addresses in order, its last good address first and its
+    /// stored backoff level (a peer whose last connection lasted at least
+    /// the policy's `stable` starts relaxed).
+    ///
+    /// From then on every change of who is persistent and every ban is
+    /// written through the store before it takes effect:
+    /// [`connect`](Self::connect) with `perm`, [`disconnect`](Self::disconnect),
+    /// [`forget`](Self::forget), [`ban`](Self::ban) and
+    /// [`unban`](Self::unban) return only once their change is durable, or
+    /// return [`ServerError::Store`] with nothing changed.
+    /// [`channel_opened`](Self::channel_opened) and [`prune`](Self::prune)
+    /// write without waiting (their worker change follows the write).
+    /// What the server learns (an outbound connection's address, when it
+    /// was established and how long it lasted; a worker's backoff level; a
+    /// stored peer's announced addresses) is recorded as it happens. All of
+    /// it goes through one queue, so the store and the registry see the
+    /// same operations in the same order, and concurrent operations share
+    /// one write.
+    ///
+    /// Peers given to [`startup`](Self::startup) later are not written to
+    /// the store; connect them with `perm` to keep them.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Store`] if the store cannot be read (corrupt, locked,
+    /// from a newer version: whatever its `load` refuses) or the expired
+    /// bans cannot be removed; no server is started.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`new`](Self::new).
+    pub async fn open<S>(
+        local: PublicKey,
+        config: Config,
+        dialer: D,
+        clock: K,
+        handler: H,
+        store: S,
+    ) -> Result<Self, ServerError>
+    where
+        S: peer_store::PeerStore<Addr = NetAddress>,
+    {
+        let (snapshot, bans) = crate::durable::load(&store).await?;
+        let server = Self::new(local, config, dialer, clock, handler);
+        let stable = server.inner.config.worker.policy.stable();
+        let peers: Vec<_> = (snapshot.peers.iter())
+            .map(|r| crate::durable::startup_peer(r, stable))
+            .collect();
+        server.inner.lock().banned.extend(bans.iter().copied());
+        let durable = crate::durable::spawn_writer(&server.inner, store, snapshot.peers, &bans);
+        // Set once, before anyone else holds the server.
+        let _ = server.inner.durable.set(durable);
+        server.startup(peers);
+        Ok(server)
     }
 
     /// Our node's public key.
@@ -236,11 +301,7 @@ where
         &self,
     ) -> impl Fn(&PublicKey, &SocketAddr) -> bool + Send + Sync + 'static {
         let inner = Arc::downgrade(&self.inner);
-        move |peer, _| {
-            inner
-                .upgrade()
-                .is_some_and(|i| !i.lock().banned.contains(peer))
-        }
+        move |peer, _| inner.upgrade().is_some_and(|i| !i.lock().is_banned(peer))
     }
 
     pub(crate) fn downgrade(&self) -> WeakServer<D, K, H> {

@@ -91,7 +91,7 @@ async fn banned_key_is_refused_at_accept() {
     let (ka, kb) = (keys(3), keys(4));
     let a = node(&ka);
     let b = node(&kb);
-    b.ban(ka.public_key());
+    b.ban(ka.public_key(), None).await.expect("no store");
     let b_addr = listen(&b, &kb, "127.0.0.1:0".parse().expect("addr")).await;
     // A's one-off dial completes its handshake, then B closes it.
     let mut events = a.events();

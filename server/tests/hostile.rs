@@ -359,7 +359,10 @@ fn hostile_remote_peers_fail_dials_with_typed_errors_and_are_retried() {
 
         // Stop persisting the hostile nodes: their workers end.
         for (key, _, _) in hostile {
-            assert!(server.forget(&keys(key).public_key()));
+            assert!(server
+                .forget(&keys(key).public_key())
+                .await
+                .expect("no store"));
         }
         eventually("hostile workers end", || server.tasks() == tasks + 2).await;
 

@@ -128,7 +128,7 @@ fn disconnect_stops_the_worker_and_closes_the_connection() {
             .await
             .expect("perm connect");
         settle().await;
-        f.server.disconnect(&peer).expect("connected");
+        f.server.disconnect(&peer).await.expect("connected");
         settle().await;
         assert!(!f.server.is_connected(&peer));
         assert_eq!(f.server.persistence(&peer), None);
@@ -143,7 +143,11 @@ fn disconnect_stops_the_worker_and_closes_the_connection() {
 fn disconnect_of_an_unknown_peer_is_refused() {
     run(async {
         let f = Fixture::new(key(US));
-        let err = f.server.disconnect(&key(9)).expect_err("not connected");
+        let err = f
+            .server
+            .disconnect(&key(9))
+            .await
+            .expect_err("not connected");
         assert!(matches!(err, ServerError::UnknownPeer(k) if k == key(9)));
         f.server.shutdown().await;
     });
@@ -233,7 +237,7 @@ fn stop_worker_never_orphans() {
             f.server.status()[0].worker.as_ref().map(|w| w.state),
             Some(State::Dialing)
         );
-        assert!(f.server.forget(&peer));
+        assert!(f.server.forget(&peer).await.expect("no store"));
         settle().await;
         let dials = f.dialer.attempts().len();
         assert_eq!(f.dialer.in_flight(), 0, "the hanging dial was cancelled");
@@ -477,7 +481,7 @@ fn ban_refuses_inbound_and_stops_non_perm_workers() {
         let f = Fixture::new(key(US));
         let peer = key(1);
         f.server.channel_opened(peer);
-        f.server.ban(peer);
+        f.server.ban(peer, None).await.expect("no store");
         assert_eq!(f.server.persistence(&peer), None);
         let mut events = f.server.events();
         assert!(!f.server.inbound(peer, Conn::lone(), None));
@@ -485,7 +489,7 @@ fn ban_refuses_inbound_and_stops_non_perm_workers() {
             events.try_recv(),
             Ok(server::ServerEvent::RefusedBanned { .. })
         ));
-        f.server.unban(&peer);
+        f.server.unban(&peer).await.expect("no store");
         assert!(f.server.inbound(peer, Conn::lone(), None));
         f.server.shutdown().await;
     });

@@ -64,7 +64,7 @@ fn a_panicking_dialer_fails_one_attempt_and_the_peer_is_still_redialed() {
             .count();
         assert_eq!(panics, 2);
         assert_eq!(f.server.persistence(&peer), Some(true));
-        assert!(f.server.disconnect(&peer).is_ok());
+        assert!(f.server.disconnect(&peer).await.is_ok());
         assert_eq!(f.server.persistence(&peer), None);
         f.server.shutdown().await;
     });
@@ -252,7 +252,7 @@ fn one_disconnect_emits_exactly_one_disconnected() {
         f.server.connect(node(peer, 1), true).await.expect("perm");
         settle().await;
         let mut events = f.server.events();
-        f.server.disconnect(&peer).expect("connected");
+        f.server.disconnect(&peer).await.expect("connected");
         settle().await;
         f.clock.advance(3600 * SECOND).await;
         let ends = drain(&mut events)
@@ -275,7 +275,7 @@ fn disconnect_of_a_dialing_peer_stops_its_persistence() {
         f.server.connect(node(peer, 1), true).await.expect("perm");
         settle().await;
         assert_eq!(f.dialer.in_flight(), 1);
-        f.server.disconnect(&peer).expect("persistent");
+        f.server.disconnect(&peer).await.expect("persistent");
         settle().await;
         assert_eq!(f.server.persistence(&peer), None);
         assert_eq!(f.dialer.in_flight(), 0);
@@ -283,7 +283,7 @@ fn disconnect_of_a_dialing_peer_stops_its_persistence() {
         f.clock.advance(3600 * SECOND).await;
         assert_eq!(f.dialer.dialed().len(), 1, "no dial after disconnect");
         // A peer never seen is still an error.
-        assert!(f.server.disconnect(&key(9)).is_err());
+        assert!(f.server.disconnect(&key(9)).await.is_err());
         f.server.shutdown().await;
     });
 }
@@ -386,7 +386,7 @@ fn a_forgotten_worker_is_reported_stopped_not_failed() {
         f.server.connect(node(peer, 1), true).await.expect("perm");
         settle().await;
         let mut events = f.server.events();
-        assert!(f.server.forget(&peer));
+        assert!(f.server.forget(&peer).await.expect("no store"));
         settle().await;
         let seen = drain(&mut events);
         assert!(seen
@@ -450,12 +450,12 @@ fn every_operation_raced_against_every_other_keeps_the_registry_true() {
                         let p = peers[(rng.next_u64() % peers.len() as u64) as usize];
                         match rng.next_u64() % 11 {
                             0 | 1 => drop(f.server.connect(node(p, 1), true).await),
-                            2 => drop(f.server.disconnect(&p)),
-                            3 => drop(f.server.forget(&p)),
+                            2 => drop(f.server.disconnect(&p).await),
+                            3 => drop(f.server.forget(&p).await),
                             4 => drop(f.server.inbound(p, Conn::lone(), None)),
                             5 => f.server.node_announcement(p, vec![common::addr(1)]),
-                            6 => f.server.ban(p),
-                            7 => f.server.unban(&p),
+                            6 => f.server.ban(p, None).await.expect("no store"),
+                            7 => f.server.unban(&p).await.expect("no store"),
                             8 => f.server.channel_opened(p),
                             9 => drop(f.server.prune(&p)),
                             _ => f.handler.close(&p),

@@ -277,7 +277,7 @@ fn simulate(sim: &Sim) {
                     }
                     // A user disconnects: no dial after this.
                     73..=76 => {
-                        if server.disconnect(&peer).is_ok() {
+                        if server.disconnect(&peer).await.is_ok() {
                             stopped.insert(peer, book.seq());
                         }
                     }
@@ -287,7 +287,7 @@ fn simulate(sim: &Sim) {
                         }
                     }
                     80..=81 => {
-                        if server.forget(&peer) {
+                        if server.forget(&peer).await.expect("no store") {
                             stopped.insert(peer, book.seq());
                         }
                     }
@@ -307,7 +307,7 @@ fn simulate(sim: &Sim) {
                     // A ban (it stops a non-perm worker), lifted later.
                     _ => {
                         let was = server.persistence(&peer);
-                        server.ban(peer);
+                        server.ban(peer, None).await.expect("no store");
                         banned.insert(peer);
                         if was == Some(false) {
                             stopped.insert(peer, book.seq());
@@ -316,7 +316,7 @@ fn simulate(sim: &Sim) {
                 }
                 if banned.len() > sim.peers / 50 {
                     for p in banned.drain() {
-                        server.unban(&p);
+                        server.unban(&p).await.expect("no store");
                     }
                 }
             }
@@ -333,7 +333,7 @@ fn simulate(sim: &Sim) {
         // Calm: every address answers, bans are lifted; every persistent
         // peer must come back (within the longest backoff and then some).
         for p in banned.drain() {
-            server.unban(&p);
+            server.unban(&p).await.expect("no store");
         }
         mock.set_fallback(Behavior::Succeed);
         for (i, key) in keys.iter().enumerate() {
@@ -578,7 +578,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
                     });
                 }
                 1 => {
-                    let _ = hub.disconnect(&keys.public_key());
+                    let _ = hub.disconnect(&keys.public_key()).await;
                     hub.connect(NodeAddr::new(keys.public_key(), *addr), true)
                         .await
                         .expect("perm connect");

@@ -9,17 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bitcoin::secp256k1::PublicKey;
 use brontide::{DialConfig, Listener, ListenerConfig, NodeKeyPair};
 use conn_worker::State;
-use server::{
-    AddressPolicy, BrontideDialer, Config, Direction, ServerError, ServerEvent, StartupPeer,
-};
+use conn_worker::TokioClock;
+use server::{AddressPolicy, BrontideDialer, Config, Direction, Server, ServerError, ServerEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::config::Settings;
-use super::store::StoredPeer;
-use crate::node::{node_with, Node};
-
-use crate::peer::SessionOpts;
+use crate::node::Node;
+use crate::peer::{App, SessionOpts};
 /// A node's key and address, `pubkey@host:port`.
 pub(crate) use server::NodeAddr;
 
@@ -258,6 +255,10 @@ pub(crate) enum OpError {
     DialFailed(String, Category),
     #[error("the daemon is shutting down")]
     ShutDown,
+    /// The peer store could not make the change durable (the message is
+    /// the whole cause chain); nothing changed.
+    #[error("peer store write failed: {0}; nothing changed")]
+    Store(String),
 }
 
 impl OpError {
@@ -288,6 +289,7 @@ impl From<ServerError> for OpError {
                 };
                 OpError::DialFailed(crate::error_chain(&*source), category)
             }
+            ServerError::Store(source) => OpError::Store(crate::error_chain(&*source)),
             e => OpError::DialFailed(e.to_string(), Category::Local),
         }
     }
@@ -300,8 +302,17 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// A node with our key and the settings' dialer and tuning.
-    pub(crate) fn new(key: &NodeKeyPair, settings: &Settings) -> Engine {
+    /// The node with our key and the settings' dialer and tuning, its
+    /// persistent peers and bans in `store`: every stored peer is dialed
+    /// under the startup stagger, its last good address first, at its
+    /// stored backoff level (or relaxed if its last connection lasted the
+    /// policy's stable duration); every later change is written through
+    /// (see [`server::Server::open`]).
+    pub(crate) async fn open(
+        key: &NodeKeyPair,
+        settings: &Settings,
+        store: peer_store::SqliteStore<server::NetAddress>,
+    ) -> Result<Engine, ServerError> {
         let t = &settings.peers;
         let mut config = Config::default();
         config.worker = (config.worker)
@@ -329,9 +340,18 @@ impl Engine {
         let dialer = BrontideDialer::new(key.clone(), dial).with_transport(transport);
         // The proxy is configured once: what the server dials follows.
         config.addresses = AddressPolicy::for_dialer(&dialer);
-        Engine {
-            node: node_with(key, config, dialer, SessionOpts::default()),
-        }
+        let node = Server::open(
+            key.public_key(),
+            config,
+            dialer,
+            TokioClock,
+            App {
+                opts: SessionOpts::default(),
+            },
+            store,
+        )
+        .await?;
+        Ok(Engine { node })
     }
 
     /// Our node key.
@@ -354,42 +374,88 @@ impl Engine {
         Ok((self.node.serve(listener), inbound))
     }
 
-    /// Hands the stored peers and bans to the node, which dials the peers
-    /// under its startup stagger. Each peer's last good address is dialed
-    /// first, then the addresses a user gave (in order), then the
-    /// advertised ones; it resumes at its stored backoff level, or at the
-    /// relaxed level (none) if its last connection lasted longer than the
-    /// policy's stable duration.
-    pub(crate) fn startup(&self, peers: Vec<StoredPeer>, banned: &[PublicKey], stable: Duration) {
-        for peer in banned {
-            self.node.ban(*peer);
-        }
-        self.node
-            .startup(peers.into_iter().map(|p| startup_peer(p, stable)));
-    }
-
-    /// Connects: `perm` hands the peer to its worker and returns at once;
-    /// otherwise one dial that this awaits.
+    /// Connects: `perm` writes the peer to the store and hands it to its
+    /// worker; otherwise one dial that this awaits.
     pub(crate) async fn connect(&self, node: NodeAddr, perm: bool) -> Result<(), OpError> {
         Ok(self.node.connect(node, perm).await?)
     }
 
-    /// Closes a peer's connection and stops its worker.
-    pub(crate) fn disconnect(&self, peer: &PublicKey) -> Result<(), OpError> {
-        Ok(self.node.disconnect(peer)?)
+    /// Closes a peer's connection and stops its worker (and removes it
+    /// from the store).
+    pub(crate) async fn disconnect(&self, peer: &PublicKey) -> Result<(), OpError> {
+        Ok(self.node.disconnect(peer).await?)
     }
 
     /// Stops keeping a peer connected. Returns whether it was persistent.
-    pub(crate) fn forget(&self, peer: &PublicKey) -> bool {
-        self.node.forget(peer)
+    pub(crate) async fn forget(&self, peer: &PublicKey) -> Result<bool, OpError> {
+        Ok(self.node.forget(peer).await?)
     }
 
-    pub(crate) fn ban(&self, peer: PublicKey) {
-        self.node.ban(peer);
+    /// Bans a peer until `until` (`None`: for good), written first.
+    pub(crate) async fn ban(
+        &self,
+        peer: PublicKey,
+        until: Option<SystemTime>,
+    ) -> Result<(), OpError> {
+        Ok(self.node.ban(peer, until).await?)
     }
 
-    pub(crate) fn unban(&self, peer: &PublicKey) {
-        self.node.unban(peer);
+    /// Lifts a ban, in the store too.
+    pub(crate) async fn unban(&self, peer: &PublicKey) -> Result<(), OpError> {
+        Ok(self.node.unban(peer).await?)
+    }
+
+    /// The earliest end among the bans.
+    pub(crate) fn next_ban_end(&self) -> Option<SystemTime> {
+        self.node.next_ban_end()
+    }
+
+    /// Lifts the bans that have ended, in the store too; returns their
+    /// peers.
+    pub(crate) async fn unban_ended(&self) -> Result<Vec<PublicKey>, OpError> {
+        Ok(self.node.unban_ended().await?)
+    }
+
+    /// How many peers are persistent.
+    pub(crate) fn persistent_peers(&self) -> usize {
+        self.node
+            .status()
+            .iter()
+            .filter(|p| p.persistent.is_some())
+            .count()
+    }
+
+    /// Whether the peer is banned now.
+    pub(crate) fn is_banned(&self, peer: &PublicKey) -> bool {
+        self.node.is_banned(peer)
+    }
+
+    /// Every ban in force and its end (`None`: permanent), sorted by key.
+    pub(crate) fn bans(&self) -> Vec<(PublicKey, Option<SystemTime>)> {
+        let mut bans = self.node.bans();
+        bans.sort_by_key(|(p, _)| p.serialize());
+        bans
+    }
+
+    /// The addresses known for a persistent peer, in the order its worker
+    /// tries them: the last good one, those a user gave, the advertised.
+    pub(crate) fn known_addrs(&self, peer: &PublicKey) -> Vec<server::NetAddress> {
+        let status = self.node.status().into_iter().find(|p| p.pubkey == *peer);
+        let Some(w) = status.and_then(|p| p.worker) else {
+            return Vec::new();
+        };
+        let mut list: Vec<server::NetAddress> = Vec::new();
+        let all = w
+            .last_good
+            .into_iter()
+            .chain(w.user_addrs)
+            .chain(w.advertised);
+        for a in all.map(|n| n.addr) {
+            if !list.contains(&a) {
+                list.push(a);
+            }
+        }
+        list
     }
 
     pub(crate) fn is_connected(&self, peer: &PublicKey) -> bool {
@@ -584,17 +650,6 @@ fn fact(event: ServerEvent<brontide::Error>) -> Option<Fact> {
     })
 }
 
-/// The node's startup entry for a stored peer (see [`Engine::startup`]).
-fn startup_peer(p: StoredPeer, stable: Duration) -> StartupPeer {
-    let mut peer = StartupPeer::new(p.pubkey, p.advertised, p.user_asked);
-    let was_stable = matches!(p.last_good, Some((_, Some(lasted))) if lasted > stable);
-    peer.user_addrs = p.user_addrs;
-    // The worker dials its last good address first.
-    peer.last_good = p.last_good.map(|(a, _)| a);
-    peer.backoff = if was_stable { None } else { p.backoff };
-    peer
-}
-
 /// The failed handshakes of one listener.
 pub(crate) struct Inbound(brontide::ListenerEvents);
 
@@ -642,37 +697,6 @@ pub(crate) fn node_at(pubkey: PublicKey, addr: &str) -> Result<NodeAddr, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_stored_peer_starts_at_its_last_good_address_and_its_level() {
-        let key = crate::keys::from_hex(&"22".repeat(32))
-            .expect("key")
-            .public_key();
-        let a = |s: &str| s.parse::<server::NetAddress>().expect("addr");
-        let stable = Duration::from_secs(600);
-        let stored = |lasted| StoredPeer {
-            pubkey: key,
-            user_asked: true,
-            user_addrs: vec![a("127.0.0.1:1"), a("127.0.0.1:2")],
-            advertised: vec![a("127.0.0.1:3")],
-            last_good: Some((a("127.0.0.1:2"), lasted)),
-            backoff: Some(Duration::from_secs(8)),
-        };
-        let p = startup_peer(stored(Some(Duration::from_secs(5))), stable);
-        // The user's addresses as given; the last good one is the worker's
-        // to dial first.
-        assert_eq!(p.user_addrs, [a("127.0.0.1:1"), a("127.0.0.1:2")]);
-        assert_eq!(p.last_good, Some(a("127.0.0.1:2")));
-        assert_eq!(p.addrs, [a("127.0.0.1:3")]);
-        assert_eq!(p.backoff, Some(Duration::from_secs(8)));
-        assert!(p.perm);
-        // Connected longer than the stable duration: the relaxed level.
-        let p = startup_peer(stored(Some(Duration::from_secs(601))), stable);
-        assert_eq!(p.backoff, None);
-        // Its end never recorded (a crash): the stored level.
-        let p = startup_peer(stored(None), stable);
-        assert_eq!(p.backoff, Some(Duration::from_secs(8)));
-    }
 
     #[test]
     fn typed_dial_errors_fall_in_their_category() {

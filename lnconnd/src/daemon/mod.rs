@@ -33,7 +33,7 @@ use std::sync::Arc;
 use bitcoin::secp256k1::PublicKey;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -43,12 +43,12 @@ use crate::output::Output;
 use crate::Failure;
 use config::Settings;
 use engine::{Engine, Fact, Next};
-use store::{Learned, Store};
 
 /// What the control API and the metrics share.
 pub(crate) struct Daemon {
     engine: Engine,
-    store: Store,
+    /// Woken when a ban is added or lifted (the expiry timer re-plans).
+    bans_changed: Notify,
     info: Info,
     /// Cancelled to stop the daemon (by a signal or the `stop` method).
     stop: CancellationToken,
@@ -185,11 +185,26 @@ pub(crate) async fn run(
     let _socket_file = SocketFile(socket.clone());
     // A bad file is the operator's to look at: a runtime failure (exit
     // status 1), the file untouched.
-    let (store, loaded) = Store::open(&dir)
+    let store = store::open(&dir)
         .await
         .map_err(|e| Failure::Runtime(chain(&e)))?;
-
-    let engine = Engine::new(&key, &settings);
+    let engine = match Engine::open(&key, &settings, store.clone()).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            let _ = store.close().await;
+            // The store's own error, under the file's name.
+            let source: Box<dyn Error + Send + Sync> = match e {
+                server::ServerError::Store(cause) => Box::new(cause),
+                e => Box::new(e),
+            };
+            let e = store::StoreError::Open {
+                path: dir.join(store::STORE_FILE).display().to_string(),
+                source,
+            };
+            return Err(Failure::Runtime(chain(&e)));
+        }
+    };
+    let stored = engine.persistent_peers();
     // Subscribed before anything can happen: the first inbound peer counts.
     let facts = engine.facts();
     let (notes, noted) = mpsc::unbounded_channel();
@@ -214,7 +229,7 @@ pub(crate) async fn run(
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     let daemon = Arc::new(Daemon {
         engine: engine.clone(),
-        store,
+        bans_changed: Notify::new(),
         info: Info {
             data_dir: dir.clone(),
             socket: socket.clone(),
@@ -236,16 +251,13 @@ pub(crate) async fn run(
             .tasks
             .spawn(inbound_failures(failures, daemon.notes.clone()));
     }
-    let (learned, to_record) = mpsc::unbounded_channel();
     daemon.tasks.spawn(relay(
         facts,
         noted,
         metrics.as_ref().map(|(_, m)| Arc::clone(m)),
         daemon.facts.clone(),
-        learned,
         daemon.node_down.clone(),
     ));
-    daemon.tasks.spawn(record(daemon.store.clone(), to_record));
     daemon.tasks.spawn(expire_bans(Arc::clone(&daemon)));
     if let Some((l, m)) = metrics {
         daemon
@@ -255,8 +267,6 @@ pub(crate) async fn run(
     daemon
         .tasks
         .spawn(control::serve(listener, Arc::clone(&daemon), settings.rpc));
-    let stored = loaded.peers.len();
-    engine.startup(loaded.peers, &loaded.banned, settings.peers.policy.stable());
 
     let pubkey = engine.id();
     tracing::info!(%pubkey, data_dir = %dir.display(), peers = stored, "lnconnd running");
@@ -296,8 +306,8 @@ pub(crate) async fn run(
     if !clean {
         tracing::warn!(timeout = ?settings.shutdown_timeout, "shutdown did not finish in time");
     }
-    // Every change recorded so far is durable once this returns.
-    let closed = daemon.store.clone().close().await;
+    // Every change written so far is durable once this returns.
+    let closed = store.close().await;
     if let Err(e) = &closed {
         tracing::error!(error = %chain(e), "closing the peer store failed");
     }
@@ -353,15 +363,13 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-/// Logs and counts each fact of the node, hands what the store records
-/// to `learned`, then hands the fact to subscribers, until the node has
-/// shut down.
+/// Logs and counts each fact of the node, then hands it to subscribers,
+/// until the node has shut down.
 async fn relay(
     mut facts: engine::Facts,
     mut noted: mpsc::UnboundedReceiver<(Fact, oneshot::Sender<()>)>,
     metrics: Option<Arc<metrics::Metrics>>,
     out: broadcast::Sender<Fact>,
-    learned: mpsc::UnboundedSender<Learned>,
     node_down: CancellationToken,
 ) {
     let mut down = HashMap::new();
@@ -377,62 +385,9 @@ async fn relay(
             () = node_down.cancelled() => return,
         };
         match next {
-            Next::Fact(fact) => {
-                if let Some(l) = to_learn(&fact) {
-                    // The recorder ends only after this task.
-                    let _ = learned.send(l);
-                }
-                handle(&fact, metrics.as_deref(), &mut down, &out);
-            }
+            Next::Fact(fact) => handle(&fact, metrics.as_deref(), &mut down, &out),
             Next::Missed(n) => tracing::warn!(missed = n, "fell behind the node's events"),
             Next::Closed => return,
-        }
-    }
-}
-
-/// What the store keeps of a fact: outbound connections (where, how long)
-/// and backoff levels.
-fn to_learn(fact: &Fact) -> Option<Learned> {
-    match fact {
-        Fact::Connected {
-            peer,
-            direction: "outbound",
-            addr: Some(addr),
-        } => Some(Learned::Connected {
-            peer: *peer,
-            // The text is the address's own `Display`: it parses back.
-            addr: addr.parse().ok()?,
-        }),
-        Fact::Disconnected {
-            peer,
-            direction: "outbound",
-            lasted,
-            ..
-        } => Some(Learned::Ended {
-            peer: *peer,
-            lasted: *lasted,
-        }),
-        Fact::Waiting {
-            peer,
-            backoff: Some(level),
-            ..
-        } => Some(Learned::Backoff {
-            peer: *peer,
-            level: *level,
-        }),
-        _ => None,
-    }
-}
-
-/// Writes what the node learned about its stored peers, in batches of
-/// whatever arrived meanwhile, until the relay ends.
-async fn record(store: Store, mut learned: mpsc::UnboundedReceiver<Learned>) {
-    /// At most this many facts in one write.
-    const BATCH: usize = 256;
-    let mut batch = Vec::new();
-    while learned.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(e) = store.record(std::mem::take(&mut batch)).await {
-            tracing::warn!(error = %chain(&e), "cannot record peer history");
         }
     }
 }
@@ -444,23 +399,22 @@ async fn expire_bans(d: Arc<Daemon>) {
     const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(3600);
     loop {
         let now = std::time::SystemTime::now();
-        let sleep = match d.store.next_ban_expiry() {
+        let sleep = match d.engine.next_ban_end() {
             Some(t) => t.duration_since(now).unwrap_or_default().min(MAX_SLEEP),
             None => MAX_SLEEP,
         };
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            () = d.store.bans_changed() => continue,
+            () = d.bans_changed.notified() => continue,
             () = d.stop.cancelled() => return,
         }
-        match d.store.unban_expired(std::time::SystemTime::now()).await {
+        match d.engine.unban_ended().await {
             Ok(peers) => {
                 for peer in peers {
-                    d.engine.unban(&peer);
                     d.note(Fact::BanExpired { peer }).await;
                 }
             }
-            Err(e) => tracing::warn!(error = %chain(&e), "cannot lift expired bans"),
+            Err(e) => tracing::warn!(error = %e, "cannot lift ended bans"),
         }
     }
 }

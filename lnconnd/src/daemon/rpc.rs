@@ -44,7 +44,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::engine::{node_at, parse_node, Fact, Next, NodeAddr, OpError, PeerState, PeerView};
-use super::store::{self, StoreError};
 use super::Daemon;
 
 /// The stable error codes (see the module doc).
@@ -112,20 +111,9 @@ impl From<OpError> for RpcError {
             OpError::Unreachable(_) => code::UNREACHABLE,
             OpError::TimedOut | OpError::DialFailed(..) => code::CONNECT_FAILED,
             OpError::ShutDown => code::SHUTTING_DOWN,
+            OpError::Store(_) => code::STORE_FAILED,
         };
         RpcError::new(code, e.to_string())
-    }
-}
-
-impl From<StoreError> for RpcError {
-    fn from(e: StoreError) -> Self {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message = format!("{message}: {s}");
-            source = s.source();
-        }
-        RpcError::new(code::STORE_FAILED, format!("{message}; nothing changed"))
     }
 }
 
@@ -328,7 +316,7 @@ fn getinfo(d: &Daemon) -> Value {
         "num_peers": peers.len(),
         "num_connected": connected,
         "num_persistent": persistent,
-        "num_banned": d.store.banned().len(),
+        "num_banned": d.engine.bans().len(),
         "dials_in_flight": d.engine.dials_in_flight(),
         "uptime_secs": d.info.started.elapsed().as_secs(),
     })
@@ -337,10 +325,11 @@ fn getinfo(d: &Daemon) -> Value {
 fn listpeers(d: &Daemon, id: Option<&str>) -> Result<Value, RpcError> {
     let only = id.map(pubkey).transpose()?;
     let mut peers = d.engine.peers();
+    let bans = d.engine.bans();
     // Banned peers nothing else knows of are listed too.
-    for banned in d.store.banned() {
-        if !peers.iter().any(|p| p.id == banned) {
-            peers.push(PeerView::bare(banned));
+    for (banned, _) in &bans {
+        if !peers.iter().any(|p| p.id == *banned) {
+            peers.push(PeerView::bare(*banned));
         }
     }
     peers.sort_by_cached_key(|p| p.id.serialize());
@@ -348,8 +337,9 @@ fn listpeers(d: &Daemon, id: Option<&str>) -> Result<Value, RpcError> {
         .iter()
         .filter(|p| only.is_none_or(|k| p.id == k))
         .map(|p| {
-            let mut v = peer_json(p, d.store.is_banned(&p.id));
-            let until = d.store.ban_of(&p.id).filter(|t| *t < store::permanent());
+            let ban = bans.iter().find(|(b, _)| *b == p.id);
+            let mut v = peer_json(p, ban.is_some());
+            let until = ban.and_then(|(_, until)| *until);
             v["banned_until_unix"] = json!(until.map(unix_secs));
             v
         })
@@ -467,7 +457,7 @@ async fn connect(d: &Arc<Daemon>, q: ConnectParams) -> Result<Value, RpcError> {
             }
             (None, Some(_)) => return Err(bad("`port` needs `host`".into())),
             (None, None) => {
-                let known = d.store.addrs(&peer);
+                let known = d.engine.known_addrs(&peer);
                 let first = known.into_iter().next().ok_or_else(|| {
                     RpcError::new(
                         code::NO_KNOWN_ADDRESS,
@@ -492,7 +482,7 @@ async fn connect(d: &Arc<Daemon>, q: ConnectParams) -> Result<Value, RpcError> {
     if peer == d.engine.id() {
         return Err(OpError::SelfConnect.into());
     }
-    if d.store.is_banned(&peer) {
+    if d.engine.is_banned(&peer) {
         return Err(RpcError::new(
             code::BANNED,
             format!("peer {peer} is banned: unban it first"),
@@ -500,15 +490,9 @@ async fn connect(d: &Arc<Daemon>, q: ConnectParams) -> Result<Value, RpcError> {
     }
     let addr = node.addr.to_string();
     if q.perm {
-        let previous = d.store.record_perm(peer, &node.addr).await?;
         let facts = d.subscribe();
-        if let Err(e) = d.engine.connect(node, true).await {
-            // The store follows the node: put the record back.
-            if let Err(undo) = d.store.restore(peer, previous).await {
-                tracing::error!(%peer, error = %undo, "cannot undo the stored perm peer");
-            }
-            return Err(e.into());
-        }
+        // Returns once the peer is on disk, or with nothing changed.
+        d.engine.connect(node, true).await?;
         if wait {
             wait_connected(d, peer, facts, timeout).await?;
         }
@@ -608,28 +592,21 @@ async fn disconnect(d: &Daemon, peer: PublicKey) -> Result<Value, RpcError> {
         }
         return Err(e);
     }
-    // The node stops the peer's worker too: the store first, so that an
-    // error leaves both as they were.
-    let previous = d.store.forget(peer).await?;
-    if let Err(e) = d.engine.disconnect(&peer) {
-        if let Err(undo) = d.store.restore(peer, previous).await {
-            tracing::error!(%peer, error = %undo, "cannot undo the forgotten peer");
-        }
-        return Err(e.into());
-    }
+    // The node stops the peer's worker too, and removes it from the store
+    // first: an error leaves both as they were.
+    d.engine.disconnect(&peer).await?;
     Ok(json!({}))
 }
 
 async fn forget(d: &Daemon, peer: PublicKey) -> Result<Value, RpcError> {
-    let stored = d.store.forget(peer).await?;
-    let worker = d.engine.forget(&peer);
-    Ok(json!({ "id": peer.to_string(), "was_persistent": stored.existed() || worker }))
+    let was = d.engine.forget(&peer).await?;
+    Ok(json!({ "id": peer.to_string(), "was_persistent": was }))
 }
 
 /// When a ban asked for at `now` ends; `None` for a permanent one.
 fn ban_expiry(q: &BanParams, now: SystemTime) -> Result<Option<SystemTime>, RpcError> {
     let bad = |m: String| RpcError::new(code::INVALID_PARAMS, m);
-    let latest = store::permanent();
+    let latest = server::permanent_ban_end();
     let until = match (q.duration, q.until) {
         (None, None) => return Ok(None),
         (Some(_), Some(_)) => return Err(bad("give `duration` or `until`, not both".into())),
@@ -664,10 +641,8 @@ fn unix_secs(t: SystemTime) -> u64 {
 async fn ban(d: &Daemon, q: BanParams) -> Result<Value, RpcError> {
     let peer = pubkey(&q.id)?;
     let until = ban_expiry(&q, SystemTime::now())?;
-    d.store
-        .ban(peer, until.unwrap_or_else(store::permanent))
-        .await?;
-    d.engine.ban(peer);
+    d.engine.ban(peer, until).await?;
+    d.bans_changed.notify_one();
     Ok(json!({
         "id": peer.to_string(),
         "banned": true,
@@ -678,8 +653,9 @@ async fn ban(d: &Daemon, q: BanParams) -> Result<Value, RpcError> {
 }
 
 async fn unban(d: &Daemon, peer: PublicKey) -> Result<Value, RpcError> {
-    let was = d.store.unban(peer).await?;
-    d.engine.unban(&peer);
+    let was = d.engine.is_banned(&peer);
+    d.engine.unban(&peer).await?;
+    d.bans_changed.notify_one();
     Ok(json!({ "id": peer.to_string(), "banned": false, "was_banned": was }))
 }
 

@@ -1,0 +1,562 @@
+//! Write-through to a [`PeerStore`]: the server of [`Server::open`].
+//!
+//! Every operation that changes who is persistent, or a ban, goes through
+//! one ordered queue that a single writer task drains. For each batch of
+//! requests the writer computes the store changes in queue order (from its
+//! copy of what the store holds, and the registry), makes them durable in
+//! one [`PeerStore::apply`], and only then applies each request's registry
+//! change, in the same order, and answers its caller. So:
+//!
+//! - when an awaited operation returns `Ok`, its change is on disk; when it
+//!   returns [`ServerError::Store`], neither the store nor the registry
+//!   changed (a batch is one atomic `apply`);
+//! - the store and the registry see the same operations in the same order,
+//!   whatever callers race: there is one order, the queue's;
+//! - concurrent operations share a write (group commit), and no lock is
+//!   held across the store's `await`.
+//!
+//! What the node learns meanwhile (an outbound connection established and
+//! how long it lasted, a worker's backoff level, a peer's announcement) is
+//! posted to the same queue as a fact: written for stored peers only,
+//! never awaited, and lost (with a warning) if the store fails.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::secp256k1::PublicKey;
+use conn_worker::{Clock, Dialer, MAX_USER_ADDRS};
+use futures::FutureExt;
+use peer_store::{Ban, Change, LastConnection, PeerRecord, PeerStore, Reason, Snapshot};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::registry::Registry;
+use crate::server::Inner;
+use crate::{NetAddress, NodeAddr, PeerHandler, ServerError, StartupPeer};
+
+/// Most requests written in one `apply`.
+const MAX_BATCH: usize = 4096;
+
+/// The expiry a permanent ban is stored with: 2200-01-01 00:00 UTC, far in
+/// the future yet inside what every store can represent. A ban given an
+/// end at or after it is permanent.
+pub fn permanent_ban_end() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(7_258_118_400)
+}
+
+/// A stored ban's expiry as the server keeps it (`None`: permanent).
+fn ban_expiry(until: SystemTime) -> Option<SystemTime> {
+    (until < permanent_ban_end()).then_some(until)
+}
+
+/// What a request asks of the store and the registry.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Connect(NodeAddr),
+    Disconnect(PublicKey),
+    Forget(PublicKey),
+    Ban(PublicKey, Option<SystemTime>),
+    Unban(PublicKey),
+    /// Lifts the peer's ban if it is still the one ending at this time.
+    UnbanEnded(PublicKey, SystemTime),
+    ChannelOpened(PublicKey),
+    Prune(PublicKey),
+    /// Facts: recorded for stored peers, no registry change.
+    Connected {
+        peer: PublicKey,
+        addr: NetAddress,
+        at: SystemTime,
+    },
+    Ended {
+        peer: PublicKey,
+        lasted: Duration,
+    },
+    Backoff {
+        peer: PublicKey,
+        level: Duration,
+    },
+    Advertised {
+        peer: PublicKey,
+        addrs: Vec<NetAddress>,
+    },
+}
+
+/// What an operation answers: whether it did something (forget: the peer
+/// was persistent; prune: it was pruned), or why it failed.
+pub(crate) type Outcome = Result<bool, ServerError>;
+
+struct Request {
+    op: Op,
+    done: Option<oneshot::Sender<Outcome>>,
+}
+
+/// The queue to the writer task.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("op", &self.op).finish()
+    }
+}
+
+impl Durable {
+    /// Posts a request nobody waits for (a fact, or a sync operation).
+    pub(crate) fn post(&self, op: Op) {
+        // After shutdown the writer is gone: the fact is moot.
+        let _ = self.tx.send(Request { op, done: None });
+    }
+
+    /// Posts a request and waits until it is durable and applied.
+    pub(crate) async fn call(&self, op: Op) -> Outcome {
+        let (done, answer) = oneshot::channel();
+        if self
+            .tx
+            .send(Request {
+                op,
+                done: Some(done),
+            })
+            .is_err()
+        {
+            return Err(ServerError::ShutDown);
+        }
+        // The writer answers every request it takes; it drops the sender
+        // unanswered only when the server is shutting down.
+        answer.await.unwrap_or(Err(ServerError::ShutDown))
+    }
+}
+
+/// The store's error as every request of a failed batch sees it.
+pub(crate) type StoreFailure = Arc<dyn std::error::Error + Send + Sync>;
+
+/// A store whose `apply` panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("peer store panicked: {0}")]
+struct StorePanicked(Arc<str>);
+
+/// What the store holds, as the writer knows it.
+#[derive(Debug, Default)]
+struct Mirror {
+    peers: HashMap<PublicKey, PeerRecord<NetAddress>>,
+    /// Every stored ban and its end (`None`: permanent).
+    bans: HashMap<PublicKey, Option<SystemTime>>,
+}
+
+/// A batch's records before it is durable: `None` is a removed peer or
+/// ban.
+#[derive(Default)]
+struct Work {
+    peers: HashMap<PublicKey, Option<PeerRecord<NetAddress>>>,
+    bans: HashMap<PublicKey, Option<Option<SystemTime>>>,
+}
+
+impl Work {
+    fn get<'a>(
+        &'a self,
+        mirror: &'a Mirror,
+        peer: &PublicKey,
+    ) -> Option<&'a PeerRecord<NetAddress>> {
+        match self.peers.get(peer) {
+            Some(r) => r.as_ref(),
+            None => mirror.peers.get(peer),
+        }
+    }
+
+    fn ban<'a>(&'a self, mirror: &'a Mirror, peer: &PublicKey) -> Option<Option<SystemTime>> {
+        match self.bans.get(peer) {
+            Some(b) => *b,
+            None => mirror.bans.get(peer).copied(),
+        }
+    }
+
+    fn put(&mut self, record: PeerRecord<NetAddress>) {
+        self.peers.insert(record.id, Some(record));
+    }
+}
+
+/// Opens a server on `store`: what [`Server::open`](crate::Server::open)
+/// does once the server exists.
+pub(crate) async fn load<S: PeerStore<Addr = NetAddress>>(
+    store: &S,
+) -> Result<(Snapshot<NetAddress>, Vec<(PublicKey, Option<SystemTime>)>), ServerError> {
+    let snapshot = store.load().await.map_err(store_error)?;
+    let now = SystemTime::now();
+    let expired: Vec<Change<NetAddress>> = (snapshot.bans.iter())
+        .filter(|b| b.until <= now)
+        .map(|b| Change::Unban { peer: b.peer })
+        .collect();
+    if !expired.is_empty() {
+        store.apply(expired).await.map_err(store_error)?;
+    }
+    let bans = (snapshot.bans_active_at(now))
+        .map(|b| (b.peer, ban_expiry(b.until)))
+        .collect();
+    Ok((snapshot, bans))
+}
+
+/// The startup entry of a stored peer: its addresses in their order, its
+/// last good address first, and its backoff level unless its last
+/// connection lasted at least `stable` (then it starts relaxed).
+pub(crate) fn startup_peer(r: &PeerRecord<NetAddress>, stable: Duration) -> StartupPeer {
+    let mut peer = StartupPeer::new(r.id, r.advertised_addrs.clone(), r.reason.user_asked);
+    peer.user_addrs = r.user_addrs.clone();
+    let last = r.last_connection.as_ref();
+    peer.last_good = last.map(|c| c.addr.clone());
+    let was_stable = last.and_then(|c| c.lasted).is_some_and(|l| l >= stable);
+    peer.backoff = if was_stable { None } else { r.backoff };
+    peer
+}
+
+/// Starts the writer task of a server opened on `store`.
+pub(crate) fn spawn_writer<S, D, K, H>(
+    inner: &Arc<Inner<D, K, H>>,
+    store: S,
+    snapshot_peers: Vec<PeerRecord<NetAddress>>,
+    bans: &[(PublicKey, Option<SystemTime>)],
+) -> Durable
+where
+    S: PeerStore<Addr = NetAddress>,
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mirror = Mirror {
+        peers: snapshot_peers.into_iter().map(|r| (r.id, r)).collect(),
+        bans: bans.iter().copied().collect(),
+    };
+    inner
+        .tracker
+        .spawn(writer(Arc::downgrade(inner), store, rx, mirror));
+    Durable { tx }
+}
+
+async fn writer<S, D, K, H>(
+    inner: Weak<Inner<D, K, H>>,
+    store: S,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    mut mirror: Mirror,
+) where
+    S: PeerStore<Addr = NetAddress>,
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    let Some(root) = inner.upgrade().map(|i| i.root.clone()) else {
+        return;
+    };
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = root.cancelled() => break,
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        if let Err((batch, e)) = write(&inner, &store, &mut mirror, batch).await {
+            if batch.len() == 1 {
+                fail(batch, &e);
+            } else {
+                // One request's bad input must not fail the others': write
+                // them one by one, each planned afresh.
+                for req in batch {
+                    if let Err((one, e)) = write(&inner, &store, &mut mirror, vec![req]).await {
+                        fail(one, &e);
+                    }
+                }
+            }
+        }
+    }
+    // Shutting down: what was not written is refused, nothing changed.
+    rx.close();
+    while let Ok(req) = rx.try_recv() {
+        answer(req.done, Err(ServerError::ShutDown));
+    }
+}
+
+/// Plans `batch` in queue order, writes it in one `apply` (nothing is
+/// locked across it), then applies and answers each request in order. On a
+/// failed write nothing was applied, and the requests come back unanswered.
+async fn write<S, D, K, H>(
+    inner: &Weak<Inner<D, K, H>>,
+    store: &S,
+    mirror: &mut Mirror,
+    batch: Vec<Request>,
+) -> Result<(), (Vec<Request>, StoreFailure)>
+where
+    S: PeerStore<Addr = NetAddress>,
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
+    let mut work = Work::default();
+    let mut changes = Vec::new();
+    let mut verdicts = Vec::with_capacity(batch.len());
+    match inner.upgrade() {
+        Some(server) => {
+            let reg = server.lock();
+            for req in &batch {
+                verdicts.push(plan(&req.op, &reg, mirror, &mut work, &mut changes));
+            }
+        }
+        None => verdicts.resize_with(batch.len(), || Err(ServerError::ShutDown)),
+    }
+    if !changes.is_empty() {
+        let written = match AssertUnwindSafe(store.apply(changes)).catch_unwind().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Arc::new(e) as StoreFailure),
+            Err(panic) => Err(
+                Arc::new(StorePanicked(crate::events::panic_message(panic.as_ref())))
+                    as StoreFailure,
+            ),
+        };
+        if let Err(e) = written {
+            return Err((batch, e));
+        }
+    }
+    for (peer, record) in work.peers {
+        match record {
+            Some(r) => mirror.peers.insert(peer, r),
+            None => mirror.peers.remove(&peer),
+        };
+    }
+    for (peer, ban) in work.bans {
+        match ban {
+            Some(until) => mirror.bans.insert(peer, until),
+            None => mirror.bans.remove(&peer),
+        };
+    }
+    let server = inner.upgrade();
+    for (req, verdict) in batch.into_iter().zip(verdicts) {
+        let outcome = match (verdict, &server) {
+            (Err(refused), _) => Err(refused),
+            (Ok(()), Some(s)) => s.apply_op(req.op),
+            // The change is durable; the server is gone.
+            (Ok(()), None) => Ok(true),
+        };
+        answer(req.done, outcome);
+    }
+    Ok(())
+}
+
+/// Answers the requests of a failed write: nothing of them was applied.
+fn fail(batch: Vec<Request>, e: &StoreFailure) {
+    let facts = batch.iter().filter(|r| r.done.is_none()).count();
+    for req in batch {
+        answer(req.done, Err(ServerError::Store(Arc::clone(e))));
+    }
+    tracing::warn!(error = %e, facts, "peer store write failed; nothing of it applied");
+}
+
+fn answer(done: Option<oneshot::Sender<Outcome>>, outcome: Outcome) {
+    if let Some(done) = done {
+        // A caller that stopped waiting is not an error: the change stands.
+        let _ = done.send(outcome);
+    }
+}
+
+fn store_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> ServerError {
+    ServerError::Store(Arc::new(e))
+}
+
+/// The store changes of one request, appended to `changes`; an error
+/// refuses the request (nothing written for it).
+fn plan<C, E>(
+    op: &Op,
+    reg: &Registry<C, E>,
+    mirror: &Mirror,
+    work: &mut Work,
+    changes: &mut Vec<Change<NetAddress>>,
+) -> Result<(), ServerError> {
+    match op {
+        Op::Connect(node) => {
+            if reg.shut_down {
+                return Err(ServerError::ShutDown);
+            }
+            let peer = node.pubkey;
+            let old = work.get(mirror, &peer).cloned();
+            let new = old.is_none();
+            let mut r = old.unwrap_or_else(|| {
+                let reason = Reason {
+                    user_asked: true,
+                    has_channels: reg.channels.contains_key(&peer),
+                };
+                let mut r = PeerRecord::new(peer, reason);
+                r.advertised_addrs = reg.announced.get(&peer).cloned().unwrap_or_default();
+                r
+            });
+            r.reason.user_asked = true;
+            r.user_addrs.retain(|a| *a != node.addr);
+            r.user_addrs.insert(0, node.addr.clone());
+            r.user_addrs.truncate(MAX_USER_ADDRS);
+            changes.push(Change::Persist {
+                peer,
+                reason: r.reason,
+            });
+            changes.push(Change::SetUserAddrs {
+                peer,
+                addrs: r.user_addrs.clone(),
+            });
+            if new && !r.advertised_addrs.is_empty() {
+                changes.push(Change::SetAdvertisedAddrs {
+                    peer,
+                    addrs: r.advertised_addrs.clone(),
+                });
+            }
+            work.put(r);
+        }
+        Op::Disconnect(peer) | Op::Forget(peer) => {
+            let stored = work.get(mirror, peer).is_some();
+            let known = stored || reg.conns.contains_key(peer) || reg.workers.contains_key(peer);
+            if matches!(op, Op::Disconnect(_)) && !known {
+                return Err(ServerError::UnknownPeer(*peer));
+            }
+            if stored {
+                changes.push(Change::Remove { peer: *peer });
+                work.peers.insert(*peer, None);
+            }
+        }
+        Op::Ban(peer, until) => {
+            let end = until
+                .unwrap_or_else(permanent_ban_end)
+                .min(permanent_ban_end());
+            changes.push(Change::Ban(Ban {
+                peer: *peer,
+                until: end,
+            }));
+            work.bans.insert(*peer, Some(ban_expiry(end)));
+            // A ban stops a peer that is persistent only for its channels,
+            // as it stops its worker.
+            if work.get(mirror, peer).is_some_and(|r| !r.reason.user_asked) {
+                changes.push(Change::Remove { peer: *peer });
+                work.peers.insert(*peer, None);
+            }
+        }
+        Op::Unban(peer) => {
+            changes.push(Change::Unban { peer: *peer });
+            work.bans.insert(*peer, None);
+        }
+        Op::UnbanEnded(peer, until) => {
+            if work.ban(mirror, peer) == Some(Some(*until)) {
+                changes.push(Change::Unban { peer: *peer });
+                work.bans.insert(*peer, None);
+            }
+        }
+        Op::ChannelOpened(peer) => {
+            if reg.shut_down {
+                return Ok(());
+            }
+            let peer = *peer;
+            match work.get(mirror, &peer).cloned() {
+                Some(r) if r.reason.has_channels => {}
+                Some(mut r) => {
+                    r.reason.has_channels = true;
+                    changes.push(Change::Persist {
+                        peer,
+                        reason: r.reason,
+                    });
+                    work.put(r);
+                }
+                None => {
+                    let reason = Reason {
+                        user_asked: false,
+                        has_channels: true,
+                    };
+                    let mut r = PeerRecord::new(peer, reason);
+                    r.advertised_addrs = reg.announced.get(&peer).cloned().unwrap_or_default();
+                    changes.push(Change::Persist { peer, reason });
+                    if !r.advertised_addrs.is_empty() {
+                        changes.push(Change::SetAdvertisedAddrs {
+                            peer,
+                            addrs: r.advertised_addrs.clone(),
+                        });
+                    }
+                    work.put(r);
+                }
+            }
+        }
+        Op::Prune(peer) => {
+            let Some(mut r) = work.get(mirror, peer).cloned() else {
+                return Ok(());
+            };
+            if reg.channels.contains_key(peer) {
+                return Ok(());
+            }
+            if !r.reason.user_asked {
+                changes.push(Change::Remove { peer: *peer });
+                work.peers.insert(*peer, None);
+            } else if r.reason.has_channels {
+                r.reason.has_channels = false;
+                changes.push(Change::Persist {
+                    peer: *peer,
+                    reason: r.reason,
+                });
+                work.put(r);
+            }
+        }
+        Op::Connected { peer, addr, at } => {
+            if let Some(mut r) = work.get(mirror, peer).cloned() {
+                let connection = LastConnection {
+                    addr: addr.clone(),
+                    at: *at,
+                    lasted: None,
+                };
+                r.last_connection = Some(connection.clone());
+                changes.push(Change::SetLastConnection {
+                    peer: *peer,
+                    connection,
+                });
+                work.put(r);
+            }
+        }
+        Op::Ended { peer, lasted } => {
+            if let Some(mut r) = work.get(mirror, peer).cloned() {
+                if let Some(c) = r.last_connection.as_mut().filter(|c| c.lasted.is_none()) {
+                    c.lasted = Some(*lasted);
+                    let connection = c.clone();
+                    changes.push(Change::SetLastConnection {
+                        peer: *peer,
+                        connection,
+                    });
+                    work.put(r);
+                }
+            }
+        }
+        Op::Backoff { peer, level } => {
+            if let Some(mut r) = work.get(mirror, peer).cloned() {
+                if r.backoff != Some(*level) {
+                    r.backoff = Some(*level);
+                    changes.push(Change::SetBackoff {
+                        peer: *peer,
+                        level: *level,
+                    });
+                    work.put(r);
+                }
+            }
+        }
+        Op::Advertised { peer, addrs } => {
+            if let Some(mut r) = work.get(mirror, peer).cloned() {
+                if r.advertised_addrs != *addrs {
+                    r.advertised_addrs = addrs.clone();
+                    changes.push(Change::SetAdvertisedAddrs {
+                        peer: *peer,
+                        addrs: addrs.clone(),
+                    });
+                    work.put(r);
+                }
+            }
+        }
+    }
+    Ok(())
+}

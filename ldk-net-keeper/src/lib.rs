@@ -62,11 +62,12 @@
 //! 5. `server.disconnect(&id)` instead of `disconnect_by_node_id` for a peer
 //!    you no longer want (otherwise its worker redials it).
 //!
-//! Measured against that loop (time scaled 60×, 20 LDK peers): a dropped
-//! connection is back in 1.5 s (p50; the loop: 34 s), a restarted peer in
-//! 10 s (the loop: 27 s), and a dead peer gets 12 dials in the first hour,
-//! then one an hour, instead of 60 an hour (BENCHMARKS.md, example
-//! `reconnect_churn`).
+//! Measured against that loop (criterion bench `reconnect`, 20 LDK
+//! peers, the default worker config on a clock scaled 60×): a
+//! dropped connection is back in 1.2 s (p50; the loop: 27 s), a restarted
+//! peer in 11 s (the loop: 32 s; p99 37 s, so restarts miss the goal of
+//! min backoff plus stagger), and a dead peer gets 12 dials in the first
+//! hour, then one an hour, instead of 60 an hour (BENCHMARKS.md).
 //!
 //! ```no_run
 //! use std::ops::Deref;

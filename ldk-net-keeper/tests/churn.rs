@@ -2,19 +2,19 @@
 //! restart, move to new ports (announced) and go dark: real
 //! `PeerManager`s on both sides, 127.0.0.1, a short backoff policy.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use backoff::Policy;
-use common::{manager, Manager, Peer, CAP};
 use ldk_net_keeper::{net_address, Config, LdkDialer, LdkPeerHandler, LdkServer, TokioClock};
 use lightning::ln::msgs::SocketAddress;
 use lnaddr::NodeAddr;
 use server::{Direction, Server, ServerEvent};
+use testkit::ldk::{LdkNode, LdkPeer, Manager};
 
 const PEERS: u8 = 20;
+/// How long a test waits for anything before failing (a hang guard).
+const CAP: Duration = Duration::from_secs(60);
 
 fn server_config() -> server::Config {
     let policy = Policy::new(Duration::from_millis(20), Duration::from_millis(400))
@@ -65,26 +65,29 @@ async fn wait_until<E: Clone>(
 /// Connected in the server and in LDK, on both ends.
 fn connected(
     server: &LdkServer<Arc<Manager>>,
-    hub: &Manager,
+    hub: &LdkNode,
     hub_id: &bitcoin::secp256k1::PublicKey,
-    peer: &Peer,
+    peer: &LdkPeer,
 ) -> bool {
-    server.is_connected(&peer.id) && hub.peer_by_node_id(&peer.id).is_some() && peer.has(hub_id)
+    server.is_connected(&peer.id())
+        && hub.manager.peer_by_node_id(&peer.id()).is_some()
+        && peer.has(hub_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers() {
-    let (hub, hub_id) = manager(100);
-    let dialer = LdkDialer::new(Arc::clone(&hub), dialer_config());
+    let hub = LdkNode::new(100);
+    let hub_id = hub.node_id;
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), dialer_config());
     let server: LdkServer<Arc<Manager>> =
         Server::new(hub_id, server_config(), dialer, TokioClock, LdkPeerHandler);
     let mut events = server.events();
 
     let mut peers = Vec::new();
     for seed in 1..=PEERS {
-        let peer = Peer::start(seed, 0).await.expect("peer listens");
+        let peer = LdkPeer::start(seed, 0).await.expect("peer listens");
         server
-            .connect(NodeAddr::new(peer.id, peer.addr), true)
+            .connect(NodeAddr::new(peer.id(), peer.addr()), true)
             .await
             .expect("connect");
         peers.push(peer);
@@ -96,12 +99,12 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
         .await,
         "all {PEERS} peers connected"
     );
-    assert_eq!(hub.list_peers().len(), usize::from(PEERS));
+    assert_eq!(hub.manager.list_peers().len(), usize::from(PEERS));
 
     // Restart peers 0..5 on the same port: a new PeerManager, same key.
     for i in 0..5 {
         let old = peers.remove(i);
-        let (seed, port, id) = (i as u8 + 1, old.addr.port(), old.id);
+        let (seed, port, id) = (i as u8 + 1, old.addr().port(), old.id());
         old.stop().await;
         assert!(
             wait_until(&mut events, || !server.is_connected(&id)).await,
@@ -109,7 +112,7 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
         );
         peers.insert(
             i,
-            Peer::start(seed, port)
+            LdkPeer::start(seed, port)
                 .await
                 .expect("restart on the same port"),
         );
@@ -126,19 +129,21 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
     // SocketAddress, converted).
     for i in 5..10 {
         let old = peers.remove(i);
-        let (seed, id) = (i as u8 + 1, old.id);
+        let (seed, id) = (i as u8 + 1, old.id());
         old.stop().await;
         assert!(
             wait_until(&mut events, || !server.is_connected(&id)).await,
             "drop seen"
         );
-        let moved = Peer::start(seed, 0).await.expect("restart on a new port");
+        let moved = LdkPeer::start(seed, 0)
+            .await
+            .expect("restart on a new port");
         let announced = SocketAddress::TcpIpV4 {
             addr: [127, 0, 0, 1],
-            port: moved.addr.port(),
+            port: moved.addr().port(),
         };
         let addr = net_address(&announced).expect("an ip address converts");
-        server.node_announcement(moved.id, vec![addr]);
+        server.node_announcement(moved.id(), vec![addr]);
         peers.insert(i, moved);
     }
     assert!(
@@ -151,8 +156,8 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
 
     // Peers 10..15 go dark; the other 15 stay connected, and the dark ones'
     // workers back off (each wait longer than the last, up to the cap).
-    let dark: Vec<Peer> = peers.drain(10..15).collect();
-    let dark_ids: Vec<_> = dark.iter().map(|p| p.id).collect();
+    let dark: Vec<LdkPeer> = peers.drain(10..15).collect();
+    let dark_ids: Vec<_> = dark.iter().map(|p| p.id()).collect();
     for p in dark {
         p.stop().await;
     }
@@ -189,23 +194,23 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
         peers.iter().all(|p| connected(&server, &hub, &hub_id, p)),
         "the live 15 stayed up"
     );
-    assert_eq!(hub.list_peers().len(), peers.len());
+    assert_eq!(hub.manager.list_peers().len(), peers.len());
 
     // An inbound connection from a dark peer that comes back stands its
     // worker down, and the server sees it inbound.
-    let back = Peer::start(11, 0).await.expect("peer 11 back");
+    let back = LdkPeer::start(11, 0).await.expect("peer 11 back");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let hub_addr = listener.local_addr().expect("addr");
-    let m = Arc::clone(&back.manager);
+    let m = Arc::clone(&back.node.manager);
     tokio::spawn(async move {
         if let Some(running) = lightning_net_tokio::connect_outbound(m, hub_id, hub_addr).await {
             running.await;
         }
     });
     let (stream, _) = listener.accept().await.expect("accepted");
-    let inbound_dialer = LdkDialer::new(Arc::clone(&hub), dialer_config());
+    let inbound_dialer = LdkDialer::new(Arc::clone(&hub.manager), dialer_config());
     let kept = ldk_net_keeper::accept_into(&server, &inbound_dialer, stream, &Default::default())
         .await
         .expect("ldk connects the inbound peer");
@@ -213,19 +218,20 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
     let direction = server
         .status()
         .into_iter()
-        .find(|s| s.pubkey == back.id)
+        .find(|s| s.pubkey == back.id())
         .and_then(|s| s.connection)
         .map(|c| c.direction);
     assert_eq!(direction, Some(Direction::Inbound));
     assert_eq!(
-        hub.peer_by_node_id(&back.id)
+        hub.manager
+            .peer_by_node_id(&back.id())
             .map(|d| d.is_inbound_connection),
         Some(true)
     );
 
     server.shutdown().await;
     let closed = async {
-        while !hub.list_peers().is_empty() {
+        while !hub.manager.list_peers().is_empty() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
@@ -236,19 +242,20 @@ async fn twenty_ldk_peers_stay_connected_through_restarts_moves_and_dark_peers()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_disconnect_closes_the_ldk_connection_and_does_not_redial() {
-    let (hub, hub_id) = manager(120);
-    let dialer = LdkDialer::new(Arc::clone(&hub), dialer_config());
+    let hub = LdkNode::new(120);
+    let hub_id = hub.node_id;
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), dialer_config());
     let server: LdkServer<Arc<Manager>> =
         Server::new(hub_id, server_config(), dialer, TokioClock, LdkPeerHandler);
     let mut events = server.events();
-    let peer = Peer::start(121, 0).await.expect("peer listens");
+    let peer = LdkPeer::start(121, 0).await.expect("peer listens");
     server
-        .connect(NodeAddr::new(peer.id, peer.addr), true)
+        .connect(NodeAddr::new(peer.id(), peer.addr()), true)
         .await
         .expect("connect");
     assert!(wait_until(&mut events, || connected(&server, &hub, &hub_id, &peer)).await);
 
-    server.disconnect(&peer.id).await.expect("connected");
+    server.disconnect(&peer.id()).await.expect("connected");
     let ended = tokio::time::timeout(CAP, async {
         loop {
             match events.recv().await {
@@ -257,7 +264,7 @@ async fn server_disconnect_closes_the_ldk_connection_and_does_not_redial() {
                     reason,
                     reconnecting,
                     ..
-                }) if p == peer.id => {
+                }) if p == peer.id() => {
                     return Some((reason, reconnecting));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
@@ -270,13 +277,16 @@ async fn server_disconnect_closes_the_ldk_connection_and_does_not_redial() {
     .flatten();
     assert_eq!(ended, Some((server::DisconnectReason::Cancelled, false)));
     assert!(
-        wait_until(&mut events, || hub.peer_by_node_id(&peer.id).is_none()
+        wait_until(&mut events, || hub
+            .manager
+            .peer_by_node_id(&peer.id())
+            .is_none()
             && !peer.has(&hub_id))
         .await,
         "both ends' LDK let go"
     );
     assert_eq!(
-        server.persistence(&peer.id),
+        server.persistence(&peer.id()),
         None,
         "no worker left to redial"
     );

@@ -2,17 +2,19 @@
 //! 127.0.0.1: success when LDK reports the peer connected, typed failures,
 //! cancellation, and a connection's life equal to LDK's.
 
-mod common;
-
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{manager, Peer, CAP};
 use conn_worker::{Dialer, FailureClass};
 use ldk_net_keeper::{Config, Error, LdkDialer};
 use lnaddr::NodeAddr;
+use testkit::ldk::{LdkNode, LdkPeer, Manager};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for anything before failing (a hang guard).
+const CAP: Duration = Duration::from_secs(60);
 
 fn config() -> Config {
     Config::default()
@@ -24,16 +26,22 @@ fn config() -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dial_succeeds_when_ldk_reports_the_peer_connected_and_ends_with_it() {
-    let (hub, _) = manager(1);
-    let peer = Peer::start(2, 0).await.expect("peer listens");
-    let dialer = LdkDialer::new(std::sync::Arc::clone(&hub), config());
+    let hub = LdkNode::new(1);
+    let peer = LdkPeer::start(2, 0).await.expect("peer listens");
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), config());
     let mut conn = dialer
-        .dial(&NodeAddr::new(peer.id, peer.addr), CancellationToken::new())
+        .dial(
+            &NodeAddr::new(peer.id(), peer.addr()),
+            CancellationToken::new(),
+        )
         .await
         .expect("dial succeeds");
-    assert_eq!(conn.peer(), peer.id);
+    assert_eq!(conn.peer(), peer.id());
     assert!(!conn.is_inbound());
-    let details = hub.peer_by_node_id(&peer.id).expect("ldk has the peer");
+    let details = hub
+        .manager
+        .peer_by_node_id(&peer.id())
+        .expect("ldk has the peer");
     assert!(!details.is_inbound_connection);
 
     // The peer goes away: the connection's end is LDK's.
@@ -41,21 +49,25 @@ async fn dial_succeeds_when_ldk_reports_the_peer_connected_and_ends_with_it() {
     tokio::time::timeout(CAP, conn.closed())
         .await
         .expect("connection ends with ldk's");
-    assert!(hub.peer_by_node_id(&conn.peer()).is_none());
+    assert!(hub.manager.peer_by_node_id(&conn.peer()).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_connection_disconnects_the_peer_in_ldk() {
-    let (hub, hub_id) = manager(3);
-    let peer = Peer::start(4, 0).await.expect("peer listens");
-    let dialer = LdkDialer::new(std::sync::Arc::clone(&hub), config());
+    let hub = LdkNode::new(3);
+    let hub_id = hub.node_id;
+    let peer = LdkPeer::start(4, 0).await.expect("peer listens");
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), config());
     let conn = dialer
-        .dial(&NodeAddr::new(peer.id, peer.addr), CancellationToken::new())
+        .dial(
+            &NodeAddr::new(peer.id(), peer.addr()),
+            CancellationToken::new(),
+        )
         .await
         .expect("dial succeeds");
     drop(conn);
     let gone = async {
-        while peer.has(&hub_id) || hub.peer_by_node_id(&peer.id).is_some() {
+        while peer.has(&hub_id) || hub.manager.peer_by_node_id(&peer.id()).is_some() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
@@ -66,12 +78,12 @@ async fn dropping_the_connection_disconnects_the_peer_in_ldk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_port_fails_as_a_network_error() {
-    let (hub, _) = manager(5);
+    let hub = LdkNode::new(5);
     let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = closed.local_addr().expect("addr");
     drop(closed);
-    let (_, id) = manager(6);
-    let dialer = LdkDialer::new(hub, config());
+    let id = LdkNode::new(6).node_id;
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), config());
     let err = dialer
         .dial(&NodeAddr::new(id, addr), CancellationToken::new())
         .await
@@ -82,13 +94,13 @@ async fn refused_port_fails_as_a_network_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_node_key_is_disconnected_during_setup() {
-    let (hub, _) = manager(7);
-    let peer = Peer::start(8, 0).await.expect("peer listens");
-    let (_, someone_else) = manager(9);
-    let dialer = LdkDialer::new(hub, config());
+    let hub = LdkNode::new(7);
+    let peer = LdkPeer::start(8, 0).await.expect("peer listens");
+    let someone_else = LdkNode::new(9).node_id;
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), config());
     let err = dialer
         .dial(
-            &NodeAddr::new(someone_else, peer.addr),
+            &NodeAddr::new(someone_else, peer.addr()),
             CancellationToken::new(),
         )
         .await
@@ -98,11 +110,11 @@ async fn wrong_node_key_is_disconnected_during_setup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_peer_times_out_in_setup_and_the_socket_is_closed() {
-    let (hub, _) = manager(10);
+    let hub = LdkNode::new(10);
     let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = silent.local_addr().expect("addr");
-    let (_, id) = manager(11);
-    let dialer = LdkDialer::new(hub, config());
+    let id = LdkNode::new(11).node_id;
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), config());
     let node = NodeAddr::new(id, addr);
     let dial = dialer.dial(&node, CancellationToken::new());
     let (result, accepted) = tokio::join!(dial, silent.accept());
@@ -120,11 +132,11 @@ async fn silent_peer_times_out_in_setup_and_the_socket_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_setup_fails_the_dial_and_closes_the_socket() {
-    let (hub, _) = manager(12);
+    let hub = LdkNode::new(12);
     let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = silent.local_addr().expect("addr");
-    let (_, id) = manager(13);
-    let dialer = LdkDialer::new(hub, Config::default());
+    let id = LdkNode::new(13).node_id;
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), Config::default());
     let cancel = CancellationToken::new();
     let node = NodeAddr::new(id, addr);
     let dial = dialer.dial(&node, cancel.clone());
@@ -146,12 +158,13 @@ async fn cancel_during_setup_fails_the_dial_and_closes_the_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_reports_the_inbound_peer_by_the_id_ldk_learnt() {
-    let (hub, hub_id) = manager(14);
+    let hub = LdkNode::new(14);
+    let hub_id = hub.node_id;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let dialer = LdkDialer::new(hub, config());
-    let peer = Peer::start(15, 0).await.expect("peer");
-    let m = std::sync::Arc::clone(&peer.manager);
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), config());
+    let peer = LdkPeer::start(15, 0).await.expect("peer");
+    let m = Arc::clone(&peer.node.manager);
     let dialing = tokio::spawn(async move {
         if let Some(running) = lightning_net_tokio::connect_outbound(m, hub_id, addr).await {
             running.await;
@@ -162,7 +175,7 @@ async fn accept_reports_the_inbound_peer_by_the_id_ldk_learnt() {
         .accept(stream, &CancellationToken::new())
         .await
         .expect("ldk reports the peer connected");
-    assert_eq!(conn.peer(), peer.id);
+    assert_eq!(conn.peer(), peer.id());
     assert!(conn.is_inbound());
     drop(conn);
     tokio::time::timeout(CAP, dialing)
@@ -186,12 +199,13 @@ fn zero_timeouts_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dial_to_a_peer_ldk_already_has_fails_and_leaves_that_connection_up() {
-    let (hub, hub_id) = manager(16);
+    let hub = LdkNode::new(16);
+    let hub_id = hub.node_id;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let hub_addr = listener.local_addr().expect("addr");
-    let dialer = LdkDialer::new(std::sync::Arc::clone(&hub), config());
-    let peer = Peer::start(17, 0).await.expect("peer");
-    let m = std::sync::Arc::clone(&peer.manager);
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), config());
+    let peer = LdkPeer::start(17, 0).await.expect("peer");
+    let m = Arc::clone(&peer.node.manager);
     tokio::spawn(async move {
         if let Some(running) = lightning_net_tokio::connect_outbound(m, hub_id, hub_addr).await {
             running.await;
@@ -205,12 +219,18 @@ async fn dial_to_a_peer_ldk_already_has_fails_and_leaves_that_connection_up() {
 
     // LDK keeps the first connection: the dial fails, typed.
     let err = dialer
-        .dial(&NodeAddr::new(peer.id, peer.addr), CancellationToken::new())
+        .dial(
+            &NodeAddr::new(peer.id(), peer.addr()),
+            CancellationToken::new(),
+        )
         .await
         .expect_err("ldk refuses a second connection");
     assert!(matches!(err, Error::AlreadyConnected), "{err:?}");
     // The failed dial closed only its own socket: the inbound one is up.
-    let details = hub.peer_by_node_id(&peer.id).expect("still connected");
+    let details = hub
+        .manager
+        .peer_by_node_id(&peer.id())
+        .expect("still connected");
     assert!(details.is_inbound_connection);
     assert!(peer.has(&hub_id));
     let still_open = tokio::time::timeout(Duration::from_millis(1), inbound.closed()).await;
@@ -223,20 +243,20 @@ async fn onion_address_is_dialed_through_the_transports_socks5_proxy() {
     use ldk_net_keeper::NetTransport;
     use lnaddr::{NetAddress, OnionV3};
 
-    let (hub, _) = manager(18);
-    let peer = Peer::start(19, 0).await.expect("peer");
-    let proxy = testkit::socks::FakeSocks5::forwarding_to(peer.addr)
+    let hub = LdkNode::new(18);
+    let peer = LdkPeer::start(19, 0).await.expect("peer");
+    let proxy = testkit::socks::FakeSocks5::forwarding_to(peer.addr())
         .await
         .expect("proxy");
     let onion = NetAddress::Onion {
         onion: OnionV3::from_pubkey([9; 32]),
         port: 9735,
     };
-    let direct = LdkDialer::new(std::sync::Arc::clone(&hub), config());
+    let direct = LdkDialer::new(Arc::clone(&hub.manager), config());
     assert!(!direct.reaches(lnaddr::AddressKind::Onion));
     let err = direct
         .dial(
-            &NodeAddr::new(peer.id, onion.clone()),
+            &NodeAddr::new(peer.id(), onion.clone()),
             CancellationToken::new(),
         )
         .await
@@ -246,15 +266,15 @@ async fn onion_address_is_dialed_through_the_transports_socks5_proxy() {
 
     let transport =
         NetTransport::new().with_proxy(Socks5::new(proxy.addr()), ProxyScope::OnionOnly);
-    let dialer = LdkDialer::new(hub, config()).with_transport(transport);
+    let dialer = LdkDialer::new(Arc::clone(&hub.manager), config()).with_transport(transport);
     let conn = dialer
         .dial(
-            &NodeAddr::new(peer.id, onion.clone()),
+            &NodeAddr::new(peer.id(), onion.clone()),
             CancellationToken::new(),
         )
         .await
         .expect("ldk connects through the proxy");
-    assert_eq!(conn.peer(), peer.id);
+    assert_eq!(conn.peer(), peer.id());
     let asked = proxy.requests();
     assert_eq!(asked.len(), 1);
     assert_eq!(
@@ -266,10 +286,7 @@ async fn onion_address_is_dialed_through_the_transports_socks5_proxy() {
 /// A dialer whose every connect goes to a proxy that never answers.
 async fn stalled(
     connect_timeout: Duration,
-) -> (
-    testkit::socks::FakeSocks5,
-    LdkDialer<std::sync::Arc<common::Manager>>,
-) {
+) -> (testkit::socks::FakeSocks5, LdkDialer<Arc<Manager>>) {
     use brontide::{ProxyScope, Socks5};
     let proxy = testkit::socks::FakeSocks5::start(|_| testkit::socks::Route::Stall)
         .await
@@ -279,14 +296,17 @@ async fn stalled(
     let config = Config::default()
         .with_connect_timeout(connect_timeout)
         .expect("valid");
-    let (hub, _) = manager(20);
-    (proxy, LdkDialer::new(hub, config).with_transport(transport))
+    let hub = LdkNode::new(20);
+    (
+        proxy,
+        LdkDialer::new(Arc::clone(&hub.manager), config).with_transport(transport),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_that_hangs_times_out() {
     let (_proxy, dialer) = stalled(Duration::from_millis(200)).await;
-    let (_, id) = manager(21);
+    let id = LdkNode::new(21).node_id;
     let err = dialer
         .dial(
             &NodeAddr::new(
@@ -304,7 +324,7 @@ async fn a_connect_that_hangs_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_the_connect_ends_the_dial() {
     let (proxy, dialer) = stalled(CAP).await;
-    let (_, id) = manager(22);
+    let id = LdkNode::new(22).node_id;
     let cancel = CancellationToken::new();
     let node = NodeAddr::new(
         id,

@@ -1,11 +1,9 @@
 //! The facts fed from LDK: addresses converted from LDK's `SocketAddress`,
 //! and channel events making a peer persistent or prunable.
 
-mod common;
-
 use std::sync::Arc;
+use std::time::Duration;
 
-use common::{manager, Manager};
 use ldk_net_keeper::{
     handle_event, net_address, Config, LdkDialer, LdkPeerHandler, LdkServer, TokioClock,
 };
@@ -16,6 +14,10 @@ use lightning::types::features::ChannelTypeFeatures;
 use lightning::util::ser::Hostname;
 use lnaddr::{NetAddress, NodeAddr, OnionV3};
 use server::Server;
+use testkit::ldk::{LdkNode, LdkPeer, Manager, QuietLogger};
+
+/// How long a test waits for anything before failing (a hang guard).
+const CAP: Duration = Duration::from_secs(60);
 
 #[test]
 fn ip_addresses_convert() {
@@ -93,15 +95,16 @@ fn closed(peer: bitcoin::secp256k1::PublicKey) -> Event {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_ready_makes_a_peer_persistent_and_its_close_prunes_it() {
-    let (hub, hub_id) = manager(50);
+    let hub = LdkNode::new(50);
+    let hub_id = hub.node_id;
     let server: LdkServer<Arc<Manager>> = Server::new(
         hub_id,
         server::Config::default(),
-        LdkDialer::new(hub, Config::default()),
+        LdkDialer::new(Arc::clone(&hub.manager), Config::default()),
         TokioClock,
         LdkPeerHandler,
     );
-    let (_, peer) = manager(51);
+    let peer = LdkNode::new(51).node_id;
     assert!(handle_event(&server, &ready(peer)));
     assert_eq!(server.persistence(&peer), Some(false));
     assert!(handle_event(&server, &closed(peer)));
@@ -111,15 +114,16 @@ async fn channel_ready_makes_a_peer_persistent_and_its_close_prunes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_perm_peer_outlives_its_last_channel() {
-    let (hub, hub_id) = manager(52);
+    let hub = LdkNode::new(52);
+    let hub_id = hub.node_id;
     let server: LdkServer<Arc<Manager>> = Server::new(
         hub_id,
         server::Config::default(),
-        LdkDialer::new(hub, Config::default()),
+        LdkDialer::new(Arc::clone(&hub.manager), Config::default()),
         TokioClock,
         LdkPeerHandler,
     );
-    let (_, peer) = manager(53);
+    let peer = LdkNode::new(53).node_id;
     // A closed port: the worker's dials fail, which this test ignores.
     let addr = "127.0.0.1:9"
         .parse::<std::net::SocketAddr>()
@@ -143,26 +147,27 @@ async fn an_address_announced_in_ldks_network_graph_is_dialed() {
     use lightning::routing::utxo::UtxoLookup;
     use lightning::types::features::{ChannelFeatures, NodeFeatures};
 
-    let (hub, hub_id) = manager(54);
+    let hub = LdkNode::new(54);
+    let hub_id = hub.node_id;
     let server: LdkServer<Arc<Manager>> = Server::new(
         hub_id,
         server::Config::default(),
-        LdkDialer::new(Arc::clone(&hub), Config::default()),
+        LdkDialer::new(Arc::clone(&hub.manager), Config::default()),
         TokioClock,
         LdkPeerHandler,
     );
     // Connected once (a one-off dial), then a channel makes it persistent.
-    let old = common::Peer::start(55, 0).await.expect("peer listens");
+    let old = LdkPeer::start(55, 0).await.expect("peer listens");
     server
-        .connect(NodeAddr::new(old.id, old.addr), false)
+        .connect(NodeAddr::new(old.id(), old.addr()), false)
         .await
         .expect("one-off dial");
-    handle_event(&server, &ready(old.id));
+    handle_event(&server, &ready(old.id()));
     // The peer restarts on another port; the drop is seen.
     let mut events = server.events();
-    let id = old.id;
+    let id = old.id();
     old.stop().await;
-    let dropped = tokio::time::timeout(common::CAP, async {
+    let dropped = tokio::time::timeout(CAP, async {
         while server.is_connected(&id) {
             if events.recv().await.is_err() {
                 return false;
@@ -173,29 +178,27 @@ async fn an_address_announced_in_ldks_network_graph_is_dialed() {
     .await
     .unwrap_or(false);
     assert!(dropped);
-    let peer = common::Peer::start(55, 0)
-        .await
-        .expect("peer listens again");
+    let peer = LdkPeer::start(55, 0).await.expect("peer listens again");
     // The graph knows the peer (a channel with us) and its new address.
-    let graph = NetworkGraph::new(Network::Testnet, Arc::new(common::QuietLogger));
+    let graph = NetworkGraph::new(Network::Testnet, Arc::new(QuietLogger));
     let channel = UnsignedChannelAnnouncement {
         features: ChannelFeatures::empty(),
         chain_hash: ChainHash::using_genesis_block(Network::Testnet),
         short_channel_id: 1,
         node_id_1: NodeId::from_pubkey(&hub_id),
-        node_id_2: NodeId::from_pubkey(&peer.id),
+        node_id_2: NodeId::from_pubkey(&peer.id()),
         bitcoin_key_1: NodeId::from_pubkey(&hub_id),
-        bitcoin_key_2: NodeId::from_pubkey(&peer.id),
+        bitcoin_key_2: NodeId::from_pubkey(&peer.id()),
         excess_data: Vec::new(),
     };
     graph
         .update_channel_from_unsigned_announcement(&channel, &None::<&dyn UtxoLookup>)
         .expect("channel added");
-    let port = peer.addr.port();
+    let port = peer.addr().port();
     let node = UnsignedNodeAnnouncement {
         features: NodeFeatures::empty(),
         timestamp: 1,
-        node_id: NodeId::from_pubkey(&peer.id),
+        node_id: NodeId::from_pubkey(&peer.id()),
         rgb: [0; 3],
         alias: NodeAlias([0; 32]),
         addresses: vec![SocketAddress::TcpIpV4 {
@@ -209,20 +212,20 @@ async fn an_address_announced_in_ldks_network_graph_is_dialed() {
         .update_node_from_unsigned_announcement(&node)
         .expect("announcement added");
     assert_eq!(
-        ldk_net_keeper::announced_addresses(&graph, &peer.id),
-        Some(vec![NetAddress::Ip(peer.addr)])
+        ldk_net_keeper::announced_addresses(&graph, &peer.id()),
+        Some(vec![NetAddress::Ip(peer.addr())])
     );
 
     // A channel made the peer persistent; it has no address until the
     // graph gives one, then its worker dials it.
-    handle_event(&server, &ready(peer.id));
+    handle_event(&server, &ready(peer.id()));
     assert_eq!(
-        ldk_net_keeper::announce_from_graph(&server, &graph, [peer.id, hub_id]),
+        ldk_net_keeper::announce_from_graph(&server, &graph, [peer.id(), hub_id]),
         1
     );
     let mut events = server.events();
-    let connected = tokio::time::timeout(common::CAP, async {
-        while !server.is_connected(&peer.id) {
+    let connected = tokio::time::timeout(CAP, async {
+        while !server.is_connected(&peer.id()) {
             if events.recv().await.is_err() {
                 return false;
             }
@@ -232,6 +235,6 @@ async fn an_address_announced_in_ldks_network_graph_is_dialed() {
     .await
     .unwrap_or(false);
     assert!(connected, "the worker dialed the announced address");
-    assert!(hub.peer_by_node_id(&peer.id).is_some());
+    assert!(hub.manager.peer_by_node_id(&peer.id()).is_some());
     server.shutdown().await;
 }

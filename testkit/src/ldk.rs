@@ -1,6 +1,8 @@
 //! A real Lightning peer for interop tests: an LDK (`lightning` +
 //! `lightning-net-tokio`) node on 127.0.0.1 that records the custom messages
-//! it receives and sends the ones it is given. Behind the `ldk` feature.
+//! it receives and sends the ones it is given ([`LdkNode`]), and one that
+//! can be stopped and started again on the same port with the same key, a
+//! restart ([`LdkPeer`]). Behind the `ldk` feature.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,7 +20,10 @@ use lightning::types::features::{InitFeatures, NodeFeatures};
 use lightning::util::logger::{Logger, Record};
 use lightning::util::ser::{LengthLimitedRead, Writeable, Writer};
 use lightning_net_tokio::SocketDescriptor;
+use tokio::net::TcpListener;
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 /// A custom message (type 32768 or above) as LDK carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,25 +200,47 @@ impl LdkNode {
         }
     }
 
-    /// Listens on 127.0.0.1 (any port) and hands each connection to LDK.
+    /// Listens on 127.0.0.1 (any port) and hands each connection to LDK,
+    /// for as long as the runtime runs.
     ///
     /// # Panics
     ///
     /// If 127.0.0.1 cannot be bound.
     pub async fn listen(&self) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("bound address");
+        self.listen_on(0).await.expect("bind 127.0.0.1").addr()
+    }
+
+    /// Listens on 127.0.0.1:`port` (0: any) and hands each connection to
+    /// LDK until [`Listening::stop`]. Dropping the [`Listening`] leaves the
+    /// loop running until the runtime ends.
+    pub async fn listen_on(&self, port: u16) -> std::io::Result<Listening> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
         let manager = Arc::clone(&self.manager);
-        tokio::spawn(async move {
+        let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let Ok(std) = stream.into_std() else { continue };
                 let m = Arc::clone(&manager);
                 tokio::spawn(lightning_net_tokio::setup_inbound(m, std));
             }
         });
-        addr
+        Ok(Listening { addr, accept })
+    }
+
+    /// Whether LDK lists `peer` as connected (its `init` accepted, not
+    /// since disconnected).
+    pub fn has(&self, peer: &PublicKey) -> bool {
+        self.manager.peer_by_node_id(peer).is_some()
+    }
+
+    /// Completes at the next change that [`wait_for`](Self::wait_for)
+    /// re-checks on: a peer connected or disconnected, a custom message
+    /// received. Create it before checking a condition, so a change in
+    /// between is not missed. (LDK's handler hears of a connection just
+    /// before LDK lists it; [`has`](Self::has) waits for LDK's lock, so it
+    /// sees the change once this has completed.)
+    pub fn changed(&self) -> Notified<'_> {
+        self.customs.changed.notified()
     }
 
     /// Dials `their_id` at `addr` on a task that runs until the connection
@@ -258,5 +285,70 @@ impl LdkNode {
         if tokio::time::timeout(WAIT_CAP, wait).await.is_err() {
             panic!("timed out waiting for {what}");
         }
+    }
+}
+
+/// An accept loop handing 127.0.0.1 connections to an [`LdkNode`]'s
+/// `PeerManager` ([`LdkNode::listen_on`]).
+#[derive(Debug)]
+pub struct Listening {
+    addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Listening {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting. When this returns the listener is closed, so the
+    /// port can be bound again at once; connections already handed to LDK
+    /// stay up.
+    pub async fn stop(self) {
+        self.accept.abort();
+        // The aborted task drops the listener; wait until it is gone.
+        let _ = self.accept.await;
+    }
+}
+
+/// An LDK node listening on 127.0.0.1 that can be stopped and started
+/// again with the same key on the same port: a restart, as a peer's
+/// process would do it (a new `PeerManager`, no state kept).
+pub struct LdkPeer {
+    /// The node.
+    pub node: LdkNode,
+    listening: Listening,
+}
+
+impl LdkPeer {
+    /// Starts node `seed` ([`LdkNode::new`]) listening on `port` (0: any).
+    pub async fn start(seed: u8, port: u16) -> std::io::Result<Self> {
+        let node = LdkNode::new(seed);
+        let listening = node.listen_on(port).await?;
+        Ok(Self { node, listening })
+    }
+
+    /// Its node id.
+    pub fn id(&self) -> PublicKey {
+        self.node.node_id
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.listening.addr()
+    }
+
+    /// Whether LDK on this side lists `other` as connected.
+    pub fn has(&self, other: &PublicKey) -> bool {
+        self.node.has(other)
+    }
+
+    /// Stops the node: no more accepts (its listener is closed when this
+    /// returns, so the port can be bound again at once), then every
+    /// connection closed.
+    pub async fn stop(self) {
+        self.listening.stop().await;
+        self.node.manager.disconnect_all_peers();
     }
 }

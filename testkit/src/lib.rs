@@ -2,7 +2,8 @@
 //! moves only when a test advances it, a scripted [`MockDialer`] that
 //! records every attempt, and helpers ([`settle`], [`run`], [`Harness`]) that
 //! run workers step by step so a test reads as a script. Behind features:
-//! `ldk`, a real Lightning peer; `socks`, SOCKS5 proxies on 127.0.0.1 (a
+//! `ldk`, real Lightning peers (LDK nodes, also ones that restart on
+//! their port), in the module `ldk`; `socks`, SOCKS5 proxies on 127.0.0.1 (a
 //! fake one that records requests and routes onion names to a local
 //! listener, and the real `microsocks`), in the module `socks`; `faults`,
 //! a fault-injecting TCP proxy on 127.0.0.1 (black hole, latency, stall,

@@ -95,19 +95,11 @@ fn ack(n: u32) {
     out.flush().expect("stdout");
 }
 
-/// SplitMix64 of `seed`.
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// When the parent kills the child: after how many acknowledgements, then
 /// after how many microseconds more (so the kill falls anywhere in a
 /// write: before, during or after its commit, or before the print).
 fn kill_at(seed: u64) -> (usize, Duration) {
-    let z = mix(seed);
+    let z = backoff::SplitMix64::new(seed).next_u64();
     let after = 1 + (z % u64::from(PEERS - 1)) as usize;
     (after, Duration::from_micros((z >> 32) % 8000))
 }

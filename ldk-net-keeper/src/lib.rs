@@ -59,7 +59,7 @@
 //! 3. send accepted streams to [`accept_into`] instead of `setup_inbound`;
 //! 4. in your event handler call [`handle_event`]; after gossip updates
 //!    call [`announce_from_graph`] for your peers;
-//! 5. `server.disconnect(&id)` instead of `disconnect_by_node_id` for a peer
+//! 5. `server.disconnect(&id).await` instead of `disconnect_by_node_id` for a peer
 //!    you no longer want (otherwise its worker redials it).
 //!
 //! Measured against that loop (criterion bench `reconnect`, 20 LDK

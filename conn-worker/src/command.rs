@@ -29,7 +29,9 @@ pub enum When {
     After(Duration),
     /// The peer's connection just ended, after `connected_for` (`None` if it
     /// never started): the worker computes the delay from its own backoff
-    /// level with [`backoff::Policy::after_disconnect`] and waits that long.
+    /// level with [`backoff::Policy::after_disconnect`] and waits that long
+    /// (a stable connection also starts the reconnect phase: see
+    /// [`Planner::record_disconnect`](crate::Planner::record_disconnect)).
     AfterDisconnect {
         /// How long the connection lasted.
         connected_for: Option<Duration>,

@@ -213,6 +213,9 @@ pub struct Planner<A> {
     /// A round failed since the peer was last connected (its dials queue
     /// behind those of peers that did not fail).
     failed: bool,
+    /// Failed rounds left in the reconnect phase that the end of a stable
+    /// connection started (see [`backoff::Reconnect`]).
+    reconnect_left: u16,
     state: State<A>,
     next_id: u64,
     out: VecDeque<Action<A>>,
@@ -238,6 +241,7 @@ impl<A: Clone + Eq> Planner<A> {
             cut_used: false,
             cut_wait: false,
             failed: false,
+            reconnect_left: 0,
             state: State::Idle,
             next_id: 0,
             out: VecDeque::new(),
@@ -249,6 +253,7 @@ impl<A: Clone + Eq> Planner<A> {
     pub fn set_backoff(&mut self, level: Option<Duration>) {
         self.backoff = level.map(|l| l.clamp(self.policy.min(), self.policy.max()));
         self.failed = self.backoff.is_some();
+        self.reconnect_left = 0;
     }
 
     /// The user wants the peer connected: `addrs` (if any) go to the front
@@ -296,12 +301,21 @@ impl<A: Clone + Eq> Planner<A> {
 
     /// Steps the backoff level for a connection that lasted `connected_for`
     /// (`None`: it never started), without changing what the planner does.
+    ///
+    /// A connection that lasted at least the policy's stable duration
+    /// starts its reconnect phase ([`backoff::Reconnect`]): this wait and
+    /// those after the next [`Reconnect::rounds`](backoff::Reconnect::rounds)
+    /// failed rounds are at most [`Policy::reconnect_cap`] long, so a peer
+    /// that restarted is dialed within the cap of being back; doubling
+    /// resumes after them. A shorter connection (or none) ends any phase:
+    /// a flapping or dead peer backs off as lnd's.
     pub fn record_disconnect(&mut self, connected_for: Option<Duration>) {
         let entropy = self.rng.next_u64();
         self.backoff = Some(
             self.policy
                 .after_disconnect(self.backoff, connected_for, entropy),
         );
+        self.reconnect_left = self.policy.reconnect_rounds(connected_for);
         self.cut_used = false;
         self.failed = false;
     }
@@ -399,6 +413,7 @@ impl<A: Clone + Eq> Planner<A> {
             self.learn_good(good);
         }
         let _ = now;
+        self.reconnect_left = 0;
         self.cancel_round();
         self.go_idle();
     }
@@ -449,6 +464,7 @@ impl<A: Clone + Eq> Planner<A> {
         let f = round.flight.remove(i);
         self.book.last_good = Some(f.addr);
         self.failed = false;
+        self.reconnect_left = 0;
         let _ = now;
         self.cancel_round();
         self.go_idle();
@@ -530,6 +546,12 @@ impl<A: Clone + Eq> Planner<A> {
     /// disconnect (`None` before the first).
     pub fn backoff(&self) -> Option<Duration> {
         self.backoff
+    }
+
+    /// Failed rounds left in the reconnect phase (0: none, the backoff
+    /// doubles as lnd's). See [`record_disconnect`](Self::record_disconnect).
+    pub fn reconnect_rounds_left(&self) -> u16 {
+        self.reconnect_left
     }
 
     /// Every address in the order a round tries them.
@@ -663,6 +685,10 @@ impl<A: Clone + Eq> Planner<A> {
             let entropy = self.rng.next_u64();
             let next = match self.backoff {
                 None => self.policy.first(entropy),
+                Some(current) if self.reconnect_left > 0 => {
+                    self.reconnect_left -= 1;
+                    self.policy.after_failure_reconnecting(current, entropy)
+                }
                 Some(current) => self.policy.after_failure(current, entropy),
             };
             // A round that an announcement's cut started does not earn

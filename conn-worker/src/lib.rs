@@ -130,6 +130,7 @@ mod event;
 mod handle;
 mod planner;
 mod rng;
+mod shared;
 mod slots;
 mod spawner;
 mod status;

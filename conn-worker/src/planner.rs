@@ -545,6 +545,15 @@ impl<A: Clone + Eq> Planner<A> {
         }
     }
 
+    /// Frees the buffer of polled decisions if it is empty (an idle
+    /// planner's driver calls this so that idle peers keep no spare
+    /// capacity).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        if self.out.is_empty() {
+            self.out.shrink_to_fit();
+        }
+    }
+
     /// The settings it runs on.
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings

@@ -128,6 +128,13 @@ where
             // No deadline kept across the idle wait: it would take room
             // in every idle task.
             let idle = flight.is_empty() && self.planner.next_deadline().is_none();
+            if idle {
+                // An idle worker (a connected peer's, most of them) keeps no
+                // buffers of its last round: freed here, allocated again by
+                // the next one.
+                flight.shrink_to_fit();
+                self.planner.shrink_to_fit();
+            }
             let wake = if idle {
                 // Idle (or awaiting addresses): only a command or a stop can
                 // wake the worker. This small wait is what an idle worker's

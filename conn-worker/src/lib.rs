@@ -136,7 +136,7 @@ mod spawner;
 mod status;
 mod worker;
 
-pub use backoff::Policy;
+pub use backoff::{Policy, Reconnect};
 pub use clock::{deadline_after, Clock, TokioClock};
 pub use command::When;
 pub use config::{Config, ConfigError};

@@ -18,6 +18,9 @@ pub enum PolicyError {
         /// The maximum that was asked for.
         max: Duration,
     },
+    /// The reconnect phase's cap is zero (see
+    /// [`Reconnect::new`](crate::Reconnect::new)).
+    ZeroReconnectCap,
     /// The jitter window is wider than [`Jitter::MAX_PERMILLE`](crate::Jitter::MAX_PERMILLE).
     JitterOutOfRange {
         /// The width that was asked for, in thousandths of the delay.
@@ -32,6 +35,7 @@ impl fmt::Display for PolicyError {
             Self::MinAboveMax { min, max } => {
                 write!(f, "minimum backoff {min:?} is above the maximum {max:?}")
             }
+            Self::ZeroReconnectCap => f.write_str("reconnect cap is zero"),
             Self::JitterOutOfRange { permille } => write!(
                 f,
                 "jitter of {permille}\u{2030} is outside 0..={}\u{2030}",

@@ -12,7 +12,15 @@
 //!   delays below `max` instead of overshooting it by 5% (lnd);
 //! - an invalid policy (`min == 0`, `min > max`, an absurd jitter) is refused
 //!   with a [`PolicyError`] when it is built, instead of panicking later
-//!   (lnd panics on a zero jitter margin).
+//!   (lnd panics on a zero jitter margin);
+//! - a peer whose long connection just ended (most likely a restart) is
+//!   retried at most 10 s apart for its first 12 rounds, the
+//!   [reconnect phase](Reconnect), instead of doubling away while it is
+//!   down: a restarted peer is back within seconds, not after about as
+//!   long again as it was down. Peers that never connected or that flap
+//!   never get the phase, so they decay as lnd's do; [`Policy::LND`] (or
+//!   [`Reconnect::OFF`]) turns it off. [`Reconnect`] says why it converges
+//!   and what it costs in dials.
 //!
 //! What it does not do: it reads no clock, draws no randomness (the caller
 //! passes a `u64` of entropy, so every result is reproducible; [`SplitMix64`]
@@ -42,8 +50,10 @@ mod entropy;
 mod error;
 mod jitter;
 mod policy;
+mod reconnect;
 
 pub use entropy::SplitMix64;
 pub use error::PolicyError;
 pub use jitter::Jitter;
 pub use policy::Policy;
+pub use reconnect::Reconnect;

@@ -1,12 +1,13 @@
 use core::time::Duration;
 
-use crate::{Jitter, PolicyError};
+use crate::{Jitter, PolicyError, Reconnect};
 
-/// A validated backoff policy: the bounds, the stable-connection duration and
-/// the jitter.
+/// A validated backoff policy: the bounds, the stable-connection duration,
+/// the jitter and the [reconnect phase](Reconnect).
 ///
-/// Built once with [`Policy::new`] (or [`Policy::default`], lnd's values);
-/// every rule is checked then, so the delay functions cannot fail or panic.
+/// Built once with [`Policy::new`] (or [`Policy::default`]: lnd's values
+/// plus the reconnect phase; [`Policy::LND`]: lnd's values alone); every
+/// rule is checked then, so the delay functions cannot fail or panic.
 ///
 /// The delay functions are pure: the caller passes the current backoff and a
 /// `u64` of entropy (any random `u64`), and gets the next delay. The same
@@ -17,6 +18,7 @@ pub struct Policy {
     max: Duration,
     stable: Duration,
     jitter: Jitter,
+    reconnect: Reconnect,
 }
 
 impl Policy {
@@ -28,8 +30,21 @@ impl Policy {
     /// at least this long relaxes the backoff instead of growing it.
     pub const DEFAULT_STABLE: Duration = Duration::from_secs(10 * 60);
 
+    /// lnd's policy: 1 s to 1 h, stable after 10 minutes, ±5% jitter, and
+    /// no reconnect phase (this crate's fixes of lnd's rule still apply).
+    /// The numbers `shared/REFERENCE.md` gives for lnd are this policy's.
+    pub const LND: Policy = Policy {
+        min: Self::DEFAULT_MIN,
+        max: Self::DEFAULT_MAX,
+        stable: Self::DEFAULT_STABLE,
+        jitter: Jitter::LND,
+        reconnect: Reconnect::OFF,
+    };
+
     /// A policy with delays between `min` and `max` (both inclusive), the
-    /// default stable duration and lnd's jitter.
+    /// default stable duration, lnd's jitter and the default reconnect phase
+    /// ([`Reconnect::DEFAULT`]; its cap is clamped into `[min, max]`, so
+    /// with `max` at or below 10 s it changes nothing).
     ///
     /// Refuses a zero `min` (a zero backoff redials a flapping peer in a tight
     /// loop) and a `min` above `max`.
@@ -45,6 +60,7 @@ impl Policy {
             max,
             stable: Self::DEFAULT_STABLE,
             jitter: Jitter::LND,
+            reconnect: Reconnect::DEFAULT,
         })
     }
 
@@ -56,6 +72,12 @@ impl Policy {
     /// The same policy with another jitter.
     pub const fn with_jitter(self, jitter: Jitter) -> Policy {
         Policy { jitter, ..self }
+    }
+
+    /// The same policy with another reconnect phase ([`Reconnect::OFF`]:
+    /// none, as lnd).
+    pub const fn with_reconnect(self, reconnect: Reconnect) -> Policy {
+        Policy { reconnect, ..self }
     }
 
     /// The smallest delay this policy ever returns.
@@ -76,6 +98,77 @@ impl Policy {
     /// How delays are spread.
     pub const fn jitter(&self) -> Jitter {
         self.jitter
+    }
+
+    /// The reconnect phase, as given.
+    pub const fn reconnect(&self) -> Reconnect {
+        self.reconnect
+    }
+
+    /// The longest delay of the reconnect phase: its cap clamped into
+    /// `[min, max]`.
+    pub fn reconnect_cap(&self) -> Duration {
+        self.reconnect.cap().clamp(self.min, self.max)
+    }
+
+    /// How many failed rounds after this disconnect are in the reconnect
+    /// phase: [`Reconnect::rounds`] if the connection lasted at least
+    /// [`stable`](Policy::stable), else 0 (it never started, or it flapped).
+    ///
+    /// The caller keeps this count for the peer (it replaces any count
+    /// left from before) and, while it is above zero, computes the delay
+    /// after a failed round with
+    /// [`after_failure_reconnecting`](Policy::after_failure_reconnecting)
+    /// and takes one off; at zero, with [`after_failure`](Policy::after_failure).
+    ///
+    /// ```
+    /// use backoff::{Policy, SplitMix64};
+    /// use core::time::Duration;
+    ///
+    /// let policy = Policy::default();
+    /// let mut entropy = SplitMix64::new(1);
+    /// // A peer connected for an hour drops and stays dark.
+    /// let lasted = Some(Duration::from_secs(3600));
+    /// let mut left = policy.reconnect_rounds(lasted);
+    /// let mut delay = policy.after_disconnect(Some(Duration::from_secs(4)), lasted, entropy.next_u64());
+    /// let mut waits = vec![delay];
+    /// for _ in 0..16 {
+    ///     delay = if left > 0 {
+    ///         left -= 1;
+    ///         policy.after_failure_reconnecting(delay, entropy.next_u64())
+    ///     } else {
+    ///         policy.after_failure(delay, entropy.next_u64())
+    ///     };
+    ///     waits.push(delay);
+    /// }
+    /// // The first retry and 12 more are at most 10 s apart, then doubling resumes.
+    /// assert!(waits[..13].iter().all(|w| *w <= policy.reconnect_cap()));
+    /// assert!(waits[13] > Duration::from_secs(15));
+    /// assert_eq!(policy.reconnect_rounds(Some(Duration::from_secs(60))), 0); // flapped
+    /// assert_eq!(policy.reconnect_rounds(None), 0); // never connected
+    /// ```
+    pub const fn reconnect_rounds(&self, connected_for: Option<Duration>) -> u16 {
+        match connected_for {
+            Some(lasted) if lasted.as_nanos() >= self.stable.as_nanos() => self.reconnect.rounds(),
+            _ => 0,
+        }
+    }
+
+    /// The delay after a failed round in the reconnect phase: as
+    /// [`after_failure`](Policy::after_failure), with
+    /// [`reconnect_cap`](Policy::reconnect_cap) in place of `max` (so the
+    /// jitter spreads delays at the cap below it, never above).
+    ///
+    /// ```
+    /// use backoff::Policy;
+    /// use core::time::Duration;
+    ///
+    /// let policy = Policy::default();
+    /// let d = policy.after_failure_reconnecting(Duration::from_secs(8), u64::MAX);
+    /// assert!(d <= Duration::from_secs(10) && d >= Duration::from_secs(9));
+    /// ```
+    pub fn after_failure_reconnecting(&self, current: Duration, entropy: u64) -> Duration {
+        self.capped().after_failure(current, entropy)
     }
 
     /// The first delay for a peer with no history: `min`, spread upwards by
@@ -143,6 +236,10 @@ impl Policy {
     /// result is [`first`](Policy::first) (`min`, spread upwards), so peers
     /// that all dropped at once do not all retry at once.
     ///
+    /// With a [reconnect phase](Reconnect), the end of a stable connection
+    /// also caps the result at [`reconnect_cap`](Policy::reconnect_cap)
+    /// (spread below it): the first retry of the phase.
+    ///
     /// ```
     /// use backoff::Policy;
     /// use core::time::Duration;
@@ -156,6 +253,23 @@ impl Policy {
     /// assert_eq!(policy.after_disconnect(None, None, 7), policy.first(7));
     /// ```
     pub fn after_disconnect(
+        &self,
+        current: Option<Duration>,
+        connected_for: Option<Duration>,
+        entropy: u64,
+    ) -> Duration {
+        let d = self.after_disconnect_uncapped(current, connected_for, entropy);
+        if self.reconnect_rounds(connected_for) > 0 && d > self.reconnect_cap() {
+            // The entropy's other quarter: the two above used halves.
+            self.capped()
+                .spread(self.reconnect_cap(), entropy.rotate_left(16))
+        } else {
+            d
+        }
+    }
+
+    /// lnd's rule for [`after_disconnect`](Policy::after_disconnect).
+    fn after_disconnect_uncapped(
         &self,
         current: Option<Duration>,
         connected_for: Option<Duration>,
@@ -176,6 +290,14 @@ impl Policy {
                 }
             }
             _ => next,
+        }
+    }
+
+    /// This policy with the reconnect cap as its `max`.
+    fn capped(&self) -> Policy {
+        Policy {
+            max: self.reconnect_cap(),
+            ..*self
         }
     }
 
@@ -200,14 +322,12 @@ impl Policy {
 }
 
 impl Default for Policy {
-    /// lnd's policy: 1 s to 1 h, stable after 10 minutes, ±5% jitter.
+    /// lnd's numbers ([`Policy::LND`]: 1 s to 1 h, stable after 10 minutes,
+    /// ±5% jitter) with the default reconnect phase ([`Reconnect::DEFAULT`]:
+    /// retries at most 10 s apart for 12 rounds after a stable connection
+    /// ends).
     fn default() -> Self {
-        Policy {
-            min: Self::DEFAULT_MIN,
-            max: Self::DEFAULT_MAX,
-            stable: Self::DEFAULT_STABLE,
-            jitter: Jitter::LND,
-        }
+        Self::LND.with_reconnect(Reconnect::DEFAULT)
     }
 }
 

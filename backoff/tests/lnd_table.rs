@@ -19,12 +19,18 @@ const ENTROPIES: [u64; 6] = [
 ];
 
 fn lnd() -> Policy {
-    Policy::default()
+    Policy::LND
 }
 
 #[test]
 fn defaults_are_lnds() {
     let p = lnd();
+    assert!(p.reconnect().is_off());
+    // The default adds only the reconnect phase.
+    assert_eq!(
+        Policy::default(),
+        p.with_reconnect(backoff::Reconnect::DEFAULT)
+    );
     assert_eq!(p.min(), SECOND);
     assert_eq!(p.max(), HOUR);
     assert_eq!(p.stable(), 10 * MINUTE);

@@ -5,7 +5,8 @@
 //!   `DialStarted` event arrives, against a raw round trip (one message to a
 //!   task over an unbounded channel, one message back);
 //! - 100,000 idle workers: heap bytes per worker (a counting global
-//!   allocator; target < 1 KiB), time to create them all and time to stop
+//!   allocator; target < 1 KiB), fresh and once each has connected and gone
+//!   idle again, time to create them all and time to stop
 //!   them all (target < 0.5 s each), against 100,000 raw tasks that each
 //!   hold a child `CancellationToken`, report once at start and once at end
 //!   over an unbounded channel, and run on a `TaskTracker`.
@@ -346,6 +347,27 @@ fn heap_per_worker(rt: &Runtime) {
             per_item_classes(&classes_before, &buckets(), WORKERS)
         );
         let per_worker = (after - before) as f64 / WORKERS as f64;
+
+        // The same workers once each has connected and gone idle again
+        // (a connected peer's worker): what a used worker keeps.
+        let classes_fresh = buckets();
+        for (i, h) in handles.iter().enumerate() {
+            h.connect(Some(vec![i as u32]), When::Now).unwrap();
+        }
+        let mut idle = 0;
+        while idle < WORKERS {
+            let event = events.recv().await.unwrap();
+            if matches!(event.kind, EventKind::Idle) {
+                idle += 1;
+            }
+        }
+        while events.try_recv().is_ok() {}
+        let used = live();
+        println!(
+            "conn_worker_idle_heap: after one connection each, added per worker by size class: {}",
+            per_item_classes(&classes_fresh, &buckets(), WORKERS)
+        );
+        let per_used = (used - before) as f64 / WORKERS as f64;
         stop_workers(&spawner, &mut handles).await;
         drop((spawner, events));
 
@@ -363,6 +385,10 @@ fn heap_per_worker(rt: &Runtime) {
              floor (raw task + child token + channel sender): {per_task:.0} bytes per task; \
              ratio {:.2}; target < 1024 bytes per worker",
             per_worker / per_task
+        );
+        println!(
+            "conn_worker_idle_heap: {per_used:.0} bytes per idle worker after one connection \
+             (its address lists kept, no buffer of its last round)"
         );
     });
 }

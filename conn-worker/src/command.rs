@@ -5,16 +5,23 @@
 //! posted since the worker last looked (latest first, bounded), the latest
 //! disconnect record and the latest address reported good. Posting
 //! overwrites the slot under a mutex held only for the swap and then wakes
-//! the worker through a [`Notify`] (which keeps a permit if the worker is not
-//! waiting, so no wake-up is lost). Memory is therefore bounded whatever the
-//! command rate, a post never blocks on the worker and never fails while it
-//! lives, and the worker always acts on the newest state.
+//! the worker (a flag and the worker's waker: a post while the worker is not
+//! waiting leaves the flag set, so no wake-up is lost). Memory is therefore
+//! bounded whatever the command rate, a post never blocks on the worker and
+//! never fails while it lives, and the worker always acts on the newest
+//! state.
+//!
+//! The slot is boxed and exists only while something is posted and not yet
+//! taken: an idle worker's mailbox is a null pointer, a lock, a flag and a
+//! waker.
 
-use std::mem;
+use std::future::{poll_fn, Future};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use futures::task::AtomicWaker;
 
 use crate::planner::MAX_USER_ADDRS;
 
@@ -29,7 +36,9 @@ pub enum When {
     After(Duration),
     /// The peer's connection just ended, after `connected_for` (`None` if it
     /// never started): the worker computes the delay from its own backoff
-    /// level with [`backoff::Policy::after_disconnect`] and waits that long.
+    /// level with [`backoff::Policy::after_disconnect`] and waits that long
+    /// (a stable connection also starts the reconnect phase: see
+    /// [`Planner::record_disconnect`](crate::Planner::record_disconnect)).
     AfterDisconnect {
         /// How long the connection lasted.
         connected_for: Option<Duration>,
@@ -81,11 +90,14 @@ impl<A> Default for Pending<A> {
     }
 }
 
-/// The slot plus its wake-up.
+/// The slot plus its wake-up. Only the worker waits on it, so one waker is
+/// enough.
 #[derive(Debug)]
 pub(crate) struct Mailbox<A> {
-    slot: Mutex<Pending<A>>,
-    notify: Notify,
+    slot: Mutex<Option<Box<Pending<A>>>>,
+    /// Set by a post, cleared when the worker wakes for it.
+    posted: AtomicBool,
+    waker: AtomicWaker,
 }
 
 /// One post to the mailbox.
@@ -100,8 +112,9 @@ pub(crate) struct Post<A> {
 impl<A: Clone + PartialEq> Mailbox<A> {
     pub(crate) fn new() -> Self {
         Mailbox {
-            slot: Mutex::new(Pending::default()),
-            notify: Notify::new(),
+            slot: Mutex::new(None),
+            posted: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
         }
     }
 
@@ -111,7 +124,8 @@ impl<A: Clone + PartialEq> Mailbox<A> {
         {
             // Poisoning cannot happen: nothing below panics while the lock
             // is held (no user code runs under it).
-            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let slot = guard.get_or_insert_with(Box::default);
             if let Some(Intent::Connect(When::AfterDisconnect { connected_for })) = post.intent {
                 slot.disconnect = Some(connected_for);
             }
@@ -147,18 +161,37 @@ impl<A: Clone + PartialEq> Mailbox<A> {
         }
         // A replaced address list is freed outside the lock.
         drop(old);
-        self.notify.notify_one();
+        self.posted.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// Takes everything posted since the last take.
     pub(crate) fn take(&self) -> Pending<A> {
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        mem::take(&mut *slot)
+        let taken = {
+            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.take()
+        };
+        // The box is freed outside the lock.
+        taken.map(|b| *b).unwrap_or_default()
     }
 
-    /// Completes when something was posted (possibly already taken: a
-    /// spurious wake-up is harmless, the worker finds an empty slot).
-    pub(crate) async fn notified(&self) {
-        self.notify.notified().await;
+    /// Completes when something was posted since it last completed
+    /// (possibly already taken: a spurious wake-up is harmless, the worker
+    /// finds an empty slot). For the worker alone: a second waiter would
+    /// take the first one's place.
+    pub(crate) fn notified(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| {
+            if self.posted.swap(false, Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // A post between the check and the registration woke the old
+            // waker (or none): check again.
+            if self.posted.swap(false, Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }

@@ -13,7 +13,9 @@ use backoff::Policy;
 #[non_exhaustive]
 pub struct Config {
     /// Retry delays (default: [`Policy::default`], lnd's 1 s to 1 h, stable
-    /// after 10 min, ±5% jitter).
+    /// after 10 min, ±5% jitter, plus the reconnect phase: after a stable
+    /// connection ends, 12 rounds at most 10 s apart; [`Policy::LND`] for
+    /// lnd's schedule alone).
     pub policy: Policy,
     /// How long after an attempt starts before the next address may start
     /// while it is still running, when `max_parallel` allows overlap

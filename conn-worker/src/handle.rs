@@ -4,11 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-
-use crate::command::{Intent, Mailbox, Post};
-use crate::{Error, State, Status, When};
+use crate::command::{Intent, Post};
+use crate::shared::Shared;
+use crate::{Error, Status, When};
 
 /// A handle to one worker of peer `P`, dialing addresses `A`, whose dialer
 /// fails with `E`.
@@ -20,24 +18,18 @@ use crate::{Error, State, Status, When};
 /// Dropping the last handle stops the worker, so a worker cannot outlive
 /// everyone who could command it.
 pub struct WorkerHandle<P, A, E> {
-    inner: Arc<Inner<P, A, E>>,
+    inner: Arc<Shared<P, A, E>>,
 }
 
-struct Inner<P, A, E> {
-    peer: P,
-    mailbox: Arc<Mailbox<A>>,
-    cancel: CancellationToken,
-    status: watch::Receiver<Status<A, E>>,
-}
-
-impl<P, A, E> Drop for Inner<P, A, E> {
+impl<P, A, E> Drop for WorkerHandle<P, A, E> {
     fn drop(&mut self) {
-        self.cancel.cancel();
+        self.inner.drop_handle();
     }
 }
 
 impl<P, A, E> Clone for WorkerHandle<P, A, E> {
     fn clone(&self) -> Self {
+        self.inner.add_handle();
         WorkerHandle {
             inner: Arc::clone(&self.inner),
         }
@@ -72,20 +64,10 @@ impl<P, A, E> WorkerHandle<P, A, E> {
 }
 
 impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
-    pub(crate) fn new(
-        peer: P,
-        mailbox: Arc<Mailbox<A>>,
-        cancel: CancellationToken,
-        status: watch::Receiver<Status<A, E>>,
-    ) -> Self {
-        WorkerHandle {
-            inner: Arc::new(Inner {
-                peer,
-                mailbox,
-                cancel,
-                status,
-            }),
-        }
+    /// The first handle to the worker that shares `inner` (which counts
+    /// it already).
+    pub(crate) fn new(inner: Arc<Shared<P, A, E>>) -> Self {
+        WorkerHandle { inner }
     }
 
     /// The worker's peer.
@@ -192,14 +174,13 @@ impl<P, A: Clone + PartialEq, E> WorkerHandle<P, A, E> {
     /// A snapshot of the worker's state (cheap: no message to the worker).
     /// For display: decide nothing from it (see [`Status`]).
     pub fn status(&self) -> Status<A, E> {
-        self.inner.status.borrow().clone()
+        self.inner.status()
     }
 
-    /// Completes when the worker's task has ended.
+    /// Completes when the worker's task has ended (or was dropped unrun,
+    /// with its runtime).
     pub async fn stopped(&self) {
-        let mut status = self.inner.status.clone();
-        // An error means the worker dropped its sender: it has ended too.
-        let _ = status.wait_for(|s| s.state == State::Stopped).await;
+        self.inner.ended().await;
     }
 
     fn post(&self, post: Post<A>) -> Result<(), Error> {

@@ -39,6 +39,13 @@
 //!   every address fails, the worker waits the next backoff (the policy's
 //!   jittered first step, then [`backoff::Policy::after_failure`]) and tries
 //!   again. A zero delay never sticks.
+//! - After a connection that lasted the policy's stable duration ends
+//!   ([`When::AfterDisconnect`]), the worker is in its reconnect phase
+//!   ([`backoff::Reconnect`]): its waits stay under
+//!   [`Policy::reconnect_cap`] (10 s by default) for a bounded number of
+//!   rounds, so a restarted peer is dialed within the cap of being back;
+//!   then the backoff doubles again. A peer that never connected or whose
+//!   connections are shorter than stable never enters it.
 //! - A dialer's error, a panic inside the dialer and an attempt that runs
 //!   past [`Config::attempt_timeout`] all fail that attempt
 //!   ([`DialFailure`]); the worker carries on.
@@ -123,12 +130,13 @@ mod event;
 mod handle;
 mod planner;
 mod rng;
+mod shared;
 mod slots;
 mod spawner;
 mod status;
 mod worker;
 
-pub use backoff::Policy;
+pub use backoff::{Policy, Reconnect};
 pub use clock::{deadline_after, Clock, TokioClock};
 pub use command::When;
 pub use config::{Config, ConfigError};

@@ -11,6 +11,7 @@
 //! (and is property-tested) without one.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backoff::{Policy, SplitMix64};
@@ -99,8 +100,10 @@ struct Book<A> {
     /// The address of the last connection made (by a dial of ours, or one
     /// the owner reported with `stand_down`).
     last_good: Option<A>,
-    /// Addresses seen in any list, oldest first, bounded.
-    seen: VecDeque<A>,
+    /// Addresses seen in any list, oldest first, bounded (a `Vec`, not a
+    /// `VecDeque`: 8 bytes less in every worker; dropping the oldest of
+    /// 128 is rare).
+    seen: Vec<A>,
 }
 
 impl<A: Clone + Eq> Book<A> {
@@ -109,20 +112,7 @@ impl<A: Clone + Eq> Book<A> {
     /// no list has it any more (a last resort, lnd's "else the last used
     /// one").
     fn order(&self) -> Vec<A> {
-        let listed = |a: &A| self.user.contains(a) || self.advertised.contains(a);
-        let mut out: Vec<A> = Vec::with_capacity(self.user.len() + self.advertised.len() + 1);
-        if let Some(good) = self.last_good.as_ref().filter(|g| listed(g)) {
-            out.push(good.clone());
-        }
-        for a in self.user.iter().chain(&self.advertised) {
-            if !out.contains(a) {
-                out.push(a.clone());
-            }
-        }
-        if let Some(good) = self.last_good.as_ref().filter(|g| !listed(g)) {
-            out.push(good.clone());
-        }
-        out
+        order(&self.user, &self.advertised, self.last_good.as_ref())
     }
 
     fn contains(&self, a: &A) -> bool {
@@ -139,9 +129,9 @@ impl<A: Clone + Eq> Book<A> {
             return false;
         }
         if self.seen.len() == SEEN_CAP {
-            self.seen.pop_front();
+            self.seen.remove(0);
         }
-        self.seen.push_back(a.clone());
+        self.seen.push(a.clone());
         true
     }
 
@@ -154,6 +144,28 @@ impl<A: Clone + Eq> Book<A> {
         }
         self.user.truncate(MAX_USER_ADDRS);
     }
+}
+
+/// The order a round tries a book's addresses in: see `Book::order`.
+pub(crate) fn order<A: Clone + PartialEq>(
+    user: &[A],
+    advertised: &[A],
+    last_good: Option<&A>,
+) -> Vec<A> {
+    let listed = |a: &A| user.contains(a) || advertised.contains(a);
+    let mut out: Vec<A> = Vec::with_capacity(user.len() + advertised.len() + 1);
+    if let Some(good) = last_good.filter(|g| listed(g)) {
+        out.push(good.clone());
+    }
+    for a in user.iter().chain(advertised) {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    if let Some(good) = last_good.filter(|g| !listed(g)) {
+        out.push(good.clone());
+    }
+    out
 }
 
 /// The gate on starting another attempt while some are in flight.
@@ -195,12 +207,22 @@ enum State<A> {
     Dialing(Box<Round<A>>),
 }
 
+/// What the planners of one spawner share, set once: one allocation for
+/// all of them rather than a copy in each.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) policy: Policy,
+    pub(crate) stagger: Duration,
+    /// At least 1.
+    pub(crate) max_parallel: usize,
+    /// Not the planner's: the worker's, shared the same way.
+    pub(crate) attempt_timeout: Duration,
+}
+
 /// One peer's dial / wait / retry decisions. See the module docs.
 #[derive(Debug, Clone)]
 pub struct Planner<A> {
-    policy: Policy,
-    stagger: Duration,
-    max_parallel: usize,
+    settings: Arc<Settings>,
     rng: SplitMix64,
     book: Book<A>,
     backoff: Option<Duration>,
@@ -213,9 +235,13 @@ pub struct Planner<A> {
     /// A round failed since the peer was last connected (its dials queue
     /// behind those of peers that did not fail).
     failed: bool,
+    /// Failed rounds left in the reconnect phase that the end of a stable
+    /// connection started (see [`backoff::Reconnect`]).
+    reconnect_left: u16,
     state: State<A>,
     next_id: u64,
-    out: VecDeque<Action<A>>,
+    /// Decisions not yet polled, oldest first (a few at most).
+    out: Vec<Action<A>>,
 }
 
 impl<A: Clone + Eq> Planner<A> {
@@ -223,32 +249,44 @@ impl<A: Clone + Eq> Planner<A> {
     /// number of attempts in flight at once (at least 1); `seed` drives the
     /// backoff jitter.
     pub fn new(policy: Policy, stagger: Duration, max_parallel: usize, seed: u64) -> Self {
-        Planner {
+        let settings = Settings {
             policy,
             stagger,
             max_parallel: max_parallel.max(1),
+            attempt_timeout: crate::Config::DEFAULT_ATTEMPT_TIMEOUT,
+        };
+        Self::with_settings(Arc::new(settings), seed)
+    }
+
+    /// An idle planner on settings shared with others.
+    pub(crate) fn with_settings(settings: Arc<Settings>, seed: u64) -> Self {
+        Planner {
+            settings,
             rng: SplitMix64::new(seed),
             book: Book {
                 user: Vec::new(),
                 advertised: Vec::new(),
                 last_good: None,
-                seen: VecDeque::new(),
+                seen: Vec::new(),
             },
             backoff: None,
             cut_used: false,
             cut_wait: false,
             failed: false,
+            reconnect_left: 0,
             state: State::Idle,
             next_id: 0,
-            out: VecDeque::new(),
+            out: Vec::new(),
         }
     }
 
     /// Starts from a known backoff level (a restored peer), as if its last
     /// round had failed at that level.
     pub fn set_backoff(&mut self, level: Option<Duration>) {
-        self.backoff = level.map(|l| l.clamp(self.policy.min(), self.policy.max()));
+        self.backoff =
+            level.map(|l| l.clamp(self.settings.policy.min(), self.settings.policy.max()));
         self.failed = self.backoff.is_some();
+        self.reconnect_left = 0;
     }
 
     /// The user wants the peer connected: `addrs` (if any) go to the front
@@ -277,7 +315,7 @@ impl<A: Clone + Eq> Planner<A> {
             }
             When::AfterDisconnect { connected_for } => {
                 self.record_disconnect(connected_for);
-                let d = self.backoff.unwrap_or_else(|| self.policy.min());
+                let d = self.backoff.unwrap_or_else(|| self.settings.policy.min());
                 self.wait_at_most(deadline_after(now, d));
             }
             When::Soon => {
@@ -296,12 +334,22 @@ impl<A: Clone + Eq> Planner<A> {
 
     /// Steps the backoff level for a connection that lasted `connected_for`
     /// (`None`: it never started), without changing what the planner does.
+    ///
+    /// A connection that lasted at least the policy's stable duration
+    /// starts its reconnect phase ([`backoff::Reconnect`]): this wait and
+    /// those after the next [`Reconnect::rounds`](backoff::Reconnect::rounds)
+    /// failed rounds are at most [`Policy::reconnect_cap`] long, so a peer
+    /// that restarted is dialed within the cap of being back; doubling
+    /// resumes after them. A shorter connection (or none) ends any phase:
+    /// a flapping or dead peer backs off as lnd's.
     pub fn record_disconnect(&mut self, connected_for: Option<Duration>) {
         let entropy = self.rng.next_u64();
-        self.backoff = Some(
-            self.policy
-                .after_disconnect(self.backoff, connected_for, entropy),
-        );
+        self.backoff = Some(self.settings.policy.after_disconnect(
+            self.backoff,
+            connected_for,
+            entropy,
+        ));
+        self.reconnect_left = self.settings.policy.reconnect_rounds(connected_for);
         self.cut_used = false;
         self.failed = false;
     }
@@ -343,19 +391,19 @@ impl<A: Clone + Eq> Planner<A> {
             State::Waiting(until) => {
                 if never_seen || (new_to_book && !self.cut_used) {
                     self.cut_used = true;
-                    let soon = deadline_after(now, self.policy.min());
+                    let soon = deadline_after(now, self.settings.policy.min());
                     if soon < *until {
                         *until = soon;
                         self.cut_wait = true;
                         self.out
-                            .push_back(Action::Report(Report::Waiting { until: soon }));
+                            .push(Action::Report(Report::Waiting { until: soon }));
                     }
                 }
             }
             State::Dialing(round) => {
                 let book = &self.book;
                 for f in round.flight.iter().filter(|f| !book.contains(&f.addr)) {
-                    self.out.push_back(Action::Cancel { id: f.id });
+                    self.out.push(Action::Cancel { id: f.id });
                 }
                 round.flight.retain(|f| book.contains(&f.addr));
                 if round.priority.as_ref().is_some_and(|p| !book.contains(p)) {
@@ -384,7 +432,7 @@ impl<A: Clone + Eq> Planner<A> {
                 if round.flight.is_empty() && round.queue.is_empty() && self.book.is_empty() {
                     // Every address was withdrawn: nothing failed.
                     self.state = State::AwaitingAddrs;
-                    self.out.push_back(Action::Report(Report::AwaitingAddrs));
+                    self.out.push(Action::Report(Report::AwaitingAddrs));
                 }
             }
         }
@@ -399,6 +447,7 @@ impl<A: Clone + Eq> Planner<A> {
             self.learn_good(good);
         }
         let _ = now;
+        self.reconnect_left = 0;
         self.cancel_round();
         self.go_idle();
     }
@@ -415,7 +464,7 @@ impl<A: Clone + Eq> Planner<A> {
         if let State::Dialing(round) = &mut self.state {
             if let Some(f) = round.flight.iter_mut().find(|f| f.id == id) {
                 f.started = Some(now);
-                round.gate = Gate::At(deadline_after(now, self.stagger));
+                round.gate = Gate::At(deadline_after(now, self.settings.stagger));
             }
         }
         self.pump(now);
@@ -449,6 +498,7 @@ impl<A: Clone + Eq> Planner<A> {
         let f = round.flight.remove(i);
         self.book.last_good = Some(f.addr);
         self.failed = false;
+        self.reconnect_left = 0;
         let _ = now;
         self.cancel_round();
         self.go_idle();
@@ -476,13 +526,13 @@ impl<A: Clone + Eq> Planner<A> {
         match &self.state {
             State::Waiting(until) => Some(*until),
             State::Dialing(round) => {
-                let full = round.flight.len() >= self.max_parallel;
+                let full = round.flight.len() >= self.settings.max_parallel;
                 let gate = match round.gate {
                     Gate::At(t) if !full && !round.queue.is_empty() => Some(t),
                     _ => None,
                 };
                 let preempt = if full && priority_pending(round) {
-                    preemptible(round, self.stagger).map(|(_, at)| at)
+                    preemptible(round, self.settings.stagger).map(|(_, at)| at)
                 } else {
                     None
                 };
@@ -495,9 +545,27 @@ impl<A: Clone + Eq> Planner<A> {
         }
     }
 
+    /// Frees the buffer of polled decisions if it is empty (an idle
+    /// planner's driver calls this so that idle peers keep no spare
+    /// capacity).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        if self.out.is_empty() {
+            self.out.shrink_to_fit();
+        }
+    }
+
+    /// The settings it runs on.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// The next decision, if any.
     pub fn poll_action(&mut self) -> Option<Action<A>> {
-        self.out.pop_front()
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.remove(0))
+        }
     }
 
     /// What the planner is doing.
@@ -530,6 +598,12 @@ impl<A: Clone + Eq> Planner<A> {
     /// disconnect (`None` before the first).
     pub fn backoff(&self) -> Option<Duration> {
         self.backoff
+    }
+
+    /// Failed rounds left in the reconnect phase (0: none, the backoff
+    /// doubles as lnd's). See [`record_disconnect`](Self::record_disconnect).
+    pub fn reconnect_rounds_left(&self) -> u16 {
+        self.reconnect_left
     }
 
     /// Every address in the order a round tries them.
@@ -584,7 +658,7 @@ impl<A: Clone + Eq> Planner<A> {
         let mut queue: VecDeque<A> = self.book.order().into();
         if queue.is_empty() {
             self.state = State::AwaitingAddrs;
-            self.out.push_back(Action::Report(Report::AwaitingAddrs));
+            self.out.push(Action::Report(Report::AwaitingAddrs));
             return;
         }
         if let Some(p) = &priority {
@@ -598,7 +672,7 @@ impl<A: Clone + Eq> Planner<A> {
             gate: Gate::Open,
             priority,
         }));
-        self.out.push_back(Action::Report(Report::Dialing));
+        self.out.push(Action::Report(Report::Dialing));
         let _ = now;
     }
 
@@ -610,11 +684,11 @@ impl<A: Clone + Eq> Planner<A> {
         };
         // A user's address waiting behind a full set of attempts takes the
         // place of the oldest one that has had its stagger.
-        if round.flight.len() >= self.max_parallel && priority_pending(round) {
-            if let Some((i, at)) = preemptible(round, self.stagger) {
+        if round.flight.len() >= self.settings.max_parallel && priority_pending(round) {
+            if let Some((i, at)) = preemptible(round, self.settings.stagger) {
                 if now >= at {
                     let f = round.flight.remove(i);
-                    self.out.push_back(Action::Cancel { id: f.id });
+                    self.out.push(Action::Cancel { id: f.id });
                     // Tried again later in this round.
                     let at = usize::from(!round.queue.is_empty());
                     round.queue.insert(at.min(round.queue.len()), f.addr);
@@ -622,7 +696,7 @@ impl<A: Clone + Eq> Planner<A> {
                 }
             }
         }
-        while round.flight.len() < self.max_parallel {
+        while round.flight.len() < self.settings.max_parallel {
             let open = round.flight.is_empty()
                 || match round.gate {
                     Gate::Open => true,
@@ -651,19 +725,25 @@ impl<A: Clone + Eq> Planner<A> {
                 started: None,
             });
             round.gate = Gate::Blocked;
-            self.out.push_back(Action::Dial { id, addr, priority });
+            self.out.push(Action::Dial { id, addr, priority });
         }
         if round.flight.is_empty() && round.queue.is_empty() {
             if self.book.is_empty() {
                 self.state = State::AwaitingAddrs;
-                self.out.push_back(Action::Report(Report::AwaitingAddrs));
+                self.out.push(Action::Report(Report::AwaitingAddrs));
                 return;
             }
             // Every address of the round failed.
             let entropy = self.rng.next_u64();
             let next = match self.backoff {
-                None => self.policy.first(entropy),
-                Some(current) => self.policy.after_failure(current, entropy),
+                None => self.settings.policy.first(entropy),
+                Some(current) if self.reconnect_left > 0 => {
+                    self.reconnect_left -= 1;
+                    self.settings
+                        .policy
+                        .after_failure_reconnecting(current, entropy)
+                }
+                Some(current) => self.settings.policy.after_failure(current, entropy),
             };
             // A round that an announcement's cut started does not earn
             // another cut: only a wait served to its end (or a new fact
@@ -673,16 +753,14 @@ impl<A: Clone + Eq> Planner<A> {
             let until = deadline_after(now, next);
             self.cut_wait = false;
             self.state = State::Waiting(until);
-            self.out
-                .push_back(Action::Report(Report::Waiting { until }));
+            self.out.push(Action::Report(Report::Waiting { until }));
         }
     }
 
     fn wait(&mut self, until: Instant) {
         self.cut_wait = false;
         self.state = State::Waiting(until);
-        self.out
-            .push_back(Action::Report(Report::Waiting { until }));
+        self.out.push(Action::Report(Report::Waiting { until }));
     }
 
     /// Waits until `until` unless already waiting less or dialing.
@@ -695,7 +773,7 @@ impl<A: Clone + Eq> Planner<A> {
     }
 
     fn soon_jitter(&mut self) -> Duration {
-        let window = self.policy.min() / 10;
+        let window = self.settings.policy.min() / 10;
         let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
         if nanos == 0 {
             return Duration::ZERO;
@@ -706,7 +784,7 @@ impl<A: Clone + Eq> Planner<A> {
     fn cancel_round(&mut self) {
         if let State::Dialing(round) = &mut self.state {
             for f in round.flight.drain(..) {
-                self.out.push_back(Action::Cancel { id: f.id });
+                self.out.push(Action::Cancel { id: f.id });
             }
         }
     }
@@ -714,7 +792,7 @@ impl<A: Clone + Eq> Planner<A> {
     fn go_idle(&mut self) {
         if !matches!(self.state, State::Idle) {
             self.state = State::Idle;
-            self.out.push_back(Action::Report(Report::Idle));
+            self.out.push(Action::Report(Report::Idle));
         }
     }
 }

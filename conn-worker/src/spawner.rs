@@ -5,17 +5,16 @@ use std::fmt::{self, Debug};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
-use crate::command::Mailbox;
 use crate::event::{DialerEvent, DialerEvents};
-use crate::planner::Planner;
+use crate::planner::{Planner, Settings};
 use crate::rng::SplitMix64;
+use crate::shared::Shared;
 use crate::worker::Worker;
-use crate::{Clock, Config, DialSlots, Dialer, Status, WorkerHandle};
+use crate::{Clock, Config, DialSlots, Dialer, WorkerHandle};
 
 /// Starts workers.
 ///
@@ -29,6 +28,8 @@ use crate::{Clock, Config, DialSlots, Dialer, Status, WorkerHandle};
 pub struct Spawner<P, D: Dialer, C> {
     clock: C,
     config: Config,
+    /// The config's planner settings, shared by every worker.
+    settings: Arc<Settings>,
     slots: DialSlots,
     root: CancellationToken,
     tracker: TaskTracker,
@@ -42,6 +43,7 @@ impl<P, D: Dialer, C: Clone> Clone for Spawner<P, D, C> {
         Spawner {
             clock: self.clock.clone(),
             config: self.config.clone(),
+            settings: Arc::clone(&self.settings),
             slots: self.slots.clone(),
             root: self.root.clone(),
             tracker: self.tracker.clone(),
@@ -77,8 +79,15 @@ where
     ) -> (Self, DialerEvents<P, D>) {
         let (events, rx) = mpsc::unbounded_channel();
         let seed = config.seed.unwrap_or_else(crate::rng::random_seed);
+        let settings = Arc::new(Settings {
+            policy: config.policy,
+            stagger: config.stagger,
+            max_parallel: config.max_parallel.get(),
+            attempt_timeout: config.attempt_timeout(),
+        });
         let spawner = Spawner {
             clock,
+            settings,
             slots: DialSlots::new(config.max_dials_in_flight.get(), config.slot_lease()),
             config,
             root,
@@ -97,34 +106,28 @@ where
     ///
     /// Outside a tokio runtime (the worker is a tokio task).
     pub fn spawn(&self, peer: P, dialer: D) -> WorkerHandle<P, D::Addr, D::Error> {
-        let cancel = self.root.child_token();
-        let mailbox = Arc::new(Mailbox::new());
-        let (status_tx, status_rx) = watch::channel(Status::initial());
+        let worker = self.worker(peer, dialer);
+        let handle = WorkerHandle::new(Arc::clone(&worker.shared));
+        self.tracker.spawn(worker.run());
+        handle
+    }
+
+    /// A worker for `peer`, not started; its `shared` counts one handle
+    /// already (the one [`spawn`](Self::spawn) returns).
+    pub(crate) fn worker(&self, peer: P, dialer: D) -> Worker<P, D, C> {
+        let shared = Arc::new(Shared::new(peer, self.root.child_token()));
         let index = self.spawned.fetch_add(1, Ordering::Relaxed);
         let mut seeder = SplitMix64::new(self.seed ^ index.wrapping_mul(0xA076_1D64_78BD_642F));
-        let span = tracing::info_span!("conn_worker", peer = ?peer);
-        let planner = Planner::new(
-            self.config.policy,
-            self.config.stagger,
-            self.config.max_parallel.get(),
-            seeder.next_u64(),
-        );
-        let worker = Worker {
-            peer: peer.clone(),
+        let planner = Planner::with_settings(Arc::clone(&self.settings), seeder.next_u64());
+        Worker {
             dialer: Arc::new(dialer),
             clock: self.clock.clone(),
             planner,
-            attempt_timeout: self.config.attempt_timeout(),
             slots: self.slots.clone(),
-            mailbox: Arc::clone(&mailbox),
-            cancel: cancel.clone(),
+            shared,
             events: self.events.clone(),
-            status: status_tx,
             attempts: 0,
-            last_error: None,
-        };
-        self.tracker.spawn(worker.run().instrument(span));
-        WorkerHandle::new(peer, mailbox, cancel, status_rx)
+        }
     }
 
     /// The shared settings.

@@ -85,19 +85,55 @@ impl<A: fmt::Debug, E: fmt::Debug> fmt::Debug for Status<A, E> {
     }
 }
 
-impl<A, E> Status<A, E> {
+/// What the worker keeps of its status for handles to read: a [`Status`]
+/// without the address order, which is computed when read.
+pub(crate) struct Snapshot<A, E> {
+    pub(crate) state: State,
+    pub(crate) backoff: Option<Duration>,
+    pub(crate) attempts: u64,
+    pub(crate) last_error: Option<DialFailure<E>>,
+    pub(crate) next_attempt: Option<Instant>,
+    pub(crate) in_flight: usize,
+    pub(crate) user_addrs: Vec<A>,
+    pub(crate) advertised: Vec<A>,
+    pub(crate) last_good: Option<A>,
+}
+
+impl<A, E> Snapshot<A, E> {
+    /// A worker that has not started yet.
     pub(crate) fn initial() -> Self {
-        Status {
+        Snapshot {
             state: State::Idle,
             backoff: None,
             attempts: 0,
             last_error: None,
             next_attempt: None,
             in_flight: 0,
-            addrs: Vec::new(),
             user_addrs: Vec::new(),
             advertised: Vec::new(),
             last_good: None,
+        }
+    }
+}
+
+impl<A: Clone + PartialEq, E> Snapshot<A, E> {
+    /// The status this snapshot describes.
+    pub(crate) fn to_status(&self) -> Status<A, E> {
+        Status {
+            state: self.state,
+            backoff: self.backoff,
+            attempts: self.attempts,
+            last_error: self.last_error.clone(),
+            next_attempt: self.next_attempt,
+            in_flight: self.in_flight,
+            addrs: crate::planner::order(
+                &self.user_addrs,
+                &self.advertised,
+                self.last_good.as_ref(),
+            ),
+            user_addrs: self.user_addrs.clone(),
+            advertised: self.advertised.clone(),
+            last_good: self.last_good.clone(),
         }
     }
 }

@@ -366,3 +366,49 @@ fn withdrawing_every_address_mid_round_awaits_addresses_without_a_backoff_step()
         );
     });
 }
+
+#[test]
+fn a_peer_that_restarts_after_a_stable_connection_is_redialed_every_ten_seconds() {
+    // Issue 18 through the worker on the manual clock: the default policy
+    // (1 s to 1 h, with its reconnect phase), connected for an hour, then
+    // refused for 9 rounds (a restart of about a minute): every wait of the
+    // phase is at most 10 s, and the tenth dial connects.
+    testkit::run(async {
+        let mut h = Harness::new(conn_worker::Config::default().with_seed(18));
+        h.dialer.script("a", [Behavior::Succeed]);
+        h.dialer.script("a", [Behavior::Fail; 9]);
+        h.dialer.set("a", Behavior::Succeed);
+        let w = h.spawn(1);
+        w.connect(Some(vec!["a"]), When::Now).unwrap();
+        h.settle().await;
+        assert_eq!(w.status().state, State::Idle);
+        h.seen().await;
+        w.connect(
+            None,
+            When::AfterDisconnect {
+                connected_for: Some(Duration::from_secs(3600)),
+            },
+        )
+        .unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            h.settle().await;
+            let wait = h.clock.next_wake().expect("waiting");
+            waits.push(wait);
+            h.advance(wait).await;
+        }
+        assert_eq!(w.status().state, State::Idle, "reconnected: {waits:?}");
+        assert!(
+            waits.iter().all(|w| *w <= Duration::from_secs(10)),
+            "{waits:?}"
+        );
+        // The waits still grow through 1, 2, 4 and 8 s up to the cap.
+        assert!(waits[3] >= Duration::from_millis(7600), "{waits:?}");
+        let seen = h.seen().await;
+        let dials = seen
+            .iter()
+            .filter(|s| matches!(s, Seen::DialStarted(_)))
+            .count();
+        assert_eq!(dials, 10, "{seen:?}");
+    });
+}

@@ -406,6 +406,42 @@ fn dropping_every_handle_stops_the_worker() {
     });
 }
 
+#[test]
+fn a_worker_dropped_with_its_runtime_reports_stopped_and_wakes_stopped() {
+    // The task never runs to its end: the runtime is dropped under it. The
+    // handle must not report a live worker, nor wait for ever.
+    use futures::FutureExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (w, hung) = rt.block_on(async {
+        let (spawner, _events) = Spawner::new(
+            conn_worker::TokioClock,
+            Config::default(),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        );
+        let dialer = Arc::new(dial_fn(|_addr: u32, _cancel| {
+            std::future::pending::<Result<(), std::io::Error>>()
+        }));
+        let w = spawner.spawn(1u32, Arc::clone(&dialer));
+        let hung = spawner.spawn(2u32, dialer);
+        hung.connect(Some(vec![7]), When::Now).unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(hung.status().state, State::Dialing);
+        (w, hung)
+    });
+    drop(rt);
+    for handle in [&w, &hung] {
+        assert_eq!(handle.status().state, State::Stopped);
+        assert_eq!(handle.status().in_flight, 0);
+        assert!(handle.stopped().now_or_never().is_some());
+    }
+}
+
 /// Defect 2 (deadlock on the owner's lock): the worker never waits for its
 /// owner. Here the owner never drains events while the worker runs a
 /// thousand failed rounds.

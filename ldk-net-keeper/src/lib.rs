@@ -55,7 +55,9 @@
 //!
 //! 1. build a [`LdkServer`] with an [`LdkDialer`] over your `PeerManager`;
 //! 2. `server.connect(node, true)` for each peer you want kept (at startup,
-//!    or [`Server::startup`] with your stored peers);
+//!    or [`Server::startup`] with your stored peers; or open the server on
+//!    a `PeerStore` with [`Server::open`], which keeps them, their
+//!    addresses and backoff across restarts);
 //! 3. send accepted streams to [`accept_into`] instead of `setup_inbound`;
 //! 4. in your event handler call [`handle_event`]; after gossip updates
 //!    call [`announce_from_graph`] for your peers;
@@ -65,9 +67,10 @@
 //! Measured against that loop (criterion bench `reconnect`, 20 LDK
 //! peers, the default worker config on a clock scaled 60×): a
 //! dropped connection is back in 1.2 s (p50; the loop: 27 s), a restarted
-//! peer in 11 s (the loop: 32 s; p99 37 s, so restarts miss the goal of
-//! min backoff plus stagger), and a dead peer gets 12 dials in the first
-//! hour, then one an hour, instead of 60 an hour (BENCHMARKS.md).
+//! peer in 5 s (p50; p99 9.7 s, within min backoff plus stagger, thanks to
+//! the backoff policy's reconnect phase; the loop: 32 s and 60 s), and a
+//! dead peer gets 12 dials in the first hour, then one an hour, instead of
+//! 60 an hour (BENCHMARKS.md).
 //!
 //! ```no_run
 //! use std::ops::Deref;

@@ -139,6 +139,7 @@ mod resolver;
 mod socket;
 mod socks;
 mod transport;
+mod watched;
 
 pub use bitcoin::secp256k1::ecdh::SharedSecret;
 pub use bitcoin::secp256k1::{PublicKey, SecretKey};

@@ -19,7 +19,7 @@ use zeroize::Zeroize;
 use crate::cipher::{Decryptor, Encryptor};
 use crate::error::{Act, HandshakeError, PeerFault};
 use crate::keys::NodeSigner;
-use crate::resolver::{Resolver, Shared, PUBKEY_LEN, SIGNER_KEY_MARKER};
+use crate::resolver::{Resolver, Shared, PROLOGUE, PROTOCOL_NAME, PUBKEY_LEN, SIGNER_KEY_MARKER};
 
 /// Length of act one on the wire.
 pub const ACT_ONE_LEN: usize = 50;
@@ -30,10 +30,6 @@ pub const ACT_THREE_LEN: usize = 66;
 
 /// The only handshake version BOLT 8 defines.
 const VERSION: u8 = 0;
-/// The protocol name hashed into the handshake state.
-const PROTOCOL_NAME: &str = "Noise_XK_secp256k1_ChaChaPoly_SHA256";
-/// The prologue BOLT 8 mixes in.
-const PROLOGUE: &[u8] = b"lightning";
 
 fn params() -> NoiseParams {
     static PARAMS: OnceLock<NoiseParams> = OnceLock::new();
@@ -126,7 +122,7 @@ impl Core {
         ephemeral: &SecretKey,
     ) -> Result<Core, HandshakeError> {
         let act = if remote.is_some() { Act::One } else { Act::Two };
-        let shared = Shared::new(Box::new(local_keys.clone()));
+        let shared = Shared::new(Box::new(local_keys.clone()), remote.is_none());
         // The static key's DH goes to the signer: snow gets a marker.
         let secret = SIGNER_KEY_MARKER;
         let mut ephemeral = ephemeral.secret_bytes();

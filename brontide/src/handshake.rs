@@ -94,9 +94,12 @@ fn check_act(act: Act, bytes: &[u8]) -> Result<(), HandshakeError> {
 /// Parses the ephemeral key at the start of act one or two and hands it to
 /// the resolver, so snow never sees an invalid key and DH never re-parses it.
 fn parse_ephemeral(act: Act, bytes: &[u8], shared: &Shared) -> Result<(), HandshakeError> {
-    let key = PublicKey::from_slice(&bytes[1..1 + PUBKEY_LEN])
+    let wire: &[u8; PUBKEY_LEN] = bytes[1..1 + PUBKEY_LEN]
+        .try_into()
         .map_err(|_| HandshakeError::peer(act, PeerFault::BadPubkey))?;
-    shared.remember(&key);
+    let key =
+        PublicKey::from_slice(wire).map_err(|_| HandshakeError::peer(act, PeerFault::BadPubkey))?;
+    shared.remember(wire, &key);
     Ok(())
 }
 
@@ -127,8 +130,9 @@ impl Core {
         let secret = SIGNER_KEY_MARKER;
         let mut ephemeral = ephemeral.secret_bytes();
         let remote_bytes = remote.map(|key| {
-            shared.remember(key);
-            key.serialize()
+            let bytes = key.serialize();
+            shared.remember(&bytes, key);
+            bytes
         });
         let builder =
             Builder::with_resolver(params(), Box::new(Resolver::new(Arc::clone(&shared))))

@@ -7,6 +7,7 @@
 //! (to tell act three's bad ciphertext from its bad tag), and the keys of the
 //! final split (snow never exposes the chaining key).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bitcoin::hashes::HashEngine;
@@ -78,43 +79,46 @@ pub(crate) fn responder_prefix(key: &[u8; PUBKEY_LEN]) -> ([u8; PUBKEY_LEN], [u8
     entry
 }
 
-/// The chaining key and the two cipher keys of the final split.
-#[derive(Clone, Copy)]
+/// The chaining key and the two cipher keys of the final split, erased
+/// when dropped.
+#[derive(Clone)]
 pub(crate) struct SplitKeys {
     pub(crate) ck: [u8; 32],
     pub(crate) k1: [u8; 32],
     pub(crate) k2: [u8; 32],
 }
 
-#[derive(Default)]
-struct State {
-    /// Public keys already parsed, with their serialization.
-    parsed: Vec<([u8; PUBKEY_LEN], PublicKey)>,
-    /// DH operations run so far.
-    dh_count: u32,
-    /// Set at the split (the HKDF with empty input key material).
-    split: Option<SplitKeys>,
-    /// The signer's error, if its ECDH failed.
-    signer_error: Option<SignerError>,
-}
-
-impl Drop for State {
+impl Drop for SplitKeys {
     fn drop(&mut self) {
-        if let Some(split) = &mut self.split {
-            split.ck.zeroize();
-            split.k1.zeroize();
-            split.k2.zeroize();
-        }
+        self.ck.zeroize();
+        self.k1.zeroize();
+        self.k2.zeroize();
     }
 }
 
+/// Public keys one handshake parses at most: the remote's static key and
+/// ephemeral key (the responder's own key is never parsed).
+const PARSED_SLOTS: usize = 4;
+
 /// State shared between one handshake and the resolver objects snow owns.
+///
+/// snow's objects must be `Send + Sync`, but one handshake runs on one
+/// thread at a time, so nothing here is contended: each field is written
+/// once or counted, without a lock (a `Mutex` cost two atomic operations on
+/// each of ≈ 12 uses per side).
 pub(crate) struct Shared {
     local: Box<dyn NodeSigner>,
     /// For a responder: its static key and the hash after it
     /// ([`responder_prefix`]).
     premessage: Option<([u8; PUBKEY_LEN], [u8; 32])>,
-    state: Mutex<State>,
+    /// Public keys already parsed, with their serialization.
+    parsed: [OnceLock<([u8; PUBKEY_LEN], PublicKey)>; PARSED_SLOTS],
+    /// DH operations run so far.
+    dh_count: AtomicU32,
+    /// Set at the split (the HKDF with empty input key material).
+    split: OnceLock<SplitKeys>,
+    /// The signer's error, if its ECDH failed (only on that failure).
+    signer_error: Mutex<Option<SignerError>>,
 }
 
 impl Shared {
@@ -125,48 +129,60 @@ impl Shared {
         Arc::new(Shared {
             local,
             premessage,
-            state: Mutex::new(State::default()),
+            parsed: Default::default(),
+            dh_count: AtomicU32::new(0),
+            split: OnceLock::new(),
+            signer_error: Mutex::new(None),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock only means another holder panicked mid-update; the
-        // state is plain data, so keep using it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn find(&self, bytes: &[u8; PUBKEY_LEN]) -> Option<PublicKey> {
+        self.parsed
+            .iter()
+            .map_while(OnceLock::get)
+            .find(|(b, _)| b == bytes)
+            .map(|(_, key)| *key)
     }
 
-    /// Records an already parsed key so DH does not parse it again.
-    pub(crate) fn remember(&self, key: &PublicKey) {
-        let bytes = key.serialize();
-        let mut state = self.lock();
-        if !state.parsed.iter().any(|(b, _)| *b == bytes) {
-            state.parsed.push((bytes, *key));
+    /// Records a key parsed from `bytes`, so DH does not parse it again
+    /// (when the slots are full, DH parses it itself).
+    pub(crate) fn remember(&self, bytes: &[u8; PUBKEY_LEN], key: &PublicKey) {
+        if self.find(bytes).is_none() {
+            if let Some(slot) = self.parsed.iter().find(|slot| slot.get().is_none()) {
+                // A slot set meanwhile (never: one thread at a time) just
+                // keeps its key.
+                let _ = slot.set((*bytes, *key));
+            }
         }
     }
 
     /// The parsed key for `bytes`, parsing (and remembering) it if needed.
     pub(crate) fn parsed(&self, bytes: &[u8]) -> Option<PublicKey> {
         let bytes: &[u8; PUBKEY_LEN] = bytes.get(..PUBKEY_LEN)?.try_into().ok()?;
-        let mut state = self.lock();
-        if let Some((_, key)) = state.parsed.iter().find(|(b, _)| b == bytes) {
-            return Some(*key);
+        if let Some(key) = self.find(bytes) {
+            return Some(key);
         }
         let key = PublicKey::from_slice(bytes).ok()?;
-        state.parsed.push((*bytes, key));
+        self.remember(bytes, &key);
         Some(key)
     }
 
     pub(crate) fn dh_count(&self) -> u32 {
-        self.lock().dh_count
+        self.dh_count.load(Ordering::Relaxed)
     }
 
     pub(crate) fn split(&self) -> Option<SplitKeys> {
-        self.lock().split
+        self.split.get().cloned()
+    }
+
+    fn signer_error(&self) -> MutexGuard<'_, Option<SignerError>> {
+        // Plain data: consistent across a panic.
+        self.signer_error.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The signer's error, if its ECDH failed (snow only says "DH failed").
     pub(crate) fn take_signer_error(&self) -> Option<SignerError> {
-        self.lock().signer_error.take()
+        self.signer_error().take()
     }
 }
 
@@ -303,7 +319,7 @@ impl Dh for SecpDh {
             DhKey::Signer => match self.shared.local.ecdh(&point) {
                 Ok(secret) => secret,
                 Err(e) => {
-                    self.shared.lock().signer_error = Some(e);
+                    *self.shared.signer_error() = Some(e);
                     return Err(snow::Error::Dh);
                 }
             },
@@ -311,7 +327,7 @@ impl Dh for SecpDh {
         out.get_mut(..32)
             .ok_or(snow::Error::Dh)?
             .copy_from_slice(&shared_secret.secret_bytes());
-        self.shared.lock().dh_count += 1;
+        self.shared.dh_count.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -423,7 +439,8 @@ impl Hash for RecordingSha256 {
             let mut ck = [0u8; 32];
             let n = chaining_key.len().min(32);
             ck[..n].copy_from_slice(&chaining_key[..n]);
-            self.shared.lock().split = Some(SplitKeys { ck, k1: a, k2: b });
+            // Noise splits once; a second split would keep the first keys.
+            let _ = self.shared.split.set(SplitKeys { ck, k1: a, k2: b });
         }
     }
 }

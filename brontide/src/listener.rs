@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
 use socket2::SockRef;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +72,14 @@ pub const DEFAULT_MAX_PENDING: usize = 256;
 /// while a full pending set of silent connections still turns over four
 /// times a second.
 pub const DEFAULT_SILENCE_GRACE: Duration = Duration::from_millis(250);
+
+/// Length of the kernel's queue of connections not yet accepted, for
+/// [`Listener::bind`] (the kernel caps it at `net.core.somaxconn`). The
+/// listener stops accepting while its pending set is full and leaves new
+/// connections there, so the queue must hold a burst of honest clients:
+/// at the standard library's 128, a connect beyond it loses its SYN and
+/// waits a second for the retransmission.
+pub const LISTEN_BACKLOG: u32 = 1024;
 
 /// Events kept for a subscriber that falls behind; older ones are lost
 /// (the counters in [`ListenerStats`] are never lost).
@@ -585,18 +593,28 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Binds to `addr` and starts accepting, with `local` as the node's
-    /// static key (a [`NodeKeyPair`](crate::NodeKeyPair) or any
-    /// [`NodeSigner`]).
+    /// Binds to `addr` (the first of its addresses that can be bound) and
+    /// starts accepting, with `local` as the node's static key (a
+    /// [`NodeKeyPair`](crate::NodeKeyPair) or any [`NodeSigner`]). The
+    /// kernel's queue of connections not yet accepted holds
+    /// [`LISTEN_BACKLOG`].
     ///
     /// # Errors
-    /// If binding fails.
+    /// If `addr` resolves to nothing or binding fails.
     pub async fn bind(
         addr: impl ToSocketAddrs,
         local: impl NodeSigner,
         config: ListenerConfig,
     ) -> io::Result<Listener> {
-        Listener::from_tcp(TcpListener::bind(addr).await?, local, config)
+        let mut last = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            match listen_on(addr) {
+                Ok(listener) => return Listener::from_tcp(listener, local, config),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
     }
 
     /// Starts accepting on a bound TCP listener. Must be called within a
@@ -680,6 +698,21 @@ impl fmt::Debug for Listener {
             .field("local_addr", &self.local_addr)
             .finish_non_exhaustive()
     }
+}
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`], address reuse on
+/// (as the standard library's, so a restart binds while old connections
+/// linger in `TIME_WAIT`).
+fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// `configured`: accepted sockets come with their options from the

@@ -11,14 +11,23 @@
 //!   tests' flood) are held open against the listener.
 //! - floor: the handshake both sides in memory (sans-IO, no socket, no
 //!   runtime) on 2 threads, the work each of our handshakes cannot avoid.
+//! - floor over TCP (a reference, not the goal's floor): the same in-memory
+//!   handshake with each act carried by a real loopback connection made and
+//!   closed with blocking std sockets, nothing else, on 2 threads: what no
+//!   TCP listener can go below on this machine's kernel, so `floor ÷ floor
+//!   over TCP` is the best ratio any listener could reach here.
 //!
-//! Each measurement alternates batches of ours and of the floor, so load
-//! from other processes hits both alike; lines starting `PAIRED` give the
-//! median ratio of floor time to our time per handshake (≥ 1 would be
-//! faster than the floor) and the honest dials that failed. Goal: ≥ 0.85 at
-//! 8 and 64 clients, no failed honest dial.
+//! Each measurement alternates batches of the three (the order rotates
+//! every round), so load from other processes hits all alike; lines
+//! starting `PAIRED` give the median ratio of floor time to our time per
+//! handshake (≥ 1 would be faster than the floor), the same against the
+//! floor over TCP, the CPU time per handshake of each (from `/proc`'s
+//! `schedstat`, every thread of the process for ours: load from other
+//! processes moves it far less than wall time) and the honest dials that
+//! failed. Goal: ≥ 0.85 at 8 and 64 clients, no failed honest dial.
 
 use std::hint::black_box;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,7 +36,7 @@ use std::time::{Duration, Instant};
 use bitcoin::secp256k1::SecretKey;
 use brontide::{
     dial, CancellationToken, DialConfig, Initiator, Listener, ListenerConfig, ListenerMonitor,
-    NodeKeyPair, PublicKey, Responder,
+    NodeKeyPair, PublicKey, Responder, ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN,
 };
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use tokio::io::AsyncReadExt;
@@ -38,7 +47,7 @@ use tokio::runtime::Runtime;
 /// 400 in all), so a batch is mostly steady state, not ramp-up.
 const BATCH_PER_CLIENT: u64 = 8;
 /// Rounds of interleaved batches for the paired ratio.
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 15;
 
 fn key(i: u64) -> NodeKeyPair {
     let mut bytes = [0x11u8; 32];
@@ -47,27 +56,125 @@ fn key(i: u64) -> NodeKeyPair {
     NodeKeyPair::new(SecretKey::from_slice(&bytes).expect("valid scalar"))
 }
 
-/// The floor: `n` in-memory handshakes, both sides, split over 2 threads.
-fn floor(n: u64, alice: &NodeKeyPair, bob: &NodeKeyPair) -> Duration {
-    let bob_id = bob.public_key();
+/// CPU time (on Linux; zero elsewhere) of the calling thread, or of every
+/// thread of the process alive now, from `/proc`'s `schedstat` (ns).
+fn cpu_time(path: &str) -> Duration {
+    let read = |p: &std::path::Path| -> Option<u64> {
+        std::fs::read_to_string(p)
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let nanos = if path == "self" {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter_map(|t| read(&t.path().join("schedstat")))
+                    .sum()
+            })
+            .unwrap_or(0)
+    } else {
+        read(std::path::Path::new("/proc/thread-self/schedstat")).unwrap_or(0)
+    };
+    Duration::from_nanos(nanos)
+}
+
+/// A wall time and the CPU time it took.
+#[derive(Clone, Copy)]
+struct Took {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Runs `n` calls of `one` split over 2 threads (`one` is given the
+/// thread's index); the wall time, and the CPU time of the 2 threads.
+fn on_two_threads(n: u64, one: impl Fn(usize) + Sync) -> Took {
+    let one = &one;
     let start = Instant::now();
-    std::thread::scope(|s| {
-        for share in [n / 2, n - n / 2] {
-            s.spawn(move || {
-                for _ in 0..share {
-                    let (a1, alice) = Initiator::new(alice, &bob_id)
-                        .and_then(Initiator::act_one)
-                        .expect("act one");
-                    let (a2, bob) = Responder::new(bob)
-                        .and_then(|r| r.read_act_one(&a1))
-                        .expect("act two");
-                    let (a3, session) = alice.read_act_two(&a2).expect("act three");
-                    black_box((bob.read_act_three(&a3).expect("session"), session));
-                }
-            });
-        }
+    let cpu = std::thread::scope(|s| {
+        let threads: Vec<_> = [n / 2, n - n / 2]
+            .into_iter()
+            .enumerate()
+            .map(|(i, share)| {
+                s.spawn(move || {
+                    let cpu = cpu_time("thread");
+                    for _ in 0..share {
+                        one(i);
+                    }
+                    cpu_time("thread").saturating_sub(cpu)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("floor thread"))
+            .sum()
     });
-    start.elapsed()
+    Took {
+        wall: start.elapsed(),
+        cpu,
+    }
+}
+
+/// The floor: `n` in-memory handshakes, both sides, split over 2 threads.
+fn floor(n: u64, alice: &NodeKeyPair, bob: &NodeKeyPair) -> Took {
+    let bob_id = bob.public_key();
+    on_two_threads(n, |_| {
+        let (a1, alice) = Initiator::new(alice, &bob_id)
+            .and_then(Initiator::act_one)
+            .expect("act one");
+        let (a2, bob) = Responder::new(bob)
+            .and_then(|r| r.read_act_one(&a1))
+            .expect("act two");
+        let (a3, session) = alice.read_act_two(&a2).expect("act three");
+        black_box((bob.read_act_three(&a3).expect("session"), session));
+    })
+}
+
+/// The floor over TCP: the in-memory handshake of [`floor`] with each act
+/// carried by a real loopback connection, and nothing else: blocking std
+/// sockets, both ends on one thread (loopback delivers within the sending
+/// call, so no call waits), no runtime, no socket option; per handshake a
+/// connect, an accept, a write and a read per act, two closes. `n`
+/// handshakes split over 2 threads, one loopback listener each. What no
+/// TCP listener can go below, on this machine's kernel.
+fn tcp_floor(n: u64, alice: &NodeKeyPair, bob: &NodeKeyPair) -> Took {
+    let bob_id = bob.public_key();
+    let listeners: Vec<(std::net::TcpListener, SocketAddr)> = (0..2)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = l.local_addr().expect("local address");
+            (l, addr)
+        })
+        .collect();
+    on_two_threads(n, |i| {
+        let (listener, addr) = &listeners[i];
+        let mut client = std::net::TcpStream::connect(addr).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        let (a1, alice) = Initiator::new(alice, &bob_id)
+            .and_then(Initiator::act_one)
+            .expect("act one");
+        client.write_all(&a1).expect("write act one");
+        let mut r1 = [0u8; ACT_ONE_LEN];
+        server.read_exact(&mut r1).expect("read act one");
+        let (a2, bob) = Responder::new(bob)
+            .and_then(|r| r.read_act_one(&r1))
+            .expect("act two");
+        server.write_all(&a2).expect("write act two");
+        let mut r2 = [0u8; ACT_TWO_LEN];
+        client.read_exact(&mut r2).expect("read act two");
+        let (a3, session) = alice.read_act_two(&r2).expect("act three");
+        client.write_all(&a3).expect("write act three");
+        let mut r3 = [0u8; ACT_THREE_LEN];
+        server.read_exact(&mut r3).expect("read act three");
+        black_box((bob.read_act_three(&r3).expect("session"), session));
+        // The client closes first, as ours do.
+        drop(client);
+        drop(server);
+    })
 }
 
 /// A listener on 127.0.0.1 that accepts and drops every connection.
@@ -107,10 +214,12 @@ fn target(rt: &Runtime) -> Target {
 }
 
 /// `n` handshakes by `clients` honest clients dialing in a loop; the time
-/// they took and the dials that failed.
-fn ours(rt: &Runtime, t: &Target, clients: u64, n: u64, keys: &[NodeKeyPair]) -> (Duration, u64) {
+/// they took (CPU: of every thread of the process, the runtime's and this
+/// one) and the dials that failed.
+fn ours(rt: &Runtime, t: &Target, clients: u64, n: u64, keys: &[NodeKeyPair]) -> (Took, u64) {
     let remaining = Arc::new(AtomicI64::new(n as i64));
     let failed = Arc::new(AtomicU64::new(0));
+    let cpu = cpu_time("self");
     let start = Instant::now();
     rt.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
@@ -133,7 +242,11 @@ fn ours(rt: &Runtime, t: &Target, clients: u64, n: u64, keys: &[NodeKeyPair]) ->
         }
         while tasks.join_next().await.is_some() {}
     });
-    (start.elapsed(), failed.load(Ordering::Relaxed))
+    let took = Took {
+        wall: start.elapsed(),
+        cpu: cpu_time("self").saturating_sub(cpu),
+    };
+    (took, failed.load(Ordering::Relaxed))
 }
 
 fn capacity(c: &mut Criterion) {
@@ -147,7 +260,7 @@ fn capacity(c: &mut Criterion) {
     let mut group = c.benchmark_group("listener_capacity");
     group.throughput(Throughput::Elements(1));
     group.bench_function("floor_in_memory_2_threads", |b| {
-        b.iter_custom(|iters| floor(iters, &alice, &bob))
+        b.iter_custom(|iters| floor(iters, &alice, &bob).wall)
     });
 
     let scenarios: [(&str, u64, usize); 4] = [
@@ -183,43 +296,60 @@ fn capacity(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let (took, failed) = ours(&rt, &t, clients, iters, &keys);
                 failed_total.fetch_add(failed, Ordering::Relaxed);
-                took
+                took.wall
             })
         });
-        // Paired: batches of ours and of the floor, alternated.
+        // Paired: batches of ours, of the floor and of the floor over TCP,
+        // in an order that rotates every round.
         let batch = (clients * BATCH_PER_CLIENT).max(400);
-        let mut ratios = Vec::with_capacity(ROUNDS);
-        let (mut ours_t, mut floor_t) = (Vec::new(), Vec::new());
+        let mut rounds: Vec<[Took; 3]> = Vec::with_capacity(ROUNDS);
         for round in 0..ROUNDS {
-            let f = || floor(batch, &alice, &bob);
-            let o = || {
-                let (took, failed) = ours(&rt, &t, clients, batch, &keys);
-                failed_total.fetch_add(failed, Ordering::Relaxed);
-                took
-            };
-            let (o, f) = if round % 2 == 0 {
-                let o = o();
-                (o, f())
-            } else {
-                let f = f();
-                (o(), f)
-            };
-            ratios.push(f.as_secs_f64() / o.as_secs_f64());
-            ours_t.push(o);
-            floor_t.push(f);
+            let mut took = [Took {
+                wall: Duration::ZERO,
+                cpu: Duration::ZERO,
+            }; 3];
+            for k in 0..3 {
+                let which = (round + k) % 3;
+                took[which] = match which {
+                    0 => {
+                        let (took, failed) = ours(&rt, &t, clients, batch, &keys);
+                        failed_total.fetch_add(failed, Ordering::Relaxed);
+                        took
+                    }
+                    1 => floor(batch, &alice, &bob),
+                    _ => tcp_floor(batch, &alice, &bob),
+                };
+            }
+            rounds.push(took);
         }
-        ratios.sort_by(f64::total_cmp);
-        ours_t.sort();
-        floor_t.sort();
-        let per_s = |d: Duration| batch as f64 / d.as_secs_f64();
+        // The median over rounds of `f(ours, floor, floor over TCP)`.
+        let median = |f: &dyn Fn(&[Took; 3]) -> f64| {
+            let mut v: Vec<f64> = rounds.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[ROUNDS / 2]
+        };
+        let wall = |i: usize| move |r: &[Took; 3]| r[i].wall.as_secs_f64();
+        let cpu = |i: usize| move |r: &[Took; 3]| r[i].cpu.as_secs_f64();
+        let per_s = |secs: f64| batch as f64 / secs;
+        let cpu_us = |secs: f64| secs * 1e6 / batch as f64;
         let stats = t.monitor.stats();
         println!(
             "PAIRED listener {name} {clients} clients: ours {:.0} handshakes/s, floor {:.0} handshakes/s, \
-             ratio {:.3} (median of per-round floor/ours); honest dials failed: {}; \
+             ratio {:.3} (median of per-round floor/ours); floor over TCP {:.0} handshakes/s, \
+             floor/floor-over-TCP {:.3}, floor-over-TCP/ours {:.3}; \
+             CPU per handshake: ours {:.0} us, floor {:.0} us, floor over TCP {:.0} us, \
+             CPU ratio floor/ours {:.3}; honest dials failed: {}; \
              listener: {} accepted, {} established, {} failed ({} evicted, {} timed out)",
-            per_s(ours_t[ROUNDS / 2]),
-            per_s(floor_t[ROUNDS / 2]),
-            ratios[ROUNDS / 2],
+            per_s(median(&wall(0))),
+            per_s(median(&wall(1))),
+            median(&|r| wall(1)(r) / wall(0)(r)),
+            per_s(median(&wall(2))),
+            median(&|r| wall(1)(r) / wall(2)(r)),
+            median(&|r| wall(2)(r) / wall(0)(r)),
+            cpu_us(median(&cpu(0))),
+            cpu_us(median(&cpu(1))),
+            cpu_us(median(&cpu(2))),
+            median(&|r| cpu(1)(r) / cpu(0)(r)),
             failed_total.load(Ordering::Relaxed),
             stats.accepted,
             stats.established,

@@ -74,9 +74,12 @@ impl CipherState {
     }
 }
 
-/// The sending half of an established BOLT 8 session.
+/// The sending half of an established BOLT 8 session. Its state is boxed
+/// (ring's key is over 500 bytes): a session and the connection that holds
+/// it are moved several times between the handshake and the caller, and a
+/// pointer moves cheaper than a key.
 pub struct Encryptor {
-    state: CipherState,
+    state: Box<CipherState>,
 }
 
 impl Encryptor {
@@ -86,7 +89,7 @@ impl Encryptor {
     /// and in-memory test pairs.
     pub fn new(chaining_key: [u8; 32], sending_key: [u8; 32]) -> Self {
         Encryptor {
-            state: CipherState::new(chaining_key, sending_key),
+            state: Box::new(CipherState::new(chaining_key, sending_key)),
         }
     }
 
@@ -175,13 +178,14 @@ impl std::fmt::Debug for Encryptor {
     }
 }
 
-/// The receiving half of an established BOLT 8 session.
+/// The receiving half of an established BOLT 8 session (its state boxed,
+/// as the [`Encryptor`]'s).
 ///
 /// Reading is split in two, as the spec asks: decrypt the 18-byte header to
 /// learn the length, then read and decrypt exactly `length + 16` body bytes.
 /// After any failure the decryptor refuses further use.
 pub struct Decryptor {
-    state: CipherState,
+    state: Box<CipherState>,
     poisoned: bool,
 }
 
@@ -192,7 +196,7 @@ impl Decryptor {
     /// and in-memory test pairs.
     pub fn new(chaining_key: [u8; 32], receiving_key: [u8; 32]) -> Self {
         Decryptor {
-            state: CipherState::new(chaining_key, receiving_key),
+            state: Box::new(CipherState::new(chaining_key, receiving_key)),
             poisoned: false,
         }
     }

@@ -1,15 +1,20 @@
 //! The primitives under both the handshake and the transport: ChaCha20-Poly1305
-//! with BOLT 8's nonce layout, HKDF-SHA256 with two outputs, SHA-256.
+//! with BOLT 8's nonce layout, HKDF-SHA256 with up to three outputs, HMAC and
+//! SHA-256.
 //!
 //! `ring` was chosen over RustCrypto's `chacha20poly1305` by measurement (see
-//! BENCHMARKS.md at the workspace root). SHA-256 and HMAC are the
-//! `bitcoin_hashes` ones (re-exported by `bitcoin`): they use the SHA
-//! extensions where the CPU has them, like ring's, and their small,
-//! copy-cheap engine states cost the handshake less than ring's `digest` and
-//! `hmac` contexts (BENCHMARKS.md, "Handshake profile").
+//! BENCHMARKS.md at the workspace root). SHA-256's block function is
+//! `bitcoin_hashes`' (re-exported by `bitcoin`; it uses the SHA extensions
+//! where the CPU has them, like ring's, and its small engine state costs the
+//! handshake less than ring's `digest` and `hmac` contexts). The padding and
+//! HMAC are done here: a hash of a handshake's short input is padded in
+//! place and handed to the engine in one call, and an HMAC key keeps its
+//! two pad states, so that a constant key (the handshake's first chaining
+//! key) is prepared once (BENCHMARKS.md, "Handshake against the floor").
 
-use bitcoin::hashes::{sha256, Hash, HashEngine, Hmac, HmacEngine};
+use bitcoin::hashes::{sha256, HashEngine};
 use ring::aead::{self, Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
+use zeroize::Zeroize;
 
 /// Length of a ChaCha20-Poly1305 tag.
 pub(crate) const TAG_LEN: usize = 16;
@@ -61,40 +66,147 @@ fn nonce96(n: u64) -> Nonce {
 
 /// HKDF-SHA256 with `salt` as the salt, empty info, two 32-byte outputs.
 pub(crate) fn hkdf2(salt: &[u8], ikm: &[u8]) -> ([u8; 32], [u8; 32]) {
-    let (a, b, _) = hkdf(salt, ikm, 2);
+    let (a, b, _) = hkdf(&HmacKey::new(salt), ikm, 2);
     (a, b)
 }
 
-/// HKDF-SHA256 with up to three 32-byte outputs (Noise's HKDF).
-pub(crate) fn hkdf(salt: &[u8], ikm: &[u8], outputs: usize) -> ([u8; 32], [u8; 32], [u8; 32]) {
-    let mut extract = HmacEngine::<sha256::Hash>::new(salt);
-    extract.input(ikm);
-    let prk = Hmac::<sha256::Hash>::from_engine(extract);
-    let prk = HmacEngine::<sha256::Hash>::new(prk.as_byte_array());
-    let expand = |previous: &[u8], counter: u8| {
-        let mut engine = prk.clone();
-        engine.input(previous);
-        engine.input(&[counter]);
-        Hmac::<sha256::Hash>::from_engine(engine).to_byte_array()
-    };
-    let out1 = expand(&[], 1);
+/// HKDF-SHA256 with up to three 32-byte outputs (Noise's HKDF), the salt
+/// given as its HMAC key (so a constant salt's key can be made once): 10
+/// SHA-256 blocks for two outputs, 2 of them the salt's key.
+pub(crate) fn hkdf(salt: &HmacKey, ikm: &[u8], outputs: usize) -> ([u8; 32], [u8; 32], [u8; 32]) {
+    let mut prk = salt.mac(ikm);
+    let key = HmacKey::new(&prk);
+    prk.zeroize();
+    let mut input = [0u8; 33];
+    let out1 = key.mac(&[1]);
     let out2 = if outputs >= 2 {
-        expand(&out1, 2)
+        input[..32].copy_from_slice(&out1);
+        input[32] = 2;
+        key.mac(&input)
     } else {
         [0; 32]
     };
     let out3 = if outputs >= 3 {
-        expand(&out2, 3)
+        input[..32].copy_from_slice(&out2);
+        input[32] = 3;
+        key.mac(&input)
     } else {
         [0; 32]
     };
+    input.zeroize();
     (out1, out2, out3)
+}
+
+/// An HMAC-SHA256 key: the SHA-256 states after its inner and outer pad
+/// blocks, so each MAC with it costs 2 blocks (for a message of up to 55
+/// bytes) rather than 4.
+#[derive(Clone)]
+pub(crate) struct HmacKey {
+    inner: Sha256Engine,
+    outer: Sha256Engine,
+}
+
+impl HmacKey {
+    /// The key `key` (hashed first if longer than a block, as HMAC says).
+    pub(crate) fn new(key: &[u8]) -> Self {
+        let mut hashed = [0u8; 32];
+        let key = if key.len() > BLOCK {
+            hashed = sha256(key);
+            &hashed[..]
+        } else {
+            key
+        };
+        let mut pad = [0x36u8; BLOCK];
+        pad.iter_mut().zip(key).for_each(|(p, k)| *p ^= k);
+        let mut inner = Sha256Engine::default();
+        inner.input(&pad);
+        // 0x36 ^ 0x5c turns each inner pad byte into the outer one.
+        pad.iter_mut().for_each(|p| *p ^= 0x36 ^ 0x5c);
+        let mut outer = Sha256Engine::default();
+        outer.input(&pad);
+        pad.zeroize();
+        hashed.zeroize();
+        HmacKey { inner, outer }
+    }
+
+    /// HMAC-SHA256 of `message` under this key.
+    pub(crate) fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let mut inner = self.inner.clone();
+        let digest = finish(&mut inner, message);
+        finish(&mut self.outer.clone(), &digest)
+    }
+}
+
+/// SHA-256's block length.
+const BLOCK: usize = 64;
+
+/// The SHA-256 digest of what `engine` was given, then `tail`: the padding
+/// is written here, so the engine gets whole blocks in as few calls as
+/// possible (its own finish feeds the padding in three more pieces, each a
+/// copy). `engine` must be at a block boundary.
+pub(crate) fn finish(engine: &mut Sha256Engine, tail: &[u8]) -> [u8; 32] {
+    debug_assert_eq!(engine.n_bytes_hashed() % BLOCK, 0);
+    let bits = ((engine.n_bytes_hashed() + tail.len()) as u64) * 8;
+    // Whole blocks of the tail go in directly; the rest is padded in a
+    // 2-block buffer.
+    let whole = tail.len() - tail.len() % BLOCK;
+    if whole > 0 {
+        engine.input(&tail[..whole]);
+    }
+    let rest = &tail[whole..];
+    let mut buf = [0u8; 2 * BLOCK];
+    let padded = if rest.len() + 9 > BLOCK {
+        2 * BLOCK
+    } else {
+        BLOCK
+    };
+    buf[..rest.len()].copy_from_slice(rest);
+    buf[rest.len()] = 0x80;
+    buf[padded - 8..padded].copy_from_slice(&bits.to_be_bytes());
+    // Not erased, like the engine's own buffer: a hash's input here is
+    // transcript data or a key's digest already held by the caller; the
+    // keys themselves (pads, `prk`) are erased where they are made.
+    engine.input(&buf[..padded]);
+    engine.midstate().to_byte_array()
+}
+
+/// SHA-256 of `data`.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    finish(&mut Sha256Engine::default(), data)
 }
 
 /// A SHA-256 engine (Noise's `HASH`).
 pub(crate) type Sha256Engine = sha256::HashEngine;
 
-/// The digest of everything `engine` was given.
-pub(crate) fn sha256_finish(engine: Sha256Engine) -> [u8; 32] {
-    sha256::Hash::from_engine(engine).to_byte_array()
+#[cfg(test)]
+mod tests {
+    use bitcoin::hashes::{Hash, Hmac, HmacEngine};
+
+    use super::*;
+
+    /// The padded-in-place SHA-256 and HMAC agree with `bitcoin_hashes`'
+    /// own at every length around the block boundaries, and for a key
+    /// longer than a block.
+    #[test]
+    fn sha256_and_hmac_match_the_reference_at_every_length() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..data.len() {
+            let input = &data[..len];
+            assert_eq!(sha256(input), sha256::Hash::hash(input).to_byte_array());
+            for key in [&data[..32], &data[..64], &data[..100]] {
+                let mut engine = HmacEngine::<sha256::Hash>::new(key);
+                engine.input(input);
+                let expected = Hmac::<sha256::Hash>::from_engine(engine).to_byte_array();
+                assert_eq!(HmacKey::new(key).mac(input), expected, "len {len}");
+            }
+        }
+        assert_eq!(
+            sha256(b"abc"),
+            [
+                0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
+                0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
+                0xf2, 0x00, 0x15, 0xad
+            ]
+        );
+    }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::Connection;
 use crate::error::{ConnectError, Error};
-use crate::io::{cancellable, initiate, respond};
+use crate::io::{cancellable, initiate, respond, timeout_unless_ready};
 use crate::keys::NodeSigner;
 use crate::socket::{tcp_connect, Keepalive};
 
@@ -126,15 +126,18 @@ pub async fn dial_with<T: Transport, L: NodeSigner + Clone>(
     config: &DialConfig,
     cancel: &CancellationToken,
 ) -> Result<Connection<T::Stream>, Error> {
-    let stream = cancellable(cancel, async {
-        match tokio::time::timeout(config.connect_timeout, transport.connect(addr)).await {
-            Err(_) => Err(Error::ConnectTimedOut),
-            Ok(Err(e)) => Err(Error::Connect(e)),
-            Ok(Ok(stream)) => Ok(stream),
-        }
+    // One wait for the cancellation around the connect and the handshake.
+    cancellable(cancel, async {
+        let mut stream =
+            match timeout_unless_ready(config.connect_timeout, transport.connect(addr)).await {
+                Err(_) => return Err(Error::ConnectTimedOut),
+                Ok(Err(e)) => return Err(Error::Connect(e)),
+                Ok(Ok(stream)) => stream,
+            };
+        let session = initiate(&mut stream, local, remote, config.act_timeout).await?;
+        Ok(Connection::new(stream, session))
     })
-    .await?;
-    handshake_outbound(stream, local, remote, config.act_timeout, cancel).await
+    .await
 }
 
 /// Runs the initiator's handshake on a stream that is already connected.

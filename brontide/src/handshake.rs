@@ -19,7 +19,7 @@ use zeroize::Zeroize;
 use crate::cipher::{Decryptor, Encryptor};
 use crate::error::{Act, HandshakeError, PeerFault};
 use crate::keys::NodeSigner;
-use crate::resolver::{Resolver, Shared, PUBKEY_LEN, SIGNER_KEY_MARKER};
+use crate::resolver::{Resolver, Shared, PROLOGUE, PROTOCOL_NAME, PUBKEY_LEN, SIGNER_KEY_MARKER};
 
 /// Length of act one on the wire.
 pub const ACT_ONE_LEN: usize = 50;
@@ -30,10 +30,6 @@ pub const ACT_THREE_LEN: usize = 66;
 
 /// The only handshake version BOLT 8 defines.
 const VERSION: u8 = 0;
-/// The protocol name hashed into the handshake state.
-const PROTOCOL_NAME: &str = "Noise_XK_secp256k1_ChaChaPoly_SHA256";
-/// The prologue BOLT 8 mixes in.
-const PROLOGUE: &[u8] = b"lightning";
 
 fn params() -> NoiseParams {
     static PARAMS: OnceLock<NoiseParams> = OnceLock::new();
@@ -98,9 +94,12 @@ fn check_act(act: Act, bytes: &[u8]) -> Result<(), HandshakeError> {
 /// Parses the ephemeral key at the start of act one or two and hands it to
 /// the resolver, so snow never sees an invalid key and DH never re-parses it.
 fn parse_ephemeral(act: Act, bytes: &[u8], shared: &Shared) -> Result<(), HandshakeError> {
-    let key = PublicKey::from_slice(&bytes[1..1 + PUBKEY_LEN])
+    let wire: &[u8; PUBKEY_LEN] = bytes[1..1 + PUBKEY_LEN]
+        .try_into()
         .map_err(|_| HandshakeError::peer(act, PeerFault::BadPubkey))?;
-    shared.remember(&key);
+    let key =
+        PublicKey::from_slice(wire).map_err(|_| HandshakeError::peer(act, PeerFault::BadPubkey))?;
+    shared.remember(wire, &key);
     Ok(())
 }
 
@@ -126,13 +125,14 @@ impl Core {
         ephemeral: &SecretKey,
     ) -> Result<Core, HandshakeError> {
         let act = if remote.is_some() { Act::One } else { Act::Two };
-        let shared = Shared::new(Box::new(local_keys.clone()));
+        let shared = Shared::new(Box::new(local_keys.clone()), remote.is_none());
         // The static key's DH goes to the signer: snow gets a marker.
         let secret = SIGNER_KEY_MARKER;
         let mut ephemeral = ephemeral.secret_bytes();
         let remote_bytes = remote.map(|key| {
-            shared.remember(key);
-            key.serialize()
+            let bytes = key.serialize();
+            shared.remember(&bytes, key);
+            bytes
         });
         let builder =
             Builder::with_resolver(params(), Box::new(Resolver::new(Arc::clone(&shared))))

@@ -1,11 +1,13 @@
 //! The async drivers of the handshake: move the acts over a byte stream, each
 //! under its own timeout. Cancellation is applied by the callers.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::task::Poll;
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::error::Elapsed;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Act, Error};
@@ -24,13 +26,30 @@ pub(crate) async fn cancellable<T>(
     }
 }
 
+/// `tokio::time::timeout`, without a timer for a future that completes at
+/// its first poll, as most steps of a handshake do (a write into an empty
+/// socket buffer, a read whose bytes arrived while this side computed).
+/// A tokio timer costs a lock on the runtime's timer driver when dropped,
+/// even if it never fired, and another when first polled; the deadline
+/// starts at the first poll.
+pub(crate) async fn timeout_unless_ready<F: Future>(
+    timeout: Duration,
+    fut: F,
+) -> Result<F::Output, Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    if let Poll::Ready(output) = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        return Ok(output);
+    }
+    tokio::time::timeout(timeout, fut).await
+}
+
 /// Runs `fut` within the act's timeout.
 async fn within<T>(
     act: Act,
     timeout: Duration,
     fut: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    tokio::time::timeout(timeout, fut)
+    timeout_unless_ready(timeout, fut)
         .await
         .map_err(|_| Error::HandshakeTimedOut(act))?
 }

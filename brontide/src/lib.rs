@@ -139,6 +139,7 @@ mod resolver;
 mod socket;
 mod socks;
 mod transport;
+mod watched;
 
 pub use bitcoin::secp256k1::ecdh::SharedSecret;
 pub use bitcoin::secp256k1::{PublicKey, SecretKey};
@@ -161,7 +162,7 @@ pub use keys::{NodeKeyPair, NodeSigner, SignerError};
 pub use listener::{
     Accepted, FailureReason, InboundFailure, Listener, ListenerConfig, ListenerEvent,
     ListenerEvents, ListenerMonitor, ListenerStats, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_PENDING,
-    DEFAULT_SILENCE_GRACE,
+    DEFAULT_SILENCE_GRACE, LISTEN_BACKLOG,
 };
 pub use lnaddr::{AddressKind, NetAddress, NodeAddr};
 pub use socket::Keepalive;

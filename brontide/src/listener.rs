@@ -46,8 +46,8 @@ use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
 use socket2::SockRef;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
+use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,9 +55,10 @@ use tokio_util::task::TaskTracker;
 use crate::connection::Connection;
 use crate::dial::DEFAULT_ACT_TIMEOUT;
 use crate::error::{Act, Category, ConfigError, Error, PeerFault};
-use crate::io::{cancellable, respond};
+use crate::io::{respond, timeout_unless_ready};
 use crate::keys::NodeSigner;
-use crate::socket::{configure, Keepalive};
+use crate::socket::{configure, configure_listener, Keepalive};
+use crate::watched::Watched;
 
 /// Default bound on handshakes in progress at once (lnd's).
 pub const DEFAULT_MAX_HANDSHAKES: usize = 50;
@@ -71,6 +72,14 @@ pub const DEFAULT_MAX_PENDING: usize = 256;
 /// while a full pending set of silent connections still turns over four
 /// times a second.
 pub const DEFAULT_SILENCE_GRACE: Duration = Duration::from_millis(250);
+
+/// Length of the kernel's queue of connections not yet accepted, for
+/// [`Listener::bind`] (the kernel caps it at `net.core.somaxconn`). The
+/// listener stops accepting while its pending set is full and leaves new
+/// connections there, so the queue must hold a burst of honest clients:
+/// at the standard library's 128, a connect beyond it loses its SYN and
+/// waits a second for the retransmission.
+pub const LISTEN_BACKLOG: u32 = 1024;
 
 /// Events kept for a subscriber that falls behind; older ones are lost
 /// (the counters in [`ListenerStats`] are never lost).
@@ -356,21 +365,20 @@ impl ListenerStats {
 /// works after the listener has been moved elsewhere, and after it stopped.
 #[derive(Debug, Clone)]
 pub struct ListenerMonitor {
-    stats: watch::Receiver<ListenerStats>,
+    stats: Arc<Watched<ListenerStats>>,
     events: broadcast::Sender<ListenerEvent>,
 }
 
 impl ListenerMonitor {
     /// The counters now.
     pub fn stats(&self) -> ListenerStats {
-        *self.stats.borrow()
+        self.stats.get()
     }
 
     /// Waits until the counters satisfy `f` (at once if they do), and
     /// returns them; `None` if the listener stops first without them having.
     pub async fn wait_until(&self, f: impl FnMut(&ListenerStats) -> bool) -> Option<ListenerStats> {
-        let mut rx = self.stats.clone();
-        rx.wait_for(f).await.ok().map(|s| *s)
+        self.stats.wait_until(f).await
     }
 
     /// Events from now on.
@@ -448,7 +456,7 @@ struct Shared {
     pending: Mutex<VecDeque<Pending>>,
     /// A pending connection left (or the listener stops).
     room: Notify,
-    stats: watch::Sender<ListenerStats>,
+    stats: Arc<Watched<ListenerStats>>,
     events: broadcast::Sender<ListenerEvent>,
     accepted: mpsc::Sender<Accepted>,
     root: CancellationToken,
@@ -524,22 +532,31 @@ impl Shared {
         }
     }
 
-    /// Removes a pending connection (if it was not evicted already).
-    fn leave(&self, id: u64) {
+    /// Removes a pending connection (if it was not evicted already), and
+    /// counts it as handshaking if it goes on to its handshake: one update
+    /// of the counters for both.
+    fn leave(&self, id: u64, handshaking: bool) {
         let removed = {
             let mut pending = self.pending();
             let before = pending.len();
             pending.retain(|p| p.id != id);
             before != pending.len()
         };
-        if removed {
-            self.update(|s| s.pending -= 1);
+        if removed || handshaking {
+            self.update(|s| {
+                if removed {
+                    s.pending -= 1;
+                }
+                if handshaking {
+                    s.handshaking += 1;
+                }
+            });
         }
         self.room.notify_one();
     }
 
     fn update(&self, f: impl FnOnce(&mut ListenerStats)) {
-        self.stats.send_modify(f);
+        self.stats.update(f);
     }
 
     fn fail(&self, remote_addr: SocketAddr, act: Act, reason: FailureReason) {
@@ -552,6 +569,13 @@ impl Shared {
                 act,
                 reason,
             }));
+    }
+}
+
+impl Drop for Shared {
+    /// The last task has ended: the counters are final.
+    fn drop(&mut self) {
+        self.stats.stop();
     }
 }
 
@@ -569,22 +593,35 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Binds to `addr` and starts accepting, with `local` as the node's
-    /// static key (a [`NodeKeyPair`](crate::NodeKeyPair) or any
-    /// [`NodeSigner`]).
+    /// Binds to `addr` (the first of its addresses that can be bound) and
+    /// starts accepting, with `local` as the node's static key (a
+    /// [`NodeKeyPair`](crate::NodeKeyPair) or any [`NodeSigner`]). The
+    /// kernel's queue of connections not yet accepted holds
+    /// [`LISTEN_BACKLOG`].
     ///
     /// # Errors
-    /// If binding fails.
+    /// If `addr` resolves to nothing or binding fails.
     pub async fn bind(
         addr: impl ToSocketAddrs,
         local: impl NodeSigner,
         config: ListenerConfig,
     ) -> io::Result<Listener> {
-        Listener::from_tcp(TcpListener::bind(addr).await?, local, config)
+        let mut last = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            match listen_on(addr) {
+                Ok(listener) => return Listener::from_tcp(listener, local, config),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
     }
 
     /// Starts accepting on a bound TCP listener. Must be called within a
-    /// tokio runtime.
+    /// tokio runtime. The socket options of accepted sockets (`TCP_NODELAY`,
+    /// the configured keepalive) are set on `listener` itself where the
+    /// system copies them to accepted sockets (Linux), else on each
+    /// accepted socket.
     ///
     /// # Errors
     /// If the listener's local address cannot be read.
@@ -595,12 +632,12 @@ impl Listener {
     ) -> io::Result<Listener> {
         let local_addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(config.max_handshakes);
-        let (stats, stats_rx) = watch::channel(ListenerStats::default());
+        let stats = Arc::new(Watched::default());
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let monitor = ListenerMonitor {
-            stats: stats_rx,
+            stats: Arc::clone(&stats),
             events: events.clone(),
         };
         let shared = Arc::new(Shared {
@@ -614,7 +651,8 @@ impl Listener {
             accepted: tx,
             root: cancel.clone(),
         });
-        tracker.spawn(accept_loop(listener, shared, tracker.clone()));
+        let inherited = configure_listener(&listener, shared.config.keepalive);
+        tracker.spawn(accept_loop(listener, shared, tracker.clone(), inherited));
         tracker.close();
         Ok(Listener {
             local_addr,
@@ -662,7 +700,29 @@ impl fmt::Debug for Listener {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`], address reuse on
+/// (as the standard library's, so a restart binds while old connections
+/// linger in `TIME_WAIT`).
+fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// `configured`: accepted sockets come with their options from the
+/// listening socket (see `configure_listener`).
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    configured: bool,
+) {
     let cancel = shared.root.clone();
     let mut next_id = 0u64;
     loop {
@@ -697,8 +757,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                 }
             },
         };
-        if let Err(e) = configure(&stream, shared.config.keepalive) {
-            tracing::debug!(%remote_addr, error = %e, "socket options not set");
+        if !configured {
+            if let Err(e) = configure(&stream, shared.config.keepalive) {
+                tracing::debug!(%remote_addr, error = %e, "socket options not set");
+            }
         }
         next_id += 1;
         let id = next_id;
@@ -728,14 +790,36 @@ struct PendingGuard<'a> {
     id: u64,
 }
 
+impl PendingGuard<'_> {
+    /// Leaves the pending set for a handshake slot.
+    fn into_handshake(self) {
+        let (shared, id) = (self.shared, self.id);
+        std::mem::forget(self);
+        shared.leave(id, true);
+    }
+}
+
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.shared.leave(self.id);
+        self.shared.leave(self.id, false);
     }
 }
 
 /// Counts a handshake in progress however its task ends.
 struct HandshakingGuard<'a>(&'a Shared);
+
+impl HandshakingGuard<'_> {
+    /// The connection is handed over: one update of the counters for the
+    /// end of the handshake and the delivery.
+    fn delivered(self) {
+        let shared = self.0;
+        std::mem::forget(self);
+        shared.update(|s| {
+            s.handshaking -= 1;
+            s.established += 1;
+        });
+    }
+}
 
 impl Drop for HandshakingGuard<'_> {
     fn drop(&mut self) {
@@ -755,11 +839,14 @@ async fn handshake_task(
         shared: &shared,
         id,
     };
+    // One wait for the cancellation (an eviction or the shutdown) for the
+    // whole task.
+    let mut cancelled = std::pin::pin!(cancel.cancelled());
     // Wait for the first byte, then for a slot.
     let waited = tokio::select! {
         biased;
-        () = cancel.cancelled() => None,
-        waited = tokio::time::timeout(timeout, async {
+        () = cancelled.as_mut() => None,
+        waited = timeout_unless_ready(timeout, async {
             // `readable` may wake without data; a peek never does.
             stream.peek(&mut [0u8; 1]).await?;
             shared.mark_readable(id);
@@ -773,20 +860,22 @@ async fn handshake_task(
         Some(Ok(Err(e))) => return shared.fail(remote_addr, Act::One, FailureReason::Io(e.kind())),
         Some(Ok(Ok(permit))) => permit,
     };
-    // Out of the pending set (unless evicted meanwhile) the task holds the
-    // only reference to the socket.
-    drop(pending);
     if cancel.is_cancelled() {
         return;
     }
+    // Out of the pending set (unless evicted meanwhile) the task holds the
+    // only reference to the socket.
+    pending.into_handshake();
+    let handshaking = HandshakingGuard(&shared);
     let Ok(mut stream) = Arc::try_unwrap(stream) else {
         return shared.fail(remote_addr, Act::One, FailureReason::Local);
     };
-    shared.update(|s| s.handshaking += 1);
-    let _handshaking = HandshakingGuard(&shared);
-    let result = cancellable(&cancel, respond(&mut stream, &shared.local, timeout))
-        .await
-        .map(|session| Connection::new(stream, session));
+    let result = tokio::select! {
+        biased;
+        () = cancelled.as_mut() => Err(Error::Cancelled),
+        result = respond(&mut stream, &shared.local, timeout) => result,
+    }
+    .map(|session| Connection::new(stream, session));
     let connection = match result {
         Ok(connection) => connection,
         Err(e) => {
@@ -810,12 +899,12 @@ async fn handshake_task(
         remote_addr,
     };
     tokio::select! {
-        () = cancel.cancelled() => {}
+        () = cancelled.as_mut() => {}
         room = shared.accepted.reserve() => {
             if let Ok(room) = room {
                 // Counted before it can be seen, so a caller that has it
                 // also sees it counted.
-                shared.update(|s| s.established += 1);
+                handshaking.delivered();
                 room.send(accepted);
             }
         }

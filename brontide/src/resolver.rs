@@ -7,7 +7,8 @@
 //! (to tell act three's bad ciphertext from its bad tag), and the keys of the
 //! final split (snow never exposes the chaining key).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bitcoin::hashes::HashEngine;
 use bitcoin::secp256k1::ecdh::SharedSecret;
@@ -18,7 +19,7 @@ use snow::types::{Cipher, Dh, Hash, Random};
 
 use zeroize::Zeroize;
 
-use crate::crypto::{self, AeadKey, Sha256Engine, TAG_LEN};
+use crate::crypto::{self, AeadKey, HmacKey, Sha256Engine, TAG_LEN};
 use crate::keys::{secp, NodeSigner, SignerError};
 
 /// What the handshake hands snow as the local static private key: not a
@@ -29,88 +30,159 @@ pub(crate) const SIGNER_KEY_MARKER: [u8; 32] = [0; 32];
 /// Length of a compressed secp256k1 public key.
 pub(crate) const PUBKEY_LEN: usize = 33;
 
-/// The chaining key and the two cipher keys of the final split.
-#[derive(Clone, Copy)]
+/// The protocol name hashed into the handshake state.
+pub(crate) const PROTOCOL_NAME: &str = "Noise_XK_secp256k1_ChaChaPoly_SHA256";
+/// The prologue BOLT 8 mixes in.
+pub(crate) const PROLOGUE: &[u8] = b"lightning";
+
+/// The handshake's constant prefix, hashed once per process: every
+/// handshake starts with `h = ck = SHA-256(protocol name)`, then mixes the
+/// prologue, and its first HKDF has `ck` as its salt.
+struct Prefix {
+    /// SHA-256 of the protocol name.
+    h0: [u8; 32],
+    /// `SHA-256(h0 || prologue)`.
+    h1: [u8; 32],
+    /// `h0` as an HMAC key.
+    ck0: HmacKey,
+}
+
+fn prefix() -> &'static Prefix {
+    static PREFIX: OnceLock<Prefix> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let h0 = crypto::sha256(PROTOCOL_NAME.as_bytes());
+        let mut with_prologue = h0.to_vec();
+        with_prologue.extend_from_slice(PROLOGUE);
+        Prefix {
+            h0,
+            h1: crypto::sha256(&with_prologue),
+            ck0: HmacKey::new(&h0),
+        }
+    })
+}
+
+/// `SHA-256(h1 || key)`: the hash after the responder's static key (the
+/// XK pre-message), for a responder's own key. A listener answers with one
+/// key, so the last one is kept (one lock per responder instead of 2
+/// SHA-256 blocks).
+pub(crate) fn responder_prefix(key: &[u8; PUBKEY_LEN]) -> ([u8; PUBKEY_LEN], [u8; 32]) {
+    static LAST: Mutex<Option<([u8; PUBKEY_LEN], [u8; 32])>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(entry) = last.filter(|(k, _)| k == key) {
+        return entry;
+    }
+    let mut input = [0u8; 32 + PUBKEY_LEN];
+    input[..32].copy_from_slice(&prefix().h1);
+    input[32..].copy_from_slice(key);
+    let entry = (*key, crypto::sha256(&input));
+    *last = Some(entry);
+    entry
+}
+
+/// The chaining key and the two cipher keys of the final split, erased
+/// when dropped.
+#[derive(Clone)]
 pub(crate) struct SplitKeys {
     pub(crate) ck: [u8; 32],
     pub(crate) k1: [u8; 32],
     pub(crate) k2: [u8; 32],
 }
 
-#[derive(Default)]
-struct State {
-    /// Public keys already parsed, with their serialization.
-    parsed: Vec<([u8; PUBKEY_LEN], PublicKey)>,
-    /// DH operations run so far.
-    dh_count: u32,
-    /// Set at the split (the HKDF with empty input key material).
-    split: Option<SplitKeys>,
-    /// The signer's error, if its ECDH failed.
-    signer_error: Option<SignerError>,
-}
-
-impl Drop for State {
+impl Drop for SplitKeys {
     fn drop(&mut self) {
-        if let Some(split) = &mut self.split {
-            split.ck.zeroize();
-            split.k1.zeroize();
-            split.k2.zeroize();
-        }
+        self.ck.zeroize();
+        self.k1.zeroize();
+        self.k2.zeroize();
     }
 }
 
+/// Public keys one handshake parses at most: the remote's static key and
+/// ephemeral key (the responder's own key is never parsed).
+const PARSED_SLOTS: usize = 4;
+
 /// State shared between one handshake and the resolver objects snow owns.
+///
+/// snow's objects must be `Send + Sync`, but one handshake runs on one
+/// thread at a time, so nothing here is contended: each field is written
+/// once or counted, without a lock (a `Mutex` cost two atomic operations on
+/// each of ≈ 12 uses per side).
 pub(crate) struct Shared {
     local: Box<dyn NodeSigner>,
-    state: Mutex<State>,
+    /// For a responder: its static key and the hash after it
+    /// ([`responder_prefix`]).
+    premessage: Option<([u8; PUBKEY_LEN], [u8; 32])>,
+    /// Public keys already parsed, with their serialization.
+    parsed: [OnceLock<([u8; PUBKEY_LEN], PublicKey)>; PARSED_SLOTS],
+    /// DH operations run so far.
+    dh_count: AtomicU32,
+    /// Set at the split (the HKDF with empty input key material).
+    split: OnceLock<SplitKeys>,
+    /// The signer's error, if its ECDH failed (only on that failure).
+    signer_error: Mutex<Option<SignerError>>,
 }
 
 impl Shared {
-    pub(crate) fn new(local: Box<dyn NodeSigner>) -> Arc<Self> {
+    /// `responder`: the handshake answers with `local`'s key, whose
+    /// pre-message hash can then be reused.
+    pub(crate) fn new(local: Box<dyn NodeSigner>, responder: bool) -> Arc<Self> {
+        let premessage = responder.then(|| responder_prefix(&local.node_id().serialize()));
         Arc::new(Shared {
             local,
-            state: Mutex::new(State::default()),
+            premessage,
+            parsed: Default::default(),
+            dh_count: AtomicU32::new(0),
+            split: OnceLock::new(),
+            signer_error: Mutex::new(None),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock only means another holder panicked mid-update; the
-        // state is plain data, so keep using it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn find(&self, bytes: &[u8; PUBKEY_LEN]) -> Option<PublicKey> {
+        self.parsed
+            .iter()
+            .map_while(OnceLock::get)
+            .find(|(b, _)| b == bytes)
+            .map(|(_, key)| *key)
     }
 
-    /// Records an already parsed key so DH does not parse it again.
-    pub(crate) fn remember(&self, key: &PublicKey) {
-        let bytes = key.serialize();
-        let mut state = self.lock();
-        if !state.parsed.iter().any(|(b, _)| *b == bytes) {
-            state.parsed.push((bytes, *key));
+    /// Records a key parsed from `bytes`, so DH does not parse it again
+    /// (when the slots are full, DH parses it itself).
+    pub(crate) fn remember(&self, bytes: &[u8; PUBKEY_LEN], key: &PublicKey) {
+        if self.find(bytes).is_none() {
+            if let Some(slot) = self.parsed.iter().find(|slot| slot.get().is_none()) {
+                // A slot set meanwhile (never: one thread at a time) just
+                // keeps its key.
+                let _ = slot.set((*bytes, *key));
+            }
         }
     }
 
     /// The parsed key for `bytes`, parsing (and remembering) it if needed.
     pub(crate) fn parsed(&self, bytes: &[u8]) -> Option<PublicKey> {
         let bytes: &[u8; PUBKEY_LEN] = bytes.get(..PUBKEY_LEN)?.try_into().ok()?;
-        let mut state = self.lock();
-        if let Some((_, key)) = state.parsed.iter().find(|(b, _)| b == bytes) {
-            return Some(*key);
+        if let Some(key) = self.find(bytes) {
+            return Some(key);
         }
         let key = PublicKey::from_slice(bytes).ok()?;
-        state.parsed.push((*bytes, key));
+        self.remember(bytes, &key);
         Some(key)
     }
 
     pub(crate) fn dh_count(&self) -> u32 {
-        self.lock().dh_count
+        self.dh_count.load(Ordering::Relaxed)
     }
 
     pub(crate) fn split(&self) -> Option<SplitKeys> {
-        self.lock().split
+        self.split.get().cloned()
+    }
+
+    fn signer_error(&self) -> MutexGuard<'_, Option<SignerError>> {
+        // Plain data: consistent across a panic.
+        self.signer_error.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The signer's error, if its ECDH failed (snow only says "DH failed").
     pub(crate) fn take_signer_error(&self) -> Option<SignerError> {
-        self.lock().signer_error.take()
+        self.signer_error().take()
     }
 }
 
@@ -142,7 +214,9 @@ impl CryptoResolver for Resolver {
     fn resolve_hash(&self, _choice: &HashChoice) -> Option<Box<dyn Hash>> {
         Some(Box::new(RecordingSha256 {
             shared: Arc::clone(&self.shared),
-            ctx: Sha256Engine::default(),
+            engine: Sha256Engine::default(),
+            pending: [0; HASH_BUFFER],
+            pending_len: 0,
         }))
     }
 
@@ -245,7 +319,7 @@ impl Dh for SecpDh {
             DhKey::Signer => match self.shared.local.ecdh(&point) {
                 Ok(secret) => secret,
                 Err(e) => {
-                    self.shared.lock().signer_error = Some(e);
+                    *self.shared.signer_error() = Some(e);
                     return Err(snow::Error::Dh);
                 }
             },
@@ -253,16 +327,46 @@ impl Dh for SecpDh {
         out.get_mut(..32)
             .ok_or(snow::Error::Dh)?
             .copy_from_slice(&shared_secret.secret_bytes());
-        self.shared.lock().dh_count += 1;
+        self.shared.dh_count.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
 
+/// Input a [`RecordingSha256`] holds before hashing it: more than any
+/// hash of the handshake takes (at most 32 + 49 bytes).
+const HASH_BUFFER: usize = 128;
+
 /// SHA-256 whose HKDF records the split (the call with empty input key
 /// material, which in Noise happens only in `Split()`).
+///
+/// Input is held and hashed at `result`, padded in place (one call to the
+/// engine per hash instead of one per piece of input and three for the
+/// padding), and the constant prefix ([`Prefix`], and a responder's
+/// pre-message) is looked up instead of hashed.
 struct RecordingSha256 {
     shared: Arc<Shared>,
-    ctx: Sha256Engine,
+    /// Whole blocks hashed so far (none for a handshake's short inputs).
+    engine: Sha256Engine,
+    pending: [u8; HASH_BUFFER],
+    pending_len: usize,
+}
+
+impl RecordingSha256 {
+    /// The digest of `data` (the whole input) if it is a known constant.
+    fn known(&self, data: &[u8]) -> Option<[u8; 32]> {
+        let prefix = prefix();
+        if data == PROTOCOL_NAME.as_bytes() {
+            return Some(prefix.h0);
+        }
+        let (h, rest) = data.split_at_checked(32)?;
+        if h == prefix.h0 && rest == PROLOGUE {
+            return Some(prefix.h1);
+        }
+        match &self.shared.premessage {
+            Some((key, digest)) if h == prefix.h1 && rest == key => Some(*digest),
+            _ => None,
+        }
+    }
 }
 
 impl Hash for RecordingSha256 {
@@ -279,17 +383,34 @@ impl Hash for RecordingSha256 {
     }
 
     fn reset(&mut self) {
-        self.ctx = Sha256Engine::default();
+        self.engine = Sha256Engine::default();
+        self.pending_len = 0;
     }
 
-    fn input(&mut self, data: &[u8]) {
-        self.ctx.input(data);
+    fn input(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let n = (HASH_BUFFER - self.pending_len).min(data.len());
+            self.pending[self.pending_len..self.pending_len + n].copy_from_slice(&data[..n]);
+            self.pending_len += n;
+            data = &data[n..];
+            if self.pending_len == HASH_BUFFER {
+                self.engine.input(&self.pending);
+                self.pending_len = 0;
+            }
+        }
     }
 
     fn result(&mut self, out: &mut [u8]) {
-        let digest = crypto::sha256_finish(std::mem::take(&mut self.ctx));
+        let pending = &self.pending[..self.pending_len];
+        let known = if self.engine.n_bytes_hashed() == 0 {
+            self.known(pending)
+        } else {
+            None
+        };
+        let digest = known.unwrap_or_else(|| crypto::finish(&mut self.engine, pending));
         let n = out.len().min(32);
         out[..n].copy_from_slice(&digest[..n]);
+        self.reset();
     }
 
     fn hkdf(
@@ -301,7 +422,15 @@ impl Hash for RecordingSha256 {
         out2: &mut [u8],
         out3: &mut [u8],
     ) {
-        let (a, b, c) = crypto::hkdf(chaining_key, input_key_material, outputs);
+        let prefix = prefix();
+        let fresh;
+        let salt = if chaining_key == prefix.h0 {
+            &prefix.ck0
+        } else {
+            fresh = HmacKey::new(chaining_key);
+            &fresh
+        };
+        let (a, b, c) = crypto::hkdf(salt, input_key_material, outputs);
         for (out, value) in [(out1, a), (out2, b), (out3, c)].into_iter().take(outputs) {
             let n = out.len().min(32);
             out[..n].copy_from_slice(&value[..n]);
@@ -310,7 +439,8 @@ impl Hash for RecordingSha256 {
             let mut ck = [0u8; 32];
             let n = chaining_key.len().min(32);
             ck[..n].copy_from_slice(&chaining_key[..n]);
-            self.shared.lock().split = Some(SplitKeys { ck, k1: a, k2: b });
+            // Noise splits once; a second split would keep the first keys.
+            let _ = self.shared.split.set(SplitKeys { ck, k1: a, k2: b });
         }
     }
 }

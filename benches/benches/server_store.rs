@@ -18,7 +18,7 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant, SystemTime};
 
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::PublicKey;
 use conn_worker::{dial_fn, FnDialer, TokioClock};
 use criterion::{criterion_main, BatchSize, Criterion, SamplingMode};
 use peer_store::{Change, LastConnection, MemoryStore, PeerStore, Reason, SqliteStore};
@@ -60,43 +60,19 @@ fn hang() -> Hang {
 
 type Node = Server<Hang, TokioClock, Hold>;
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
-fn keys(n: usize) -> Vec<PublicKey> {
-    let secp = Secp256k1::signing_only();
-    (1..=n as u32)
-        .map(|i| {
-            let mut secret = [0u8; 32];
-            secret[28..].copy_from_slice(&i.to_be_bytes());
-            let secret = SecretKey::from_slice(&secret).expect("1..=n is a valid secret key");
-            PublicKey::from_secret_key(&secp, &secret)
-        })
-        .collect()
-}
-
 fn addr(i: usize, slot: u16) -> NetAddress {
     let [_, b, c, d] = (i as u32).to_be_bytes();
     NetAddress::Ip(([10, b, c, d], 9735 + slot).into())
 }
 
 fn local() -> PublicKey {
-    keys(1)[0]
+    benches::node_ids(1)[0]
 }
 
 fn config() -> Config {
     let mut c = Config::default();
     c.worker = c.worker.with_seed(7);
     c
-}
-
-fn dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory")
 }
 
 fn sqlite(rt: &Runtime, dir: &tempfile::TempDir, name: &str) -> SqliteStore<NetAddress> {
@@ -117,9 +93,9 @@ fn open<S: PeerStore<Addr = NetAddress>>(rt: &Runtime, store: S) -> Node {
 }
 
 fn connect_one(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = dir();
-    let peers = keys(1001)[1..].to_vec();
+    let rt = benches::two_thread_runtime();
+    let dir = benches::target_tmp_dir(env!("CARGO_TARGET_TMPDIR"));
+    let peers = benches::node_ids(1001)[1..].to_vec();
     let on_sqlite = open(&rt, sqlite(&rt, &dir, "one.sqlite"));
     let on_memory = open(&rt, MemoryStore::new());
     let in_memory: Node =
@@ -162,9 +138,9 @@ async fn burst(server: &Node, keys: &[PublicKey]) {
 }
 
 fn connect_burst(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = dir();
-    let keys = keys(PEERS + 1)[1..].to_vec();
+    let rt = benches::two_thread_runtime();
+    let dir = benches::target_tmp_dir(env!("CARGO_TARGET_TMPDIR"));
+    let keys = benches::node_ids(PEERS + 1)[1..].to_vec();
     let mut group = c.benchmark_group("server_store_burst_10000_perm_connects");
     group.sampling_mode(SamplingMode::Flat).sample_size(10);
     let mut round = 0;
@@ -248,9 +224,9 @@ fn full(peer: PublicKey, i: usize) -> Vec<Change<NetAddress>> {
 }
 
 fn startup(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = dir();
-    let keys = keys(PEERS + 1)[1..].to_vec();
+    let rt = benches::two_thread_runtime();
+    let dir = benches::target_tmp_dir(env!("CARGO_TARGET_TMPDIR"));
+    let keys = benches::node_ids(PEERS + 1)[1..].to_vec();
     let all: Vec<_> = (keys.iter().enumerate())
         .flat_map(|(i, &k)| full(k, i))
         .collect();

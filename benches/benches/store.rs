@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use benches::{paired, report, wanted};
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::PublicKey;
 use criterion::{criterion_main, BatchSize, Criterion, SamplingMode};
 use peer_store::{
     Change, LastConnection, MemoryStore, PeerStore, Reason, SqliteConfig, SqliteStore,
@@ -30,26 +30,6 @@ use peer_store::{
 use tokio::runtime::Runtime;
 
 const PEERS: usize = 10_000;
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
-fn keys(n: usize) -> Vec<PublicKey> {
-    let secp = Secp256k1::signing_only();
-    (1..=n as u32)
-        .map(|i| {
-            let mut secret = [0u8; 32];
-            secret[28..].copy_from_slice(&i.to_be_bytes());
-            let secret = SecretKey::from_slice(&secret).expect("1..=n is a valid secret key");
-            PublicKey::from_secret_key(&secp, &secret)
-        })
-        .collect()
-}
 
 fn addr(i: usize, slot: u16) -> SocketAddr {
     let [_, b, c, d] = (i as u32).to_be_bytes();
@@ -109,14 +89,10 @@ fn open_sqlite(rt: &Runtime, dir: &tempfile::TempDir, name: &str) -> SqliteStore
     .expect("open the bench store")
 }
 
-fn dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory for the bench store")
-}
-
 fn apply_one(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = dir();
-    let keys = keys(PEERS);
+    let rt = benches::two_thread_runtime();
+    let dir = benches::target_tmp_dir(env!("CARGO_TARGET_TMPDIR"));
+    let keys = benches::node_ids(PEERS);
     let sqlite = open_sqlite(&rt, &dir, "apply_one.sqlite");
     let memory = MemoryStore::new();
     let mut group = c.benchmark_group("store_apply_perm_connect");
@@ -180,9 +156,9 @@ where
 }
 
 fn apply_burst(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = dir();
-    let keys = keys(PEERS);
+    let rt = benches::two_thread_runtime();
+    let dir = benches::target_tmp_dir(env!("CARGO_TARGET_TMPDIR"));
+    let keys = benches::node_ids(PEERS);
     let mut group = c.benchmark_group("store_burst_10000_perm_connects");
     group.sampling_mode(SamplingMode::Flat).sample_size(10);
     let mut round = 0;
@@ -222,9 +198,9 @@ fn apply_burst(c: &mut Criterion) {
 }
 
 fn load(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = dir();
-    let keys = keys(PEERS);
+    let rt = benches::two_thread_runtime();
+    let dir = benches::target_tmp_dir(env!("CARGO_TARGET_TMPDIR"));
+    let keys = benches::node_ids(PEERS);
     let sqlite = open_sqlite(&rt, &dir, "load.sqlite");
     let memory = MemoryStore::new();
     let all: Vec<_> = keys

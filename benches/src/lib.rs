@@ -117,3 +117,35 @@ pub fn wanted(group: &str) -> bool {
     }
     filters.is_empty() || filters.iter().any(|f| group.contains(f.as_str()))
 }
+
+/// `n` distinct node ids, the same in every run: the public keys of the
+/// secret keys 1 to `n`.
+pub fn node_ids(n: usize) -> Vec<bitcoin::secp256k1::PublicKey> {
+    use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+    let secp = Secp256k1::signing_only();
+    (1..=n as u32)
+        .map(|i| {
+            let mut secret = [0u8; 32];
+            secret[28..].copy_from_slice(&i.to_be_bytes());
+            // Invariant: 1..=n is a valid non-zero scalar below the order.
+            let secret = SecretKey::from_slice(&secret).expect("1..=n is a valid secret key");
+            PublicKey::from_secret_key(&secp, &secret)
+        })
+        .collect()
+}
+
+/// A multi-thread tokio runtime of 2 workers, every driver on: the shape
+/// the store benches measure on.
+pub fn two_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A temporary directory under `CARGO_TARGET_TMPDIR` (the target
+/// directory's disk, not a tmpfs, so fsyncs cost what they cost there).
+pub fn target_tmp_dir(target_tmpdir: &str) -> tempfile::TempDir {
+    tempfile::tempdir_in(target_tmpdir).expect("a temporary directory")
+}

@@ -100,6 +100,9 @@ impl AddressPolicy {
 
     /// Why `addr` will not be dialed, if it will not.
     pub fn skip_reason(&self, addr: &NetAddress) -> Option<SkipReason> {
+        if addr.port() == 0 {
+            return Some(SkipReason::PortZero);
+        }
         (addr.kind() == AddressKind::Onion && !self.onion).then_some(SkipReason::NoProxy)
     }
 
@@ -157,6 +160,10 @@ pub enum SkipReason {
     /// An onion address, and no SOCKS5 proxy to Tor is configured.
     #[error("onion addresses need a SOCKS5 proxy to Tor, and none is configured")]
     NoProxy,
+    /// Port 0: nothing listens there (BOLT 7 says to ignore such an
+    /// address).
+    #[error("port 0 cannot be dialed")]
+    PortZero,
 }
 
 #[cfg(test)]

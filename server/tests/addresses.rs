@@ -220,3 +220,40 @@ fn the_address_policy_follows_from_the_dialer() {
     assert_eq!(dial, addrs(&["1.2.3.4:9735", ONION]));
     assert!(skipped.is_empty());
 }
+
+/// Port 0 is never dialed (BOLT 7: ignore such an address): a connect to
+/// it is refused with the reason, and an announced one is skipped.
+#[test]
+fn port_zero_is_refused_and_skipped() {
+    run(async {
+        let f = Fixture::new(key(US));
+        let peer = key(1);
+        let zero = NetAddress::Ip(([10, 0, 0, 1], 0).into());
+        for perm in [true, false] {
+            let err = f
+                .server
+                .connect(NodeAddr::new(peer, zero.clone()), perm)
+                .await
+                .expect_err("port 0");
+            assert!(
+                matches!(
+                    err,
+                    ServerError::Unreachable {
+                        reason: SkipReason::PortZero,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+        assert_eq!(f.server.persistence(&peer), None);
+        let given = vec![zero.clone(), "1.2.3.4:9735".parse().expect("addr")];
+        f.server.startup([StartupPeer::new(peer, given, true)]);
+        settle().await;
+        assert_eq!(dialed(&f), ["1.2.3.4:9735"]);
+        let status = f.server.status();
+        assert_eq!(status[0].skipped[0].addr, zero);
+        assert_eq!(status[0].skipped[0].reason, SkipReason::PortZero);
+        f.server.shutdown().await;
+    });
+}

@@ -19,14 +19,12 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::Instant;
 
 use benches::{paired, report, wanted};
 use bitcoin::secp256k1::PublicKey;
 use criterion::{criterion_main, BatchSize, Criterion, SamplingMode};
-use peer_store::{
-    Change, LastConnection, MemoryStore, PeerStore, Reason, SqliteConfig, SqliteStore,
-};
+use peer_store::{Change, MemoryStore, PeerStore, Reason, SqliteConfig, SqliteStore};
 use tokio::runtime::Runtime;
 
 const PEERS: usize = 10_000;
@@ -55,30 +53,7 @@ fn perm_connect(peer: PublicKey, i: usize) -> Vec<Change<SocketAddr>> {
 
 /// Every field of peer `i`.
 fn full(peer: PublicKey, i: usize) -> Vec<Change<SocketAddr>> {
-    let mut changes = perm_connect(peer, i);
-    changes[1] = Change::SetUserAddrs {
-        peer,
-        addrs: vec![addr(i, 0), addr(i, 1)],
-    };
-    changes.extend([
-        Change::SetAdvertisedAddrs {
-            peer,
-            addrs: vec![addr(i, 2), addr(i, 3), addr(i, 4)],
-        },
-        Change::SetLastConnection {
-            peer,
-            connection: LastConnection {
-                addr: addr(i, 1),
-                at: UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i as u64),
-                lasted: Some(Duration::from_secs(600)),
-            },
-        },
-        Change::SetBackoff {
-            peer,
-            level: Duration::from_secs(5),
-        },
-    ]);
-    changes
+    benches::stored_peer(peer, i, |slot| addr(i, slot))
 }
 
 fn open_sqlite(rt: &Runtime, dir: &tempfile::TempDir, name: &str) -> SqliteStore<SocketAddr> {

@@ -149,3 +149,44 @@ pub fn two_thread_runtime() -> tokio::runtime::Runtime {
 pub fn target_tmp_dir(target_tmpdir: &str) -> tempfile::TempDir {
     tempfile::tempdir_in(target_tmpdir).expect("a temporary directory")
 }
+
+/// The changes that store peer number `i` with every field set: perm, two
+/// user-given addresses, three advertised, a last connection (at the
+/// second user address, ten minutes long) and a backoff level.
+/// `addr(slot)` gives the peer's address number `slot` (0 to 4).
+pub fn stored_peer<A: Clone>(
+    peer: bitcoin::secp256k1::PublicKey,
+    i: usize,
+    addr: impl Fn(u16) -> A,
+) -> Vec<peer_store::Change<A>> {
+    use peer_store::{Change, LastConnection, Reason};
+    vec![
+        Change::Persist {
+            peer,
+            reason: Reason {
+                user_asked: true,
+                has_channels: false,
+            },
+        },
+        Change::SetUserAddrs {
+            peer,
+            addrs: vec![addr(0), addr(1)],
+        },
+        Change::SetAdvertisedAddrs {
+            peer,
+            addrs: vec![addr(2), addr(3), addr(4)],
+        },
+        Change::SetLastConnection {
+            peer,
+            connection: LastConnection {
+                addr: addr(1),
+                at: std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i as u64),
+                lasted: Some(Duration::from_secs(600)),
+            },
+        },
+        Change::SetBackoff {
+            peer,
+            level: Duration::from_secs(5),
+        },
+    ]
+}

@@ -158,6 +158,22 @@ pub(crate) async fn tcp_connect(
 mod tests {
     use super::*;
 
+    /// The Linux-only options both tests expect: quick-ack off and the
+    /// keepalive of 17 s, every 3 s, 4 probes.
+    #[cfg(target_os = "linux")]
+    fn assert_linux_options(socket: &SockRef<'_>) {
+        assert!(!socket.tcp_quickack().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(17)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 4);
+    }
+
     #[tokio::test]
     async fn keepalive_is_set_on_the_socket_as_configured() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -168,18 +184,7 @@ mod tests {
         assert!(socket.keepalive().unwrap());
         assert!(stream.nodelay().unwrap());
         #[cfg(target_os = "linux")]
-        {
-            assert!(!socket.tcp_quickack().unwrap());
-            assert_eq!(
-                socket.tcp_keepalive_time().unwrap(),
-                Duration::from_secs(17)
-            );
-            assert_eq!(
-                socket.tcp_keepalive_interval().unwrap(),
-                Duration::from_secs(3)
-            );
-            assert_eq!(socket.tcp_keepalive_retries().unwrap(), 4);
-        }
+        assert_linux_options(&socket);
         let off = tcp_connect(addr, None).await.unwrap();
         assert!(!SockRef::from(&off).keepalive().unwrap());
     }
@@ -205,17 +210,6 @@ mod tests {
         assert!(accepted.nodelay().unwrap());
         assert!(socket.keepalive().unwrap());
         #[cfg(target_os = "linux")]
-        {
-            assert!(!socket.tcp_quickack().unwrap());
-            assert_eq!(
-                socket.tcp_keepalive_time().unwrap(),
-                Duration::from_secs(17)
-            );
-            assert_eq!(
-                socket.tcp_keepalive_interval().unwrap(),
-                Duration::from_secs(3)
-            );
-            assert_eq!(socket.tcp_keepalive_retries().unwrap(), 4);
-        }
+        assert_linux_options(&socket);
     }
 }

@@ -74,6 +74,8 @@ struct PeersFile {
     backoff_min: Option<String>,
     backoff_max: Option<String>,
     stable_after: Option<String>,
+    reconnect_cap: Option<String>,
+    reconnect_rounds: Option<u16>,
     connect_timeout: Option<String>,
     max_dials_in_flight: Option<usize>,
     startup_batch: Option<usize>,
@@ -248,9 +250,24 @@ impl Settings {
             &p.stable_after,
             backoff::Policy::DEFAULT_STABLE,
         )?;
+        let cap = duration(
+            "peers.reconnect_cap",
+            &p.reconnect_cap,
+            backoff::Reconnect::DEFAULT_CAP,
+        )?;
+        // No rounds: no reconnect phase, lnd's schedule alone.
+        let reconnect = match p
+            .reconnect_rounds
+            .unwrap_or(backoff::Reconnect::DEFAULT_ROUNDS)
+        {
+            0 => backoff::Reconnect::OFF,
+            rounds => backoff::Reconnect::new(cap, rounds)
+                .map_err(|e| bad("peers.reconnect_cap", e.to_string()))?,
+        };
         let policy = backoff::Policy::new(min, max)
             .map_err(|e| bad("peers.backoff_min", e.to_string()))?
-            .with_stable(stable);
+            .with_stable(stable)
+            .with_reconnect(reconnect);
         let connect_timeout = duration(
             "peers.connect_timeout",
             &p.connect_timeout,
@@ -373,9 +390,20 @@ mod tests {
         assert_eq!(s.key_file, Some(PathBuf::from("other.key")));
     }
 
+    /// The README's sample `config.toml` is one this daemon accepts.
+    #[test]
+    fn the_readmes_sample_config_loads() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let len = readme[start..].find("```").expect("its end");
+        let s = load(&readme[start..start + len], &[]).expect("the README's sample loads");
+        assert_eq!(s.peers.policy, backoff::Policy::default());
+    }
+
     #[test]
     fn every_tuning_key_is_read() {
         let text = "[peers]\nbackoff_min = \"50ms\"\nbackoff_max = \"2s\"\nstable_after = \"1m\"\n\
+                    reconnect_cap = \"1500ms\"\nreconnect_rounds = 3\n\
                     connect_timeout = \"3s\"\nmax_dials_in_flight = 4\nstartup_batch = 100\n\
                     startup_spread = \"0s\"\n[rpc]\nmax_clients = 3\nidle_timeout = \"1s\"\n\
                     max_request_bytes = 4096\n";
@@ -383,6 +411,10 @@ mod tests {
         assert_eq!(s.peers.policy.min(), Duration::from_millis(50));
         assert_eq!(s.peers.policy.max(), Duration::from_secs(2));
         assert_eq!(s.peers.policy.stable(), Duration::from_secs(60));
+        let phase = backoff::Reconnect::new(Duration::from_millis(1500), 3).expect("valid");
+        assert_eq!(s.peers.policy.reconnect(), phase);
+        let off = load("[peers]\nreconnect_rounds = 0\n", &[]).expect("ok");
+        assert!(off.peers.policy.reconnect().is_off());
         assert_eq!(s.peers.connect_timeout, Duration::from_secs(3));
         assert_eq!(s.peers.max_dials_in_flight.get(), 4);
         assert_eq!(s.peers.startup_batch, 100);

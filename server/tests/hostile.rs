@@ -14,7 +14,7 @@ mod common;
 #[path = "../../brontide/tests/support/hostile_peers.rs"]
 mod peers;
 
-use common::Reader;
+use common::{settle_on, Reader};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use peers::*;
 use server::{BrontideDialer, Config, DisconnectReason, NodeAddr, Server, ServerEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 const ACT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -35,7 +36,7 @@ const SERVER: u8 = 0x21;
 
 type Node = Server<BrontideDialer, TokioClock, Reader>;
 
-fn node(idle: Option<Duration>) -> Node {
+fn node(cut: Option<watch::Receiver<bool>>) -> Node {
     let mut config = Config::default();
     let policy =
         Policy::new(Duration::from_millis(50), Duration::from_millis(400)).expect("valid policy");
@@ -49,7 +50,7 @@ fn node(idle: Option<Duration>) -> Node {
         config,
         dialer,
         TokioClock,
-        Reader { idle },
+        Reader { cut },
     )
 }
 
@@ -63,30 +64,55 @@ async fn listen(server: &Node) -> SocketAddr {
     server.serve(listener)
 }
 
+/// Every event of a server, as recorded so far.
+struct Log {
+    events: Mutex<Vec<ServerEvent<brontide::Error>>>,
+    /// Woken after each event is recorded.
+    changed: Notify,
+}
+
+impl Log {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ServerEvent<brontide::Error>>> {
+        self.events.lock().expect("log")
+    }
+
+    /// Waits until `done` holds of the events recorded, re-checked after
+    /// each new one (a hang guard, not a timing assertion).
+    async fn until(&self, what: &str, done: impl Fn(&[ServerEvent<brontide::Error>]) -> bool) {
+        let wait = async {
+            loop {
+                let changed = self.changed.notified();
+                if done(&self.lock()) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(HANG_GUARD, wait)
+            .await
+            .unwrap_or_else(|_| panic!("never: {what}"));
+    }
+}
+
 /// Records every event of `server` until it shuts down.
-fn record(server: &Node) -> Arc<Mutex<Vec<ServerEvent<brontide::Error>>>> {
-    let log = Arc::new(Mutex::new(Vec::new()));
+fn record(server: &Node) -> Arc<Log> {
+    let log = Arc::new(Log {
+        events: Mutex::new(Vec::new()),
+        changed: Notify::new(),
+    });
     let mut events = server.events();
     let out = Arc::clone(&log);
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(e) => out.lock().expect("log").push(e),
+                Ok(e) => out.lock().push(e),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => return,
             }
+            out.changed.notify_waiters();
         }
     });
     log
-}
-
-/// Polls `cond` until it holds (a hang guard, not a timing assertion).
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + HANG_GUARD;
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn disconnect_reason(
@@ -135,7 +161,10 @@ async fn good_client(addr: SocketAddr, local: u8) {
 fn hostile_inbound_peers_end_with_typed_reasons_and_the_server_keeps_serving() {
     serial(async {
         let fds = open_fds();
-        let server = node(Some(Duration::from_millis(500)));
+        // The application's idle cut-off, fired by the test once the
+        // stallers are in.
+        let (cut, cutting) = watch::channel(false);
+        let server = node(Some(cutting));
         let log = record(&server);
         let addr = listen(&server).await;
         let tasks = server.tasks();
@@ -164,12 +193,16 @@ fn hostile_inbound_peers_end_with_typed_reasons_and_the_server_keeps_serving() {
             let seen = seen.expect("hostile task");
             assert!(matches!(seen, Seen::ClosedAfter(_)), "{seen:?}");
         }
+        // The stallers have sent nothing since their handshake: cut off as
+        // idle, while no honest peer is connected.
+        cut.send_replace(true);
         for mut s in stallers {
             assert!(
                 wait_closed(&mut s, HANG_GUARD).await,
                 "a staller was never cut off"
             );
         }
+        cut.send_replace(false);
         good_client(addr, 2).await;
 
         // The peers that got through the handshake were disconnected with
@@ -177,13 +210,12 @@ fn hostile_inbound_peers_end_with_typed_reasons_and_the_server_keeps_serving() {
         for i in 0..2u8 {
             let garbage = keys(0x30 + i).public_key();
             let staller = keys(0x40 + i).public_key();
-            eventually("both hostile kinds disconnected", || {
-                let log = log.lock().expect("log");
-                disconnect_reason(&log, garbage).is_some()
-                    && disconnect_reason(&log, staller).is_some()
+            log.until("both hostile kinds disconnected", |log| {
+                disconnect_reason(log, garbage).is_some()
+                    && disconnect_reason(log, staller).is_some()
             })
             .await;
-            let log = log.lock().expect("log");
+            let log = log.lock();
             match disconnect_reason(&log, garbage) {
                 Some(DisconnectReason::Remote(why)) => {
                     assert!(why.contains("decrypt failed"), "{why}")
@@ -196,12 +228,19 @@ fn hostile_inbound_peers_end_with_typed_reasons_and_the_server_keeps_serving() {
             );
         }
         {
-            let log = log.lock().expect("log");
+            let log = log.lock();
             assert_eq!(connected(&log, keys(1).public_key()), 1);
             assert_eq!(connected(&log, keys(2).public_key()), 1);
         }
         // Every handler has ended: only the server's own tasks are left.
-        eventually("handler tasks end", || server.tasks() == tasks).await;
+        // Both good peers' ends reported: their handler tasks end with them.
+        log.until("the good peers' ends", |log| {
+            [1, 2]
+                .iter()
+                .all(|&k| disconnect_reason(log, keys(k).public_key()).is_some())
+        })
+        .await;
+        settle_on("handler tasks end", || server.tasks() == tasks).await;
         assert!(server.status().is_empty(), "no peer left registered");
 
         server.shutdown().await;
@@ -324,7 +363,7 @@ fn hostile_remote_peers_fail_dials_with_typed_errors_and_are_retried() {
             .await
             .expect("the good node is dialed")
             .expect("accept task");
-        eventually("connected to the good node", || {
+        log.until("connected to the good node", |_| {
             server.is_connected(&good.public_key())
         })
         .await;
@@ -343,11 +382,9 @@ fn hostile_remote_peers_fail_dials_with_typed_errors_and_are_retried() {
         };
         for (key, _, want) in hostile {
             let peer = keys(key).public_key();
-            eventually("two failed dials", || {
-                failures(&log.lock().expect("log"), peer).len() >= 2
-            })
-            .await;
-            for error in failures(&log.lock().expect("log"), peer) {
+            log.until("two failed dials", |log| failures(log, peer).len() >= 2)
+                .await;
+            for error in failures(&log.lock(), peer) {
                 assert_eq!(error, want, "peer {key:#x}");
             }
             assert!(!server.is_connected(&peer));
@@ -364,7 +401,15 @@ fn hostile_remote_peers_fail_dials_with_typed_errors_and_are_retried() {
                 .await
                 .expect("no store"));
         }
-        eventually("hostile workers end", || server.tasks() == tasks + 2).await;
+        log.until("hostile workers stopped", |log| {
+            hostile.iter().all(|(key, _, _)| {
+                let peer = keys(*key).public_key();
+                log.iter()
+                    .any(|e| matches!(e, ServerEvent::WorkerStopped { peer: p } if *p == peer))
+            })
+        })
+        .await;
+        settle_on("hostile workers end", || server.tasks() == tasks + 2).await;
 
         server.shutdown().await;
         assert_eq!(server.tasks(), 0);
@@ -412,13 +457,20 @@ fn hostile_flood_of_1000_bad_acts_leaves_the_server_serving() {
         );
         assert_eq!(closed, 1000);
         assert!(good >= 1);
-        eventually("every good peer's connection ended", || {
+        log.until("every good peer's end reported", |log| {
+            let ended = log
+                .iter()
+                .filter(|e| matches!(e, ServerEvent::Disconnected { .. }))
+                .count();
+            ended >= good
+        })
+        .await;
+        settle_on("every good peer's connection ended", || {
             server.tasks() == tasks
         })
         .await;
         let connects = log
             .lock()
-            .expect("log")
             .iter()
             .filter(|e| matches!(e, ServerEvent::Connected { .. }))
             .count();

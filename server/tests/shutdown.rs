@@ -15,7 +15,7 @@ mod common;
 #[path = "../../brontide/tests/support/hostile_peers.rs"]
 mod peers;
 
-use common::Reader;
+use common::{settle_on, until_event, Reader};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
@@ -77,14 +77,6 @@ fn keys_n(i: u32) -> NodeKeyPair {
     NodeKeyPair::new(SecretKey::from_slice(&bytes).expect("a valid scalar"))
 }
 
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + HANG_GUARD;
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Holds a connection until the other end closes it; true if it did.
 async fn held_until_closed(conn: Connection<TcpStream>) -> bool {
     let mut framed = conn.into_framed();
@@ -119,6 +111,7 @@ async fn shutdown_under_load(max_dials: usize) {
         real: BrontideDialer::new(local.clone(), DialConfig::default()),
     };
     let server = Server::new(local.public_key(), config, dialer, TokioClock, Reader::HOLD);
+    let mut events = server.events();
     // A long act timeout: the silent clients stay mid-act until shutdown.
     let listener_config = ListenerConfig::default()
         .with_act_timeout(Duration::from_secs(600))
@@ -191,11 +184,11 @@ async fn shutdown_under_load(max_dials: usize) {
     }
 
     let hanging_in_flight = HANGING.min(max_dials);
-    eventually("every peer connected", || {
+    until_event(&mut events, "every peer connected", || {
         remotes.iter().all(|p| server.is_connected(p))
     })
     .await;
-    eventually("the hanging dials in flight", || {
+    settle_on("the hanging dials in flight", || {
         mock.in_flight() == hanging_in_flight
     })
     .await;

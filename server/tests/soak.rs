@@ -17,19 +17,20 @@ mod peers;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backoff::SplitMix64;
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use brontide::{Connection, DialConfig, Listener, ListenerConfig, NodeKeyPair};
-use common::{Conn, Handler, Mock, Reader};
+use common::{settle_on, until_event, Conn, Handler, Mock, Reader};
 use conn_worker::{Dialer, Policy, TokioClock};
 use futures::StreamExt;
 use server::{BrontideDialer, Config, NetAddress, NodeAddr, Server};
 use testkit::{settle, Behavior, ManualClock, MockDialer, MockError};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 fn long() -> bool {
@@ -416,23 +417,20 @@ fn soak_simulation_flapping_peers_hold_every_invariant() {
 /// test stops, or (while `flapping`) a random time has passed.
 async fn hold(
     conn: Connection<TcpStream>,
-    flapping: Arc<AtomicBool>,
+    mut flapping: watch::Receiver<bool>,
     stop: CancellationToken,
     hold_ms: u64,
 ) {
     let mut framed = conn.into_framed();
     let until = tokio::time::Instant::now() + Duration::from_millis(hold_ms);
     loop {
-        let flap = flapping.load(Ordering::SeqCst);
+        let flap = *flapping.borrow_and_update();
         tokio::select! {
             () = stop.cancelled() => return,
             msg = framed.next() => if !matches!(msg, Some(Ok(_))) { return },
-            () = tokio::time::sleep_until(until), if flap => {
-                if flapping.load(Ordering::SeqCst) {
-                    return;
-                }
-            }
-            () = tokio::time::sleep(Duration::from_millis(50)), if !flap => {}
+            // This connection's random life, while the peers flap.
+            () = tokio::time::sleep_until(until), if flap => return,
+            changed = flapping.changed() => if changed.is_err() { return },
         }
     }
 }
@@ -465,6 +463,9 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
             TokioClock,
             Reader::HOLD,
         );
+        // Waits re-check on each event; lagging behind while the peers
+        // flap is fine.
+        let mut events = hub.events();
         let listener_config = ListenerConfig::default()
             .with_act_timeout(Duration::from_secs(2))
             .with_filter(hub.accept_filter());
@@ -476,7 +477,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
 
         // 200 peers, each a listener whose connections flap.
         // Calm at first, until every peer is connected once.
-        let flapping = Arc::new(AtomicBool::new(false));
+        let (flap, flapping) = watch::channel(false);
         let stop = CancellationToken::new();
         let mut peers = Vec::new();
         let mut peer_tasks = tokio::task::JoinSet::new();
@@ -487,7 +488,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
                     .await
                     .expect("bind");
             let addr = listener.local_addr();
-            let (flapping, stop) = (Arc::clone(&flapping), stop.clone());
+            let (flapping, stop) = (flapping.clone(), stop.clone());
             peer_tasks.spawn(async move {
                 let mut held = tokio::task::JoinSet::new();
                 let mut rng = Rng(SplitMix64::new(u64::from(i) * 7919));
@@ -500,7 +501,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
                     let ms = 20 + rng.below(400);
                     held.spawn(hold(
                         accepted.connection,
-                        Arc::clone(&flapping),
+                        flapping.clone(),
                         stop.clone(),
                         ms,
                     ));
@@ -518,14 +519,14 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
         let all_connected = |hub: &Server<BrontideDialer, TokioClock, Reader>| {
             peers.iter().all(|(k, _)| hub.is_connected(&k.public_key()))
         };
-        let deadline = tokio::time::Instant::now() + peers::HANG_GUARD;
-        while !(all_connected(&hub) && hub.tasks() == 2 + 2 * peers.len()) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "never all connected at first"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_event(&mut events, "all connected at first", || {
+            all_connected(&hub)
+        })
+        .await;
+        settle_on("a handler per peer at first", || {
+            hub.tasks() == 2 + 2 * peers.len()
+        })
+        .await;
         let tasks_start = hub.tasks();
         let fds_start = peers::open_fds();
 
@@ -548,7 +549,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
                 }
             })
         };
-        flapping.store(true, Ordering::SeqCst);
+        flap.send_replace(true);
         let mut rng = Rng(SplitMix64::new(0x50a4));
         let mut inbound = tokio::task::JoinSet::new();
         let started = Instant::now();
@@ -559,8 +560,7 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
             let (keys, addr) = &peers[rng.below(200) as usize];
             match rng.below(4) {
                 0 => {
-                    let (keys, flapping, stop) =
-                        (keys.clone(), Arc::clone(&flapping), stop.clone());
+                    let (keys, flapping, stop) = (keys.clone(), flapping.clone(), stop.clone());
                     let hub_pk = hub_keys.public_key();
                     let ms = 20 + rng.below(400);
                     inbound.spawn(async move {
@@ -591,25 +591,20 @@ fn soak_real_sockets_200_flapping_peers_all_come_back() {
                     assert!(w.in_flight <= 1, "{} dials for one peer", w.in_flight);
                 }
             }
+            // The flapping's pace (one random operation per 5 ms for the
+            // soak's duration), not a wait for anything.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(max_dials <= 32);
-        flapping.store(false, Ordering::SeqCst);
+        flap.send_replace(false);
         let calm = Instant::now();
-        let deadline = tokio::time::Instant::now() + peers::HANG_GUARD;
-        loop {
-            let fds = peers::open_fds();
-            if all_connected(&hub) && hub.tasks() == tasks_start && fds == fds_start {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not back: connected {}/200, tasks {} (start {tasks_start}), fds {fds} (start {fds_start})",
-                peers.iter().filter(|(k, _)| hub.is_connected(&k.public_key())).count(),
-                hub.tasks(),
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_event(&mut events, "all connected again", || all_connected(&hub)).await;
+        // Duplicates the flapping left parked are dropped at the end of
+        // their grace: no event says so.
+        settle_on("tasks and fds back where they started", || {
+            all_connected(&hub) && hub.tasks() == tasks_start && peers::open_fds() == fds_start
+        })
+        .await;
         eprintln!(
             "real-socket soak: 200 peers flapped for {flap_for:?} ({rounds} rounds, {} connections \
              established, max {max_dials} dials in flight); all connected, {tasks_start} tasks and \

@@ -378,16 +378,51 @@ impl Network {
 
 pub const SECOND: Duration = Duration::from_secs(1);
 
-/// Reads each connection until it ends; with `idle`, gives up on a peer
-/// that sends nothing for that long.
+/// Reads each connection until it ends, answering each message; with
+/// `cut`, also gives up (as an application's idle timeout would, but when
+/// the test says so) on every connection it runs while `cut` is `true`.
 pub struct Reader {
-    /// Give up on a peer silent this long; `None`: never.
-    pub idle: Option<Duration>,
+    /// Ends the connections while `true`; `None`: never.
+    pub cut: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Reader {
     /// Holds each connection until the server cancels it or the peer closes it.
-    pub const HOLD: Reader = Reader { idle: None };
+    pub const HOLD: Reader = Reader { cut: None };
+}
+
+/// Waits until `settled` holds of state that no event announces (the task
+/// count, a mock's dials in flight, open file descriptors), which follows
+/// what the test awaited by a few turns of the runtime: re-checked after
+/// each yield, no sleep. Bounded by a hang guard, never a timing margin.
+pub async fn settle_on(what: &str, mut settled: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !settled() {
+        assert!(std::time::Instant::now() < deadline, "hung: never {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits, event by event, until `done` holds (it reads the server's
+/// state, which is updated before the event that announces it goes out).
+/// Subscribe `events` before the awaited change can happen.
+pub async fn until_event<T: Clone>(
+    events: &mut tokio::sync::broadcast::Receiver<T>,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let wait = async {
+        while !done() {
+            match events.recv().await {
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended waiting for {what}: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("hung: never {what}"));
 }
 
 impl PeerHandler<Connection<TcpStream>> for Reader {
@@ -399,16 +434,18 @@ impl PeerHandler<Connection<TcpStream>> for Reader {
         cancel: CancellationToken,
     ) -> DisconnectReason {
         let mut framed = conn.into_framed();
+        let mut cut = self.cut.clone();
         loop {
-            let idle = async {
-                match self.idle {
-                    Some(d) => tokio::time::sleep(d).await,
+            let cutting = async {
+                match &mut cut {
+                    // The sender lives as long as the test: an error is its end.
+                    Some(cut) => drop(cut.wait_for(|c| *c).await),
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 () = cancel.cancelled() => return DisconnectReason::Cancelled,
-                () = idle => return DisconnectReason::Local("idle".into()),
+                () = cutting => return DisconnectReason::Local("idle".into()),
                 msg = framed.next() => match msg {
                     Some(Ok(_)) => {
                         if framed.send(b"pong".as_slice()).await.is_err() {

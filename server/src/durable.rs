@@ -182,14 +182,16 @@ impl Work {
 pub(crate) async fn load<S: PeerStore<Addr = NetAddress>>(
     store: &S,
 ) -> Result<(Snapshot<NetAddress>, Vec<(PublicKey, Option<SystemTime>)>), ServerError> {
-    let snapshot = store.load().await.map_err(store_error)?;
+    let snapshot = guarded(store.load()).await.map_err(ServerError::Store)?;
     let now = SystemTime::now();
     let expired: Vec<Change<NetAddress>> = (snapshot.bans.iter())
         .filter(|b| b.until <= now)
         .map(|b| Change::Unban { peer: b.peer })
         .collect();
     if !expired.is_empty() {
-        store.apply(expired).await.map_err(store_error)?;
+        guarded(store.apply(expired))
+            .await
+            .map_err(ServerError::Store)?;
     }
     let bans = (snapshot.bans_active_at(now))
         .map(|b| (b.peer, ban_expiry(b.until)))
@@ -313,15 +315,7 @@ where
         None => verdicts.resize_with(batch.len(), || Err(ServerError::ShutDown)),
     }
     if !changes.is_empty() {
-        let written = match AssertUnwindSafe(store.apply(changes)).catch_unwind().await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Arc::new(e) as StoreFailure),
-            Err(panic) => Err(
-                Arc::new(StorePanicked(crate::events::panic_message(panic.as_ref())))
-                    as StoreFailure,
-            ),
-        };
-        if let Err(e) = written {
+        if let Err(e) = guarded(store.apply(changes)).await {
             return Err((batch, e));
         }
     }
@@ -356,7 +350,10 @@ fn fail(batch: Vec<Request>, e: &StoreFailure) {
     for req in batch {
         answer(req.done, Err(ServerError::Store(Arc::clone(e))));
     }
-    tracing::warn!(error = %e, facts, "peer store write failed; nothing of it applied");
+    // The error is the store's: its `Display` is user code.
+    let error = std::panic::catch_unwind(AssertUnwindSafe(|| e.to_string()))
+        .unwrap_or_else(|_| "(its Display panicked)".to_owned());
+    tracing::warn!(%error, facts, "peer store write failed; nothing of it applied");
 }
 
 fn answer(done: Option<oneshot::Sender<Outcome>>, outcome: Outcome) {
@@ -366,8 +363,18 @@ fn answer(done: Option<oneshot::Sender<Outcome>>, outcome: Outcome) {
     }
 }
 
-fn store_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> ServerError {
-    ServerError::Store(Arc::new(e))
+/// Runs one of the store's calls (user code): its error, or its panic as
+/// one.
+async fn guarded<T, E: std::error::Error + Send + Sync + 'static>(
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, StoreFailure> {
+    match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(Arc::new(e)),
+        Err(panic) => Err(Arc::new(StorePanicked(crate::events::panic_message(
+            panic.as_ref(),
+        )))),
+    }
 }
 
 /// The store changes of one request, appended to `changes`; an error

@@ -91,6 +91,7 @@ type StoreServer = Server<Mock, ManualClock, Handler>;
 struct Node {
     clock: ManualClock,
     dialer: MockDialer<PublicKey, server::NodeAddr>,
+    handler: Handler,
     server: StoreServer,
 }
 
@@ -99,18 +100,20 @@ async fn open(store: &TestStore) -> Result<Node, ServerError> {
     let dialer = MockDialer::new(clock.clone());
     let mut config = Config::default();
     config.worker = config.worker.with_seed(7);
+    let handler = Handler::default();
     let server = Server::open(
         key(US),
         config,
         Mock(dialer.clone()),
         clock.clone(),
-        Handler::default(),
+        handler.clone(),
         store.clone(),
     )
     .await?;
     Ok(Node {
         clock,
         dialer,
+        handler,
         server,
     })
 }
@@ -364,8 +367,10 @@ fn an_unreadable_store_is_an_error_at_open() {
 }
 
 /// Store and registry agree after every operation raced with every other
-/// from four threads, with writes failing at random: a peer is stored iff
-/// it is persistent, `user_asked` iff perm, and the bans are the same.
+/// from four threads, with writes failing at random and dialers or
+/// handlers panicking: a peer is stored iff it is persistent,
+/// `user_asked` iff perm, and the bans are the same; the server's own
+/// machinery recovered from every panic.
 #[test]
 fn store_and_registry_agree_whatever_races() {
     for seed in 0..6u64 {
@@ -377,7 +382,14 @@ fn store_and_registry_agree_whatever_races() {
         rt.block_on(async move {
             let store = TestStore::new();
             let n = open(&store).await.expect("opens");
-            n.dialer.set_fallback(Behavior::Succeed);
+            // User code misbehaving meanwhile: every dial panics, or
+            // connections are made and their handlers panic.
+            if seed % 2 == 1 {
+                n.dialer.set_fallback(Behavior::Panic);
+            } else {
+                n.dialer.set_fallback(Behavior::Succeed);
+                n.handler.panic_next(40);
+            }
             let tasks: Vec<_> = (0..4u64)
                 .map(|t| {
                     let server = n.server.clone();
@@ -423,9 +435,93 @@ fn store_and_registry_agree_whatever_races() {
             let stored_bans: BTreeSet<PublicKey> = snap.bans.iter().map(|b| b.peer).collect();
             let bans: BTreeSet<PublicKey> = n.server.bans().into_iter().map(|b| b.0).collect();
             assert_eq!(stored_bans, bans, "seed {seed}");
+            assert!(n.server.health().event_task_running, "seed {seed}");
             n.server.shutdown().await;
         });
     }
+}
+
+/// A store's error whose `Display` panics.
+#[derive(Debug)]
+struct Rude;
+
+impl std::fmt::Display for Rude {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("a Display that panics")
+    }
+}
+
+impl std::error::Error for Rude {}
+
+/// A store that fails with [`Rude`] while `fail` is set, and whose `load`
+/// panics while `panic_load` is set.
+#[derive(Clone, Default)]
+struct RudeStore {
+    inner: MemoryStore<NetAddress>,
+    fail: Arc<AtomicBool>,
+    panic_load: Arc<AtomicBool>,
+}
+
+impl PeerStore for RudeStore {
+    type Addr = NetAddress;
+    type Error = Rude;
+
+    async fn load(&self) -> Result<Snapshot<NetAddress>, Rude> {
+        if self.panic_load.load(Ordering::SeqCst) {
+            panic!("a load that panics");
+        }
+        self.inner.load().await.map_err(|_| Rude)
+    }
+
+    async fn apply(&self, changes: Vec<Change<NetAddress>>) -> Result<(), Rude> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(Rude);
+        }
+        self.inner.apply(changes).await.map_err(|_| Rude)
+    }
+}
+
+/// The store is user code all the way: a `load` that panics is an error
+/// from `open`, and an error whose `Display` panics fails its write like
+/// any other (the server never prints it) and the server goes on.
+#[test]
+fn a_store_whose_load_or_display_panics_is_only_an_error() {
+    run(async {
+        let store = RudeStore::default();
+        let clock = ManualClock::new();
+        let start = |store: RudeStore| {
+            Server::open(
+                key(US),
+                Config::default(),
+                Mock(MockDialer::new(clock.clone())),
+                clock.clone(),
+                Handler::default(),
+                store,
+            )
+        };
+        store.panic_load.store(true, Ordering::SeqCst);
+        let err = start(store.clone()).await.expect_err("load panicked");
+        let ServerError::Store(source) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(source.to_string().contains("a load that panics"));
+
+        store.panic_load.store(false, Ordering::SeqCst);
+        let server = start(store.clone()).await.expect("opens");
+        store.fail.store(true, Ordering::SeqCst);
+        let err = server
+            .connect(node(key(1), 1), true)
+            .await
+            .expect_err("fails");
+        assert!(matches!(err, ServerError::Store(_)));
+        store.fail.store(false, Ordering::SeqCst);
+        server
+            .connect(node(key(1), 1), true)
+            .await
+            .expect("the writer lives");
+        assert_eq!(server.persistence(&key(1)), Some(true));
+        server.shutdown().await;
+    });
 }
 
 /// On a real SQLite file: perm peers written by one server are started by

@@ -165,7 +165,7 @@ impl Work {
         }
     }
 
-    fn ban<'a>(&'a self, mirror: &'a Mirror, peer: &PublicKey) -> Option<Option<SystemTime>> {
+    fn ban(&self, mirror: &Mirror, peer: &PublicKey) -> Option<Option<SystemTime>> {
         match self.bans.get(peer) {
             Some(b) => *b,
             None => mirror.bans.get(peer).copied(),
@@ -175,10 +175,35 @@ impl Work {
     fn put(&mut self, record: PeerRecord<NetAddress>) {
         self.peers.insert(record.id, Some(record));
     }
+
+    /// Removes the peer's record.
+    fn remove(&mut self, peer: PublicKey, changes: &mut Vec<Change<NetAddress>>) {
+        changes.push(Change::Remove { peer });
+        self.peers.insert(peer, None);
+    }
+
+    /// Edits a stored peer's record with `f`, which returns the change to
+    /// write, if any; a peer not stored is left alone.
+    fn edit(
+        &mut self,
+        mirror: &Mirror,
+        peer: PublicKey,
+        changes: &mut Vec<Change<NetAddress>>,
+        f: impl FnOnce(&mut PeerRecord<NetAddress>) -> Option<Change<NetAddress>>,
+    ) {
+        let Some(mut r) = self.get(mirror, &peer).cloned() else {
+            return;
+        };
+        if let Some(change) = f(&mut r) {
+            changes.push(change);
+            self.put(r);
+        }
+    }
 }
 
-/// Opens a server on `store`: what [`Server::open`](crate::Server::open)
-/// does once the server exists.
+/// What [`Server::open`](crate::Server::open) reads from `store`: its
+/// snapshot and the bans still in force (the expired ones are removed
+/// from the store).
 pub(crate) async fn load<S: PeerStore<Addr = NetAddress>>(
     store: &S,
 ) -> Result<(Snapshot<NetAddress>, Vec<(PublicKey, Option<SystemTime>)>), ServerError> {
@@ -377,6 +402,25 @@ async fn guarded<T, E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// A new record for `peer`, with the addresses it last announced, and the
+/// changes that create it.
+fn fresh<C, E>(
+    reg: &Registry<C, E>,
+    peer: PublicKey,
+    reason: Reason,
+) -> (PeerRecord<NetAddress>, Vec<Change<NetAddress>>) {
+    let mut r = PeerRecord::new(peer, reason);
+    let mut changes = vec![Change::Persist { peer, reason }];
+    if let Some(addrs) = reg.announced.get(&peer).filter(|a| !a.is_empty()) {
+        r.advertised_addrs = addrs.clone();
+        changes.push(Change::SetAdvertisedAddrs {
+            peer,
+            addrs: addrs.clone(),
+        });
+    }
+    (r, changes)
+}
+
 /// The store changes of one request, appended to `changes`; an error
 /// refuses the request (nothing written for it).
 fn plan<C, E>(
@@ -392,35 +436,35 @@ fn plan<C, E>(
                 return Err(ServerError::ShutDown);
             }
             let peer = node.pubkey;
-            let old = work.get(mirror, &peer).cloned();
-            let new = old.is_none();
-            let mut r = old.unwrap_or_else(|| {
-                let reason = Reason {
-                    user_asked: true,
-                    has_channels: reg.channels.contains_key(&peer),
-                };
-                let mut r = PeerRecord::new(peer, reason);
-                r.advertised_addrs = reg.announced.get(&peer).cloned().unwrap_or_default();
-                r
-            });
-            r.reason.user_asked = true;
+            let (mut r, created) = match work.get(mirror, &peer).cloned() {
+                Some(r) => (r, Vec::new()),
+                None => {
+                    let has_channels = reg.channels.contains_key(&peer);
+                    fresh(
+                        reg,
+                        peer,
+                        Reason {
+                            user_asked: true,
+                            has_channels,
+                        },
+                    )
+                }
+            };
+            changes.extend(created);
+            if !r.reason.user_asked {
+                r.reason.user_asked = true;
+                changes.push(Change::Persist {
+                    peer,
+                    reason: r.reason,
+                });
+            }
             r.user_addrs.retain(|a| *a != node.addr);
             r.user_addrs.insert(0, node.addr.clone());
             r.user_addrs.truncate(MAX_USER_ADDRS);
-            changes.push(Change::Persist {
-                peer,
-                reason: r.reason,
-            });
             changes.push(Change::SetUserAddrs {
                 peer,
                 addrs: r.user_addrs.clone(),
             });
-            if new && !r.advertised_addrs.is_empty() {
-                changes.push(Change::SetAdvertisedAddrs {
-                    peer,
-                    addrs: r.advertised_addrs.clone(),
-                });
-            }
             work.put(r);
         }
         Op::Disconnect(peer) | Op::Forget(peer) => {
@@ -430,8 +474,7 @@ fn plan<C, E>(
                 return Err(ServerError::UnknownPeer(*peer));
             }
             if stored {
-                changes.push(Change::Remove { peer: *peer });
-                work.peers.insert(*peer, None);
+                work.remove(*peer, changes);
             }
         }
         Op::Ban(peer, until) => {
@@ -446,8 +489,7 @@ fn plan<C, E>(
             // A ban stops a peer that is persistent only for its channels,
             // as it stops its worker.
             if work.get(mirror, peer).is_some_and(|r| !r.reason.user_asked) {
-                changes.push(Change::Remove { peer: *peer });
-                work.peers.insert(*peer, None);
+                work.remove(*peer, changes);
             }
         }
         Op::Unban(peer) => {
@@ -464,106 +506,85 @@ fn plan<C, E>(
             if reg.shut_down {
                 return Ok(());
             }
-            let peer = *peer;
-            match work.get(mirror, &peer).cloned() {
-                Some(r) if r.reason.has_channels => {}
-                Some(mut r) => {
-                    r.reason.has_channels = true;
-                    changes.push(Change::Persist {
-                        peer,
-                        reason: r.reason,
-                    });
-                    work.put(r);
-                }
-                None => {
-                    let reason = Reason {
-                        user_asked: false,
-                        has_channels: true,
-                    };
-                    let mut r = PeerRecord::new(peer, reason);
-                    r.advertised_addrs = reg.announced.get(&peer).cloned().unwrap_or_default();
-                    changes.push(Change::Persist { peer, reason });
-                    if !r.advertised_addrs.is_empty() {
-                        changes.push(Change::SetAdvertisedAddrs {
-                            peer,
-                            addrs: r.advertised_addrs.clone(),
-                        });
-                    }
-                    work.put(r);
-                }
+            if work.get(mirror, peer).is_none() {
+                let reason = Reason {
+                    user_asked: false,
+                    has_channels: true,
+                };
+                let (r, created) = fresh(reg, *peer, reason);
+                changes.extend(created);
+                work.put(r);
+            } else {
+                work.edit(mirror, *peer, changes, |r| {
+                    (!r.reason.has_channels).then(|| {
+                        r.reason.has_channels = true;
+                        Change::Persist {
+                            peer: r.id,
+                            reason: r.reason,
+                        }
+                    })
+                });
             }
         }
         Op::Prune(peer) => {
-            let Some(mut r) = work.get(mirror, peer).cloned() else {
+            let Some(r) = work.get(mirror, peer) else {
                 return Ok(());
             };
             if reg.channels.contains_key(peer) {
                 return Ok(());
             }
             if !r.reason.user_asked {
-                changes.push(Change::Remove { peer: *peer });
-                work.peers.insert(*peer, None);
-            } else if r.reason.has_channels {
-                r.reason.has_channels = false;
-                changes.push(Change::Persist {
-                    peer: *peer,
-                    reason: r.reason,
+                work.remove(*peer, changes);
+            } else {
+                work.edit(mirror, *peer, changes, |r| {
+                    r.reason.has_channels.then(|| {
+                        r.reason.has_channels = false;
+                        Change::Persist {
+                            peer: r.id,
+                            reason: r.reason,
+                        }
+                    })
                 });
-                work.put(r);
             }
         }
-        Op::Connected { peer, addr, at } => {
-            if let Some(mut r) = work.get(mirror, peer).cloned() {
-                let connection = LastConnection {
-                    addr: addr.clone(),
-                    at: *at,
-                    lasted: None,
-                };
-                r.last_connection = Some(connection.clone());
-                changes.push(Change::SetLastConnection {
-                    peer: *peer,
-                    connection,
-                });
-                work.put(r);
-            }
-        }
-        Op::Ended { peer, lasted } => {
-            if let Some(mut r) = work.get(mirror, peer).cloned() {
-                if let Some(c) = r.last_connection.as_mut().filter(|c| c.lasted.is_none()) {
-                    c.lasted = Some(*lasted);
-                    let connection = c.clone();
-                    changes.push(Change::SetLastConnection {
-                        peer: *peer,
-                        connection,
-                    });
-                    work.put(r);
+        Op::Connected { peer, addr, at } => work.edit(mirror, *peer, changes, |r| {
+            let connection = LastConnection {
+                addr: addr.clone(),
+                at: *at,
+                lasted: None,
+            };
+            r.last_connection = Some(connection.clone());
+            Some(Change::SetLastConnection {
+                peer: r.id,
+                connection,
+            })
+        }),
+        Op::Ended { peer, lasted } => work.edit(mirror, *peer, changes, |r| {
+            let c = r.last_connection.as_mut().filter(|c| c.lasted.is_none())?;
+            c.lasted = Some(*lasted);
+            Some(Change::SetLastConnection {
+                peer: r.id,
+                connection: c.clone(),
+            })
+        }),
+        Op::Backoff { peer, level } => work.edit(mirror, *peer, changes, |r| {
+            (r.backoff != Some(*level)).then(|| {
+                r.backoff = Some(*level);
+                Change::SetBackoff {
+                    peer: r.id,
+                    level: *level,
                 }
-            }
-        }
-        Op::Backoff { peer, level } => {
-            if let Some(mut r) = work.get(mirror, peer).cloned() {
-                if r.backoff != Some(*level) {
-                    r.backoff = Some(*level);
-                    changes.push(Change::SetBackoff {
-                        peer: *peer,
-                        level: *level,
-                    });
-                    work.put(r);
+            })
+        }),
+        Op::Advertised { peer, addrs } => work.edit(mirror, *peer, changes, |r| {
+            (r.advertised_addrs != *addrs).then(|| {
+                r.advertised_addrs = addrs.clone();
+                Change::SetAdvertisedAddrs {
+                    peer: r.id,
+                    addrs: addrs.clone(),
                 }
-            }
-        }
-        Op::Advertised { peer, addrs } => {
-            if let Some(mut r) = work.get(mirror, peer).cloned() {
-                if r.advertised_addrs != *addrs {
-                    r.advertised_addrs = addrs.clone();
-                    changes.push(Change::SetAdvertisedAddrs {
-                        peer: *peer,
-                        addrs: addrs.clone(),
-                    });
-                    work.put(r);
-                }
-            }
-        }
+            })
+        }),
     }
     Ok(())
 }

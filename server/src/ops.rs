@@ -138,20 +138,14 @@ where
     /// [`forget`](Self::forget) is the other half: it stops persistence and
     /// leaves the connection up.
     pub async fn disconnect(&self, peer: &PublicKey) -> Result<(), ServerError> {
-        match self.inner.durable.get() {
-            Some(d) => d.call(Op::Disconnect(*peer)).await.map(drop),
-            None => self.inner.disconnect_now(peer),
-        }
+        self.inner.run(Op::Disconnect(*peer)).await.map(drop)
     }
 
     /// Stops persisting a peer without touching its connection (when that
     /// ends, the peer is not redialed). Returns whether it was persistent;
     /// an error only if the store failed (then nothing changed).
     pub async fn forget(&self, peer: &PublicKey) -> Result<bool, ServerError> {
-        match self.inner.durable.get() {
-            Some(d) => d.call(Op::Forget(*peer)).await,
-            None => Ok(self.inner.lock().stop_worker(peer)),
-        }
+        self.inner.run(Op::Forget(*peer)).await
     }
 
     /// An inbound connection arrived (from our listener or the
@@ -211,21 +205,14 @@ where
     /// channels, and its worker is created once that is written; this does
     /// not wait for it.
     pub fn channel_opened(&self, peer: PublicKey) {
-        let inner = &self.inner;
         {
-            let mut reg = inner.lock();
+            let mut reg = self.inner.lock();
             if reg.shut_down {
                 return;
             }
             *reg.channels.entry(peer).or_default() += 1;
-            if inner.durable.get().is_none() {
-                inner.get_or_create(&mut reg, peer, false);
-                return;
-            }
         }
-        if let Some(d) = inner.durable.get() {
-            d.post(Op::ChannelOpened(peer));
-        }
+        self.inner.run_unwaited(Op::ChannelOpened(peer));
     }
 
     /// A channel with the peer was closed.
@@ -264,24 +251,12 @@ where
     /// replaces the peer's earlier one. With a store ([`Server::open`]) the
     /// ban is written first; on an error nothing changed.
     pub async fn ban(&self, peer: PublicKey, until: Option<SystemTime>) -> Result<(), ServerError> {
-        match self.inner.durable.get() {
-            Some(d) => d.call(Op::Ban(peer, until)).await.map(drop),
-            None => {
-                self.inner.ban_now(peer, until);
-                Ok(())
-            }
-        }
+        self.inner.run(Op::Ban(peer, until)).await.map(drop)
     }
 
     /// Lifts a ban (and removes it from the store, if there is one).
     pub async fn unban(&self, peer: &PublicKey) -> Result<(), ServerError> {
-        match self.inner.durable.get() {
-            Some(d) => d.call(Op::Unban(*peer)).await.map(drop),
-            None => {
-                self.inner.lock().banned.remove(peer);
-                Ok(())
-            }
-        }
+        self.inner.run(Op::Unban(*peer)).await.map(drop)
     }
 
     /// Whether the peer is banned now (a ban whose end has passed is not).
@@ -305,11 +280,7 @@ where
             .collect();
         let mut lifted = Vec::new();
         for (peer, until) in ended {
-            let done = match self.inner.durable.get() {
-                Some(d) => d.call(Op::UnbanEnded(peer, until)).await?,
-                None => self.inner.lock().unban_ended(&peer, until),
-            };
-            if done {
+            if self.inner.run(Op::UnbanEnded(peer, until)).await? {
                 lifted.push(peer);
             }
         }
@@ -353,7 +324,25 @@ where
     K: Clock,
     H: PeerHandler<D::Conn>,
 {
-    /// Applies a request the store has made durable (see [`crate::durable`]).
+    /// Carries out `op`: through the store's queue for a server of
+    /// [`Server::open`] (durable, then applied), at once otherwise.
+    async fn run(&self, op: Op) -> Outcome {
+        match self.durable.get() {
+            Some(d) => d.call(op).await,
+            None => self.apply_op(op),
+        }
+    }
+
+    /// [`run`](Self::run) without waiting for the store.
+    fn run_unwaited(&self, op: Op) {
+        match self.durable.get() {
+            Some(d) => d.post(op),
+            None => drop(self.apply_op(op)),
+        }
+    }
+
+    /// Applies `op` to the registry: at once without a store, or once the
+    /// store has made it durable (see [`crate::durable`]).
     pub(crate) fn apply_op(&self, op: Op) -> Outcome {
         match op {
             Op::Connect(node) => {
@@ -361,8 +350,9 @@ where
                 let _ = self.connect_perm(node);
                 Ok(true)
             }
-            // Gone meanwhile (its connection ended): nothing left to do.
-            Op::Disconnect(peer) => Ok(self.disconnect_now(&peer).is_ok()),
+            // With a store, known when planned; an error now means its
+            // connection ended meanwhile and there was no record to remove.
+            Op::Disconnect(peer) => self.disconnect_now(&peer).map(|()| true),
             Op::Forget(peer) => Ok(self.lock().stop_worker(&peer)),
             Op::Ban(peer, until) => {
                 self.ban_now(peer, until);

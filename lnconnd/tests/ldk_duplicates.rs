@@ -113,7 +113,7 @@ async fn simultaneous_opens_with_ldk_end_on_the_one_connection_ldk_keeps() {
         assert!(us.is_connected(&theirs), "round {round}");
         assert!(ldk.has(&ours), "round {round}");
         assert_eq!(ldk.manager.list_peers().len(), 1, "round {round}");
-        let status = us.status().into_iter().find(|p| p.pubkey == theirs);
+        let status = us.peer_status(&theirs);
         let conn = status.and_then(|p| p.connection).expect("one connection");
         match conn.direction {
             server::Direction::Inbound => inbound_kept += 1,

@@ -392,7 +392,7 @@ async fn a_half_open_peer_that_dials_again_is_served_on_its_new_connection() {
     let got = tokio::time::timeout(HANG_GUARD, inits.recv()).await;
     assert_eq!(got.ok().flatten(), Some(theirs), "an init on the new one");
     assert!(us.is_connected(&theirs));
-    let status = us.status().into_iter().find(|p| p.pubkey == theirs);
+    let status = us.peer_status(&theirs);
     let conn = status.and_then(|p| p.connection).expect("connected");
     assert_eq!(conn.direction, server::Direction::Inbound);
 

@@ -4,6 +4,7 @@ use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, Status};
 use tokio::time::Instant;
 
+use crate::registry::Registry;
 use crate::{Direction, NetAddress, NodeAddr, PeerHandler, Server, SkippedAddr};
 
 /// The live connection to a peer, as [`Server::status`] reports it.
@@ -79,26 +80,42 @@ where
             reg.conns
                 .keys()
                 .chain(only_persistent)
-                .map(|&pubkey| PeerStatus {
-                    pubkey,
-                    persistent: reg.workers.get(&pubkey).map(|p| p.perm),
-                    connection: reg.conns.get(&pubkey).map(|l| ConnectionInfo {
-                        direction: l.direction,
-                        since: l.since,
-                        addr: l.addr.clone(),
-                    }),
-                    worker: reg.workers.get(&pubkey).map(|p| p.handle.status()),
-                    parked: reg.parked.get(&pubkey).map(|p| p.direction),
-                    skipped: reg
-                        .announced
-                        .get(&pubkey)
-                        .map(|a| self.inner.config.addresses.plan(a).1)
-                        .unwrap_or_default(),
-                })
+                .map(|&pubkey| self.status_in(&reg, pubkey))
                 .collect()
         };
         // Sorted after the lock is released, each key serialized once.
         peers.sort_by_cached_key(|p| p.pubkey.serialize());
         peers
+    }
+
+    /// One peer's status, if the server knows of it (connected or
+    /// persistent).
+    pub fn peer_status(&self, peer: &PublicKey) -> Option<PeerStatus<D::Error>> {
+        let reg = self.inner.lock();
+        let known = reg.conns.contains_key(peer) || reg.workers.contains_key(peer);
+        known.then(|| self.status_in(&reg, *peer))
+    }
+
+    fn status_in(
+        &self,
+        reg: &Registry<D::Conn, D::Error>,
+        pubkey: PublicKey,
+    ) -> PeerStatus<D::Error> {
+        PeerStatus {
+            pubkey,
+            persistent: reg.workers.get(&pubkey).map(|p| p.perm),
+            connection: reg.conns.get(&pubkey).map(|l| ConnectionInfo {
+                direction: l.direction,
+                since: l.since,
+                addr: l.addr.clone(),
+            }),
+            worker: reg.workers.get(&pubkey).map(|p| p.handle.status()),
+            parked: reg.parked.get(&pubkey).map(|p| p.direction),
+            skipped: reg
+                .announced
+                .get(&pubkey)
+                .map(|a| self.inner.config.addresses.plan(a).1)
+                .unwrap_or_default(),
+        }
     }
 }

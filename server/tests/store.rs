@@ -145,6 +145,9 @@ fn what_a_server_writes_is_what_the_next_one_starts_from() {
         settle().await;
         n.clock.advance(SECOND).await;
         assert!(n.server.is_connected(&perm), "dialed at :2");
+        let status = n.server.peer_status(&perm).expect("known");
+        assert_eq!(status.persistent, Some(true));
+        assert!(n.server.peer_status(&key(9)).is_none(), "unknown");
         n.server
             .unban(&key(9))
             .await

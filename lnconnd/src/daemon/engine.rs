@@ -438,7 +438,7 @@ impl Engine {
     /// The addresses known for a persistent peer, in the order its worker
     /// tries them: the last good one, those a user gave, the advertised.
     pub(crate) fn known_addrs(&self, peer: &PublicKey) -> Vec<server::NetAddress> {
-        let status = self.node.status().into_iter().find(|p| p.pubkey == *peer);
+        let status = self.node.peer_status(peer);
         let Some(w) = status.and_then(|p| p.worker) else {
             return Vec::new();
         };

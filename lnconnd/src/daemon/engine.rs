@@ -438,22 +438,8 @@ impl Engine {
     /// The addresses known for a persistent peer, in the order its worker
     /// tries them: the last good one, those a user gave, the advertised.
     pub(crate) fn known_addrs(&self, peer: &PublicKey) -> Vec<server::NetAddress> {
-        let status = self.node.peer_status(peer);
-        let Some(w) = status.and_then(|p| p.worker) else {
-            return Vec::new();
-        };
-        let mut list: Vec<server::NetAddress> = Vec::new();
-        let all = w
-            .last_good
-            .into_iter()
-            .chain(w.user_addrs)
-            .chain(w.advertised);
-        for a in all.map(|n| n.addr) {
-            if !list.contains(&a) {
-                list.push(a);
-            }
-        }
-        list
+        let worker = self.node.peer_status(peer).and_then(|p| p.worker);
+        worker.map_or_else(Vec::new, |w| w.addrs.into_iter().map(|n| n.addr).collect())
     }
 
     pub(crate) fn is_connected(&self, peer: &PublicKey) -> bool {

@@ -403,17 +403,26 @@ fn store_and_registry_agree_whatever_races() {
                             let r = rng.next_u64();
                             let p = key(1 + (r % 6) as u8);
                             fail.store((r >> 8) % 10 == 0, Ordering::SeqCst);
-                            match (r >> 16) % 9 {
+                            match (r >> 16) % 10 {
                                 0 | 1 => {
                                     drop(server.connect(node(p, (r >> 24) as u16), true).await)
                                 }
                                 2 => drop(server.disconnect(&p).await),
                                 3 => drop(server.forget(&p).await),
-                                4 => drop(server.ban(p, None).await),
+                                // For good, for an hour, or already over.
+                                4 => {
+                                    let until = match (r >> 40) % 3 {
+                                        0 => None,
+                                        1 => Some(later(3600)),
+                                        _ => Some(SystemTime::now() - Duration::from_secs(1)),
+                                    };
+                                    drop(server.ban(p, until).await)
+                                }
                                 5 => drop(server.unban(&p).await),
                                 6 => server.channel_opened(p),
                                 7 => server.channel_closed(&p),
-                                _ => drop(server.prune(&p)),
+                                8 => drop(server.prune(&p)),
+                                _ => drop(server.unban_ended().await),
                             }
                             tokio::task::yield_now().await;
                         }
@@ -435,9 +444,17 @@ fn store_and_registry_agree_whatever_races() {
                 .filter_map(|p| n.server.persistence(&p).map(|perm| (p, perm)))
                 .collect();
             assert_eq!(stored, registry, "seed {seed}");
-            let stored_bans: BTreeSet<PublicKey> = snap.bans.iter().map(|b| b.peer).collect();
+            let stored_bans: BTreeSet<PublicKey> = (snap.bans_active_at(SystemTime::now()))
+                .map(|b| b.peer)
+                .collect();
             let bans: BTreeSet<PublicKey> = n.server.bans().into_iter().map(|b| b.0).collect();
             assert_eq!(stored_bans, bans, "seed {seed}");
+            // Lifting the ended bans leaves none in the store either.
+            n.server.unban_ended().await.expect("written");
+            let all: BTreeSet<PublicKey> = (store.snapshot().await.bans.iter())
+                .map(|b| b.peer)
+                .collect();
+            assert_eq!(all, bans, "seed {seed}");
             assert!(n.server.health().event_task_running, "seed {seed}");
             n.server.shutdown().await;
         });

@@ -118,6 +118,21 @@ async fn open(store: &TestStore) -> Result<Node, ServerError> {
     })
 }
 
+/// A server with default settings on `store`, a mock dialer and `clock`.
+fn open_on<S: PeerStore<Addr = NetAddress>>(
+    clock: &ManualClock,
+    store: S,
+) -> impl std::future::Future<Output = Result<StoreServer, ServerError>> {
+    Server::open(
+        key(US),
+        Config::default(),
+        Mock(MockDialer::new(clock.clone())),
+        clock.clone(),
+        Handler::default(),
+        store,
+    )
+}
+
 fn later(secs: u64) -> SystemTime {
     SystemTime::now() + Duration::from_secs(secs)
 }
@@ -352,16 +367,7 @@ fn an_unreadable_store_is_an_error_at_open() {
         }
     }
     run(async {
-        let clock = ManualClock::new();
-        let r = Server::open(
-            key(US),
-            Config::default(),
-            Mock(MockDialer::new(clock.clone())),
-            clock,
-            Handler::default(),
-            Broken,
-        )
-        .await;
+        let r = open_on(&ManualClock::new(), Broken).await;
         let err = r.expect_err("refused");
         assert!(matches!(err, ServerError::Store(_)), "{err:?}");
         let text = std::error::Error::source(&err).expect("cause").to_string();
@@ -509,16 +515,7 @@ fn a_store_whose_load_or_display_panics_is_only_an_error() {
     run(async {
         let store = RudeStore::default();
         let clock = ManualClock::new();
-        let start = |store: RudeStore| {
-            Server::open(
-                key(US),
-                Config::default(),
-                Mock(MockDialer::new(clock.clone())),
-                clock.clone(),
-                Handler::default(),
-                store,
-            )
-        };
+        let start = |store| open_on(&clock, store);
         store.panic_load.store(true, Ordering::SeqCst);
         let err = start(store.clone()).await.expect_err("load panicked");
         let ServerError::Store(source) = &err else {
@@ -544,9 +541,8 @@ fn a_store_whose_load_or_display_panics_is_only_an_error() {
     });
 }
 
-/// On a real SQLite file: perm peers written by one server are started by
-/// the next, and a second process (here: a second open) cannot take the
-/// file while the first holds it.
+/// On a real SQLite file: the perm peers and the ban written by one server
+/// are started by the next; a forgotten peer is gone.
 #[test]
 fn a_sqlite_store_keeps_perm_peers_across_a_restart() {
     run(async {
@@ -556,16 +552,7 @@ fn a_sqlite_store_keeps_perm_peers_across_a_restart() {
             peer_store::SqliteStore::<NetAddress>::open(&path, Default::default()).await
         };
         let clock = ManualClock::new();
-        let start = |store| {
-            Server::open(
-                key(US),
-                Config::default(),
-                Mock(MockDialer::new(clock.clone())),
-                clock.clone(),
-                Handler::default(),
-                store,
-            )
-        };
+        let start = |store| open_on(&clock, store);
         let store = open_sqlite().await.expect("creates the file");
         let s = start(store.clone()).await.expect("opens");
         for b in 1..=20u8 {

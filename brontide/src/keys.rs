@@ -135,7 +135,7 @@ impl NodeSigner for NodeKeyPair {
     }
 
     fn ecdh(&self, remote: &PublicKey) -> Result<SharedSecret, SignerError> {
-        Ok(SharedSecret::new(remote, &self.inner.secret))
+        Ok(crate::crypto::ecdh(remote, &self.inner.secret))
     }
 }
 

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bitcoin::hashes::HashEngine;
-use bitcoin::secp256k1::ecdh::SharedSecret;
 use bitcoin::secp256k1::{PublicKey, SecretKey};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::CryptoResolver;
@@ -315,7 +314,7 @@ impl Dh for SecpDh {
         let point = self.shared.parsed(pubkey).ok_or(snow::Error::Dh)?;
         let shared_secret = match &self.key {
             DhKey::Unset => return Err(snow::Error::Dh),
-            DhKey::Ephemeral(secret) => SharedSecret::new(&point, secret),
+            DhKey::Ephemeral(secret) => crypto::ecdh(&point, secret),
             DhKey::Signer => match self.shared.local.ecdh(&point) {
                 Ok(secret) => secret,
                 Err(e) => {

@@ -9,6 +9,13 @@
 //!   pending), so 64 and 256 clients are beyond its bound.
 //! - the same with 8 clients while 100 silent connections (the hostile
 //!   tests' flood) are held open against the listener.
+//! - two references on the same runtime, to tell the listener's cost from
+//!   the clients' and from tokio's: ours with *bare clients* (the sans-IO
+//!   `Initiator` on a plain tokio `TcpStream`: no timers, no socket
+//!   options, no `Connection`), and *bare tokio*: the same bare clients
+//!   against a bare tokio server (accept, spawn a task, the sans-IO
+//!   `Responder`; no bounds, no timeouts, no events), what any tokio
+//!   listener pays per connection.
 //! - floor: the handshake both sides in memory (sans-IO, no socket, no
 //!   runtime) on 2 threads, the work each of our handshakes cannot avoid.
 //! - floor over TCP (a reference, not the goal's floor): the same in-memory
@@ -17,14 +24,15 @@
 //!   TCP listener can go below on this machine's kernel, so `floor ÷ floor
 //!   over TCP` is the best ratio any listener could reach here.
 //!
-//! Each measurement alternates batches of the three (the order rotates
+//! Each measurement alternates batches of the five (the order rotates
 //! every round), so load from other processes hits all alike; lines
 //! starting `PAIRED` give the median ratio of floor time to our time per
-//! handshake (≥ 1 would be faster than the floor), the same against the
-//! floor over TCP, the CPU time per handshake of each (from `/proc`'s
-//! `schedstat`, every thread of the process for ours: load from other
-//! processes moves it far less than wall time) and the honest dials that
-//! failed. Goal: ≥ 0.85 at 8 and 64 clients, no failed honest dial.
+//! handshake (≥ 1 would be faster than the floor), the same for the two
+//! references and the floor over TCP, the CPU time per handshake of each
+//! (from `/proc`'s `schedstat`, every thread of the process for ours: load
+//! from other processes moves it far less than wall time) and the honest
+//! dials that failed. In the flood scenario the flood targets the listener
+//! only, beside all five. Goal: ≥ 0.85 at 8 and 64 clients, no failed honest dial.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -39,8 +47,8 @@ use brontide::{
     NodeKeyPair, PublicKey, Responder, ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN,
 };
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
 
 /// Handshakes in one batch of ours or of the floor, per client (at least
@@ -48,6 +56,16 @@ use tokio::runtime::Runtime;
 const BATCH_PER_CLIENT: u64 = 8;
 /// Rounds of interleaved batches for the paired ratio.
 const ROUNDS: usize = 15;
+
+/// The paired workloads, by index: ours (`brontide::dial` clients against
+/// the `Listener`), the in-memory floor, the floor over TCP, ours with bare
+/// clients, bare tokio.
+const WORKLOADS: usize = 5;
+const OURS: usize = 0;
+const FLOOR: usize = 1;
+const TCP_FLOOR: usize = 2;
+const OURS_BARE_CLIENTS: usize = 3;
+const BARE_TOKIO: usize = 4;
 
 fn key(i: u64) -> NodeKeyPair {
     let mut bytes = [0x11u8; 32];
@@ -216,7 +234,15 @@ fn target(rt: &Runtime) -> Target {
 /// `n` handshakes by `clients` honest clients dialing in a loop; the time
 /// they took (CPU: of every thread of the process, the runtime's and this
 /// one) and the dials that failed.
-fn ours(rt: &Runtime, t: &Target, clients: u64, n: u64, keys: &[NodeKeyPair]) -> (Took, u64) {
+fn ours(
+    rt: &Runtime,
+    addr: SocketAddr,
+    server: PublicKey,
+    kind: Clients,
+    clients: u64,
+    n: u64,
+    keys: &[NodeKeyPair],
+) -> (Took, u64) {
     let remaining = Arc::new(AtomicI64::new(n as i64));
     let failed = Arc::new(AtomicU64::new(0));
     let cpu = cpu_time("self");
@@ -226,16 +252,19 @@ fn ours(rt: &Runtime, t: &Target, clients: u64, n: u64, keys: &[NodeKeyPair]) ->
         for local in &keys[..clients as usize] {
             let local = local.clone();
             let (remaining, failed) = (Arc::clone(&remaining), Arc::clone(&failed));
-            let (addr, server) = (t.addr, t.server);
             tasks.spawn(async move {
                 let config = DialConfig::default();
                 let cancel = CancellationToken::new();
                 while remaining.fetch_sub(1, Ordering::Relaxed) > 0 {
-                    match dial(addr, &local, &server, &config, &cancel).await {
-                        Ok(conn) => drop(black_box(conn)),
-                        Err(_) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
+                    let ok = match kind {
+                        Clients::Dial => dial(addr, &local, &server, &config, &cancel)
+                            .await
+                            .map(|conn| drop(black_box(conn)))
+                            .is_ok(),
+                        Clients::Bare => bare_client(addr, &local, &server).await,
+                    };
+                    if !ok {
+                        failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             });
@@ -247,6 +276,86 @@ fn ours(rt: &Runtime, t: &Target, clients: u64, n: u64, keys: &[NodeKeyPair]) ->
         cpu: cpu_time("self").saturating_sub(cpu),
     };
     (took, failed.load(Ordering::Relaxed))
+}
+
+/// The clients of [`ours`]: `brontide::dial`, or bare ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Clients {
+    /// `brontide::dial` with its defaults, as a node dials.
+    Dial,
+    /// [`bare_client`].
+    Bare,
+}
+
+/// One bare client's handshake: a plain tokio connect and the sans-IO
+/// initiator, nothing else.
+async fn bare_client(addr: SocketAddr, local: &NodeKeyPair, server: &PublicKey) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return false;
+    };
+    let Ok((act_one, initiator)) = Initiator::new(local, server).and_then(Initiator::act_one)
+    else {
+        return false;
+    };
+    if stream.write_all(&act_one).await.is_err() {
+        return false;
+    }
+    let mut act_two = [0u8; ACT_TWO_LEN];
+    if stream.read_exact(&mut act_two).await.is_err() {
+        return false;
+    }
+    let Ok((act_three, session)) = initiator.read_act_two(&act_two) else {
+        return false;
+    };
+    black_box(session);
+    stream.write_all(&act_three).await.is_ok()
+}
+
+/// A bare tokio server on 127.0.0.1 (the same accept queue as the
+/// listener's): accept, one task per connection running the sans-IO
+/// responder, `TCP_NODELAY` on; no bound, timeout, event or counter. Stops
+/// with `stop`.
+fn bare_server(rt: &Runtime, stop: &CancellationToken) -> SocketAddr {
+    let server = key(1_000_000);
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("local address");
+    let stop = stop.clone();
+    rt.spawn(async move {
+        let listener = socket.listen(brontide::LISTEN_BACKLOG).expect("listen");
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = stop.cancelled() => break,
+            };
+            let Ok((mut stream, _)) = accepted else {
+                continue;
+            };
+            let server = server.clone();
+            tokio::spawn(async move {
+                let _ = stream.set_nodelay(true);
+                let mut act_one = [0u8; ACT_ONE_LEN];
+                if stream.read_exact(&mut act_one).await.is_err() {
+                    return;
+                }
+                let Ok((act_two, responder)) =
+                    Responder::new(&server).and_then(|r| r.read_act_one(&act_one))
+                else {
+                    return;
+                };
+                if stream.write_all(&act_two).await.is_err() {
+                    return;
+                }
+                let mut act_three = [0u8; ACT_THREE_LEN];
+                if stream.read_exact(&mut act_three).await.is_ok() {
+                    black_box(responder.read_act_three(&act_three).ok());
+                }
+            });
+        }
+    });
+    addr
 }
 
 fn capacity(c: &mut Criterion) {
@@ -294,63 +403,83 @@ fn capacity(c: &mut Criterion) {
         let failed_total = AtomicU64::new(0);
         group.bench_with_input(BenchmarkId::new(name, clients), &clients, |b, &clients| {
             b.iter_custom(|iters| {
-                let (took, failed) = ours(&rt, &t, clients, iters, &keys);
+                let (took, failed) =
+                    ours(&rt, t.addr, t.server, Clients::Dial, clients, iters, &keys);
                 failed_total.fetch_add(failed, Ordering::Relaxed);
                 took.wall
             })
         });
-        // Paired: batches of ours, of the floor and of the floor over TCP,
+        // Paired: batches of the five workloads (`OURS` .. `BARE_TOKIO`),
         // in an order that rotates every round.
+        let bare_addr = bare_server(&rt, &t.stop);
+        let bare_key = key(1_000_000).public_key();
+        let bare_failed = AtomicU64::new(0);
         let batch = (clients * BATCH_PER_CLIENT).max(400);
-        let mut rounds: Vec<[Took; 3]> = Vec::with_capacity(ROUNDS);
+        let mut rounds: Vec<[Took; WORKLOADS]> = Vec::with_capacity(ROUNDS);
         for round in 0..ROUNDS {
             let mut took = [Took {
                 wall: Duration::ZERO,
                 cpu: Duration::ZERO,
-            }; 3];
-            for k in 0..3 {
-                let which = (round + k) % 3;
-                took[which] = match which {
-                    0 => {
-                        let (took, failed) = ours(&rt, &t, clients, batch, &keys);
-                        failed_total.fetch_add(failed, Ordering::Relaxed);
-                        took
+            }; WORKLOADS];
+            for k in 0..WORKLOADS {
+                let which = (round + k) % WORKLOADS;
+                let (addr, server, kind, failures) = match which {
+                    OURS => (t.addr, t.server, Clients::Dial, &failed_total),
+                    OURS_BARE_CLIENTS => (t.addr, t.server, Clients::Bare, &failed_total),
+                    BARE_TOKIO => (bare_addr, bare_key, Clients::Bare, &bare_failed),
+                    FLOOR => {
+                        took[which] = floor(batch, &alice, &bob);
+                        continue;
                     }
-                    1 => floor(batch, &alice, &bob),
-                    _ => tcp_floor(batch, &alice, &bob),
+                    _ => {
+                        took[which] = tcp_floor(batch, &alice, &bob);
+                        continue;
+                    }
                 };
+                let (time, failed) = ours(&rt, addr, server, kind, clients, batch, &keys);
+                failures.fetch_add(failed, Ordering::Relaxed);
+                took[which] = time;
             }
             rounds.push(took);
         }
-        // The median over rounds of `f(ours, floor, floor over TCP)`.
-        let median = |f: &dyn Fn(&[Took; 3]) -> f64| {
+        // The median over rounds of `f(the round's five times)`.
+        let median = |f: &dyn Fn(&[Took; WORKLOADS]) -> f64| {
             let mut v: Vec<f64> = rounds.iter().map(f).collect();
             v.sort_by(f64::total_cmp);
             v[ROUNDS / 2]
         };
-        let wall = |i: usize| move |r: &[Took; 3]| r[i].wall.as_secs_f64();
-        let cpu = |i: usize| move |r: &[Took; 3]| r[i].cpu.as_secs_f64();
-        let per_s = |secs: f64| batch as f64 / secs;
-        let cpu_us = |secs: f64| secs * 1e6 / batch as f64;
+        let wall = |i: usize| move |r: &[Took; WORKLOADS]| r[i].wall.as_secs_f64();
+        let cpu = |i: usize| move |r: &[Took; WORKLOADS]| r[i].cpu.as_secs_f64();
+        let per_s = |i: usize| batch as f64 / median(&wall(i));
+        let cpu_us = |i: usize| median(&cpu(i)) * 1e6 / batch as f64;
+        let ratio = |i: usize| median(&|r| wall(FLOOR)(r) / wall(i)(r));
         let stats = t.monitor.stats();
         println!(
             "PAIRED listener {name} {clients} clients: ours {:.0} handshakes/s, floor {:.0} handshakes/s, \
-             ratio {:.3} (median of per-round floor/ours); floor over TCP {:.0} handshakes/s, \
-             floor/floor-over-TCP {:.3}, floor-over-TCP/ours {:.3}; \
-             CPU per handshake: ours {:.0} us, floor {:.0} us, floor over TCP {:.0} us, \
-             CPU ratio floor/ours {:.3}; honest dials failed: {}; \
+             ratio {:.3} (median of per-round floor/ours); \
+             ours with bare clients {:.0} handshakes/s, ratio {:.3}; \
+             bare tokio {:.0} handshakes/s, ratio {:.3}; \
+             floor over TCP {:.0} handshakes/s, ratio {:.3}; \
+             CPU per handshake: ours {:.0} us, ours with bare clients {:.0} us, bare tokio {:.0} us, \
+             floor over TCP {:.0} us, floor {:.0} us; \
+             honest dials failed: {} (bare tokio: {}); \
              listener: {} accepted, {} established, {} failed ({} evicted, {} timed out)",
-            per_s(median(&wall(0))),
-            per_s(median(&wall(1))),
-            median(&|r| wall(1)(r) / wall(0)(r)),
-            per_s(median(&wall(2))),
-            median(&|r| wall(1)(r) / wall(2)(r)),
-            median(&|r| wall(2)(r) / wall(0)(r)),
-            cpu_us(median(&cpu(0))),
-            cpu_us(median(&cpu(1))),
-            cpu_us(median(&cpu(2))),
-            median(&|r| cpu(1)(r) / cpu(0)(r)),
+            per_s(OURS),
+            per_s(FLOOR),
+            ratio(OURS),
+            per_s(OURS_BARE_CLIENTS),
+            ratio(OURS_BARE_CLIENTS),
+            per_s(BARE_TOKIO),
+            ratio(BARE_TOKIO),
+            per_s(TCP_FLOOR),
+            ratio(TCP_FLOOR),
+            cpu_us(OURS),
+            cpu_us(OURS_BARE_CLIENTS),
+            cpu_us(BARE_TOKIO),
+            cpu_us(TCP_FLOOR),
+            cpu_us(FLOOR),
             failed_total.load(Ordering::Relaxed),
+            bare_failed.load(Ordering::Relaxed),
             stats.accepted,
             stats.established,
             stats.failed(),

@@ -4,7 +4,10 @@
 //!   with the same secp256k1 (the one `bitcoin` re-exports): 2 ephemeral key
 //!   generations, 6 ECDH (3 per side: es, ee, se) and 3 public-key parses
 //!   (the two ephemeral keys and the initiator's static key, each parsed by
-//!   the side that receives it). Target: ≤ 1.05× the floor.
+//!   the side that receives it). Target: ≤ 1.05× the floor. Beside it, the
+//!   same handshake written out by hand without snow, with our primitives
+//!   (`support/handshake.rs`, `reference`): what BOLT 8 itself costs over
+//!   the floor, and what ours costs over that.
 //! - transport, encrypt + decrypt of one message (1 KiB, 65535 B) against
 //!   one raw `ring` ChaCha20-Poly1305 seal + open of the same bytes. Targets:
 //!   ≤ 1.35× at 1 KiB (a frame is two AEAD operations, header and body);
@@ -63,6 +66,9 @@ fn handshake(c: &mut Criterion) {
     group.bench_function("floor_responder_1_keygen_3_ecdh_2_parse", |b| {
         b.iter(run(Workload::ResponderFloor))
     });
+    group.bench_function("reference_without_snow_both_sides", |b| {
+        b.iter(run(Workload::Reference))
+    });
     group.finish();
     if wanted("brontide_handshake/brontide_both_sides") {
         report(
@@ -80,6 +86,38 @@ fn handshake(c: &mut Criterion) {
                 run(Workload::ResponderFloor),
             ),
         );
+    }
+    // The handshake written out without snow, with our primitives: what
+    // the protocol costs over the floor, and what ours costs over it.
+    if wanted("brontide_handshake/reference_without_snow") {
+        let pairs = [
+            (
+                "reference both sides / floor",
+                Workload::Reference,
+                Workload::Floor,
+            ),
+            (
+                "both sides / reference",
+                Workload::Both,
+                Workload::Reference,
+            ),
+            (
+                "reference responder / responder floor",
+                Workload::ReferenceResponder,
+                Workload::ResponderFloor,
+            ),
+            (
+                "responder / reference responder",
+                Workload::Responder,
+                Workload::ReferenceResponder,
+            ),
+        ];
+        for (name, ours, floor) in pairs {
+            report(
+                &format!("brontide_handshake {name}"),
+                &paired(PAIRED_ROUNDS, 20, run(ours), run(floor)),
+            );
+        }
     }
 }
 

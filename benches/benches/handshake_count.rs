@@ -14,7 +14,8 @@
 //! (the responder's side alone, act one in and act three in, from recorded
 //! acts), `floor` (2 key generations, 6 ECDH, 3 parses) and
 //! `responder_floor` (its side's share: 1 key generation, 3 ECDH, 2 parses),
-//! and `listener`: `N` handshakes of 8 clients dialing a real `Listener` on
+//! `reference` and `reference_responder` (the handshake written out without
+//! snow, both sides and the responder), and `listener`: `N` handshakes of 8 clients dialing a real `Listener` on
 //! 127.0.0.1, as in the `listener` bench (runtime of 2 worker threads), so
 //! that the user-space instructions our listener and dialer add to a
 //! handshake can be counted (the kernel's are not: count system calls with
@@ -35,7 +36,10 @@ fn main() {
         return listener(n);
     }
     let Some(workload) = Workload::parse(&workload) else {
-        eprintln!("usage: handshake_count <both|responder|floor|responder_floor|listener> <n>");
+        eprintln!(
+            "usage: handshake_count \
+             <both|responder|floor|responder_floor|reference|reference_responder|listener> <n>"
+        );
         return;
     };
     let fixture = Fixture::new();

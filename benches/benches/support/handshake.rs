@@ -19,6 +19,10 @@ pub(crate) enum Workload {
     Floor,
     /// The responder's share: 1 key generation, 3 ECDH, 2 parses.
     ResponderFloor,
+    /// The handshake written out without snow ([`reference`]), both sides.
+    Reference,
+    /// Its responder alone, from recorded acts one and three.
+    ReferenceResponder,
 }
 
 impl Workload {
@@ -30,6 +34,8 @@ impl Workload {
             "responder" => Workload::Responder,
             "floor" => Workload::Floor,
             "responder_floor" => Workload::ResponderFloor,
+            "reference" => Workload::Reference,
+            "reference_responder" => Workload::ReferenceResponder,
             _ => return None,
         })
     }
@@ -53,6 +59,9 @@ pub(crate) struct Fixture {
     wire_sa: [u8; 33],
     act_one: [u8; ACT_ONE_LEN],
     act_three: [u8; ACT_THREE_LEN],
+    prefix: reference::Prefix,
+    /// The reference responder's hash after its own key (kept, as ours is).
+    bob_h: [u8; 32],
 }
 
 impl Fixture {
@@ -75,6 +84,17 @@ impl Fixture {
             .and_then(|r| r.read_act_one(&act_one))
             .expect("act two");
         let (act_three, _) = initiator.read_act_two(&act_two).expect("act three");
+        // The reference makes the same acts, byte for byte.
+        let prefix = reference::Prefix::new();
+        let bob_h = prefix.premessage(&bob_id);
+        let (ref_one, i) = reference::act_one(&prefix, &secp, &ea, &bob_id);
+        let (ref_two, r) =
+            reference::act_two(&prefix, bob_h, &secp, bob.secret_key(), &eb, &ref_one);
+        let (ref_three, i_sk, i_rk) =
+            reference::act_three(i, alice.secret_key(), &alice.public_key(), &ref_two);
+        let (ref_sa, r_sk, r_rk) = reference::read_act_three(r, &ref_three);
+        assert_eq!((ref_one, ref_two, ref_three), (act_one, act_two, act_three));
+        assert_eq!((ref_sa, i_sk, i_rk), (alice.public_key(), r_rk, r_sk));
         Fixture {
             alice,
             bob,
@@ -87,6 +107,8 @@ impl Fixture {
             wire_sa,
             act_one,
             act_three,
+            prefix,
+            bob_h,
         }
     }
 
@@ -97,6 +119,8 @@ impl Fixture {
             Workload::Responder => self.responder(),
             Workload::Floor => self.floor(),
             Workload::ResponderFloor => self.responder_floor(),
+            Workload::Reference => self.reference(),
+            Workload::ReferenceResponder => self.reference_responder(),
         }
     }
 
@@ -144,6 +168,36 @@ impl Fixture {
         black_box((pub_ea, pub_eb, es_i, es_r, ee_r, ee_i, se_i, se_r));
     }
 
+    fn reference(&self) {
+        let (secp, p) = (&self.secp, &self.prefix);
+        let (act_one, i) = reference::act_one(p, secp, &self.ea, &self.bob_id);
+        let (act_two, r) = reference::act_two(
+            p,
+            self.bob_h,
+            secp,
+            self.bob.secret_key(),
+            &self.eb,
+            &act_one,
+        );
+        let sa = self.alice.public_key();
+        let (act_three, i_sk, i_rk) =
+            reference::act_three(i, self.alice.secret_key(), &sa, &act_two);
+        black_box((reference::read_act_three(r, &act_three), i_sk, i_rk));
+    }
+
+    fn reference_responder(&self) {
+        let (act_two, r) = reference::act_two(
+            &self.prefix,
+            self.bob_h,
+            &self.secp,
+            self.bob.secret_key(),
+            &self.eb,
+            black_box(&self.act_one),
+        );
+        black_box(act_two);
+        black_box(reference::read_act_three(r, black_box(&self.act_three)));
+    }
+
     fn responder_floor(&self) {
         let (secp, eb) = (&self.secp, &self.eb);
         let sb = self.bob.secret_key();
@@ -154,5 +208,248 @@ impl Fixture {
         let r_sa = PublicKey::from_slice(black_box(&self.wire_sa)).expect("s_A");
         let se_r = SharedSecret::new(&r_sa, eb);
         black_box((pub_eb, es_r, ee_r, se_r));
+    }
+}
+
+/// BOLT 8's handshake written out by hand, without snow: the reference for
+/// what the protocol itself costs over the secp256k1 floor with the same
+/// primitives as brontide (`bitcoin_hashes`' SHA-256 with its SHA
+/// extensions, padded in place, HMAC keys kept as pad states, the
+/// constant prefix hashed once, ring's ChaCha20-Poly1305, and ECDH as the
+/// point hashed here). Not a product: no error paths beyond `expect`, and
+/// only what the workloads need. [`Fixture::new`] checks that its acts are
+/// byte for byte ours.
+pub(crate) mod reference {
+    use bitcoin::hashes::{sha256, HashEngine};
+    use bitcoin::secp256k1::ecdh::shared_secret_point;
+    use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
+    use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
+
+    const BLOCK: usize = 64;
+
+    /// SHA-256 of what `engine` holds (whole blocks) then `tail`, padded in
+    /// place.
+    fn finish(mut engine: sha256::HashEngine, tail: &[u8]) -> [u8; 32] {
+        let bits = ((engine.n_bytes_hashed() + tail.len()) as u64) * 8;
+        let mut buf = [0u8; 2 * BLOCK];
+        let padded = if tail.len() + 9 > BLOCK {
+            2 * BLOCK
+        } else {
+            BLOCK
+        };
+        buf[..tail.len()].copy_from_slice(tail);
+        buf[tail.len()] = 0x80;
+        buf[padded - 8..padded].copy_from_slice(&bits.to_be_bytes());
+        engine.input(&buf[..padded]);
+        engine.midstate().to_byte_array()
+    }
+
+    /// `SHA-256(h || data)`, Noise's MixHash (`data` ≤ 87 bytes).
+    fn mix(h: &[u8; 32], data: &[u8]) -> [u8; 32] {
+        let mut input = [0u8; 32 + 87];
+        input[..32].copy_from_slice(h);
+        input[32..32 + data.len()].copy_from_slice(data);
+        finish(sha256::HashEngine::default(), &input[..32 + data.len()])
+    }
+
+    /// An HMAC-SHA256 key as its two pad states.
+    #[derive(Clone)]
+    struct Hmac {
+        inner: sha256::HashEngine,
+        outer: sha256::HashEngine,
+    }
+
+    impl Hmac {
+        fn new(key: &[u8; 32]) -> Self {
+            let mut pad = [0x36u8; BLOCK];
+            pad.iter_mut().zip(key).for_each(|(p, k)| *p ^= k);
+            let mut inner = sha256::HashEngine::default();
+            inner.input(&pad);
+            pad.iter_mut().for_each(|p| *p ^= 0x36 ^ 0x5c);
+            let mut outer = sha256::HashEngine::default();
+            outer.input(&pad);
+            Hmac { inner, outer }
+        }
+
+        fn mac(&self, message: &[u8]) -> [u8; 32] {
+            let digest = finish(self.inner.clone(), message);
+            finish(self.outer.clone(), &digest)
+        }
+    }
+
+    /// Noise's HKDF with two outputs.
+    fn hkdf(salt: &Hmac, ikm: &[u8]) -> ([u8; 32], [u8; 32]) {
+        let prk = Hmac::new(&salt.mac(ikm));
+        let out1 = prk.mac(&[1]);
+        let mut input = [2u8; 33];
+        input[..32].copy_from_slice(&out1);
+        (out1, prk.mac(&input))
+    }
+
+    fn nonce(n: u64) -> Nonce {
+        let mut bytes = [0u8; 12];
+        bytes[4..].copy_from_slice(&n.to_le_bytes());
+        Nonce::assume_unique_for_key(bytes)
+    }
+
+    fn aead(key: &[u8; 32]) -> LessSafeKey {
+        LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, key).expect("key"))
+    }
+
+    /// Encrypts `plain` into `out` (`plain.len() + 16` bytes) under `ad`.
+    fn seal(key: &[u8; 32], n: u64, ad: &[u8; 32], plain: &[u8], out: &mut [u8]) {
+        let (body, tag) = out.split_at_mut(plain.len());
+        body.copy_from_slice(plain);
+        let t = aead(key)
+            .seal_in_place_separate_tag(nonce(n), Aad::from(ad), body)
+            .expect("seal");
+        tag.copy_from_slice(t.as_ref());
+    }
+
+    /// Decrypts `sealed` (body then tag) into `out` under `ad`.
+    fn open(key: &[u8; 32], n: u64, ad: &[u8; 32], sealed: &[u8], out: &mut [u8]) {
+        let (body, tag) = sealed.split_at(sealed.len() - 16);
+        out.copy_from_slice(body);
+        let tag: [u8; 16] = tag.try_into().expect("tag");
+        aead(key)
+            .open_in_place_separate_tag(nonce(n), Aad::from(ad), Tag::from(tag), out, 0..)
+            .expect("open");
+    }
+
+    fn ecdh(point: &PublicKey, scalar: &SecretKey) -> [u8; 32] {
+        let xy = shared_secret_point(point, scalar);
+        let mut compressed = [0u8; 33];
+        compressed[0] = 0x02 | (xy[63] & 1);
+        compressed[1..].copy_from_slice(&xy[..32]);
+        finish(sha256::HashEngine::default(), &compressed)
+    }
+
+    /// The constant prefix: `h` after the prologue, the first salt's pads,
+    /// and (for a responder) `h` after its own static key.
+    pub(crate) struct Prefix {
+        h1: [u8; 32],
+        ck0: Hmac,
+    }
+
+    impl Prefix {
+        pub(crate) fn new() -> Self {
+            let h0 = finish(
+                sha256::HashEngine::default(),
+                b"Noise_XK_secp256k1_ChaChaPoly_SHA256",
+            );
+            Prefix {
+                h1: mix(&h0, b"lightning"),
+                ck0: Hmac::new(&h0),
+            }
+        }
+
+        /// `h` after the responder's static key `rs` (the pre-message).
+        pub(crate) fn premessage(&self, rs: &PublicKey) -> [u8; 32] {
+            mix(&self.h1, &rs.serialize())
+        }
+    }
+
+    /// The initiator between act one and act two.
+    pub(crate) struct Initiator {
+        h: [u8; 32],
+        ck: [u8; 32],
+        e: SecretKey,
+    }
+
+    /// The responder between act two and act three.
+    pub(crate) struct Responder {
+        h: [u8; 32],
+        ck: [u8; 32],
+        temp_k2: [u8; 32],
+        e: SecretKey,
+    }
+
+    /// Act one, from the initiator's ephemeral key `e` to the responder `rs`.
+    pub(crate) fn act_one(
+        p: &Prefix,
+        secp: &Secp256k1<All>,
+        e: &SecretKey,
+        rs: &PublicKey,
+    ) -> ([u8; 50], Initiator) {
+        let h = p.premessage(rs);
+        let e_pub = PublicKey::from_secret_key(secp, e).serialize();
+        let h = mix(&h, &e_pub);
+        let (ck, temp_k1) = hkdf(&p.ck0, &ecdh(rs, e));
+        let mut act = [0u8; 50];
+        act[1..34].copy_from_slice(&e_pub);
+        seal(&temp_k1, 0, &h, &[], &mut act[34..]);
+        let h = mix(&h, &act[34..]);
+        (act, Initiator { h, ck, e: *e })
+    }
+
+    /// Act two, by the responder `s` (whose pre-message hash is `h`) with
+    /// ephemeral key `e`.
+    pub(crate) fn act_two(
+        p: &Prefix,
+        h: [u8; 32],
+        secp: &Secp256k1<All>,
+        s: &SecretKey,
+        e: &SecretKey,
+        act_one: &[u8; 50],
+    ) -> ([u8; 50], Responder) {
+        let re = PublicKey::from_slice(&act_one[1..34]).expect("e_A");
+        let h = mix(&h, &act_one[1..34]);
+        let (ck, temp_k1) = hkdf(&p.ck0, &ecdh(&re, s));
+        open(&temp_k1, 0, &h, &act_one[34..], &mut []);
+        let h = mix(&h, &act_one[34..]);
+        let e_pub = PublicKey::from_secret_key(secp, e).serialize();
+        let h = mix(&h, &e_pub);
+        let (ck, temp_k2) = hkdf(&Hmac::new(&ck), &ecdh(&re, e));
+        let mut act = [0u8; 50];
+        act[1..34].copy_from_slice(&e_pub);
+        seal(&temp_k2, 0, &h, &[], &mut act[34..]);
+        let h = mix(&h, &act[34..]);
+        (
+            act,
+            Responder {
+                h,
+                ck,
+                temp_k2,
+                e: *e,
+            },
+        )
+    }
+
+    /// Act three, by the initiator `s` (public `s_pub`): the act and the
+    /// session's two keys (sending, receiving).
+    pub(crate) fn act_three(
+        i: Initiator,
+        s: &SecretKey,
+        s_pub: &PublicKey,
+        act_two: &[u8; 50],
+    ) -> ([u8; 66], [u8; 32], [u8; 32]) {
+        let re = PublicKey::from_slice(&act_two[1..34]).expect("e_B");
+        let h = mix(&i.h, &act_two[1..34]);
+        let (ck, temp_k2) = hkdf(&Hmac::new(&i.ck), &ecdh(&re, &i.e));
+        open(&temp_k2, 0, &h, &act_two[34..], &mut []);
+        let h = mix(&h, &act_two[34..]);
+        let mut act = [0u8; 66];
+        seal(&temp_k2, 1, &h, &s_pub.serialize(), &mut act[1..50]);
+        let h = mix(&h, &act[1..50]);
+        let (ck, temp_k3) = hkdf(&Hmac::new(&ck), &ecdh(&re, s));
+        seal(&temp_k3, 0, &h, &[], &mut act[50..]);
+        let (sk, rk) = hkdf(&Hmac::new(&ck), &[]);
+        (act, sk, rk)
+    }
+
+    /// The responder reads act three: the initiator's key and the session's
+    /// two keys (sending, receiving).
+    pub(crate) fn read_act_three(
+        r: Responder,
+        act_three: &[u8; 66],
+    ) -> (PublicKey, [u8; 32], [u8; 32]) {
+        let mut rs = [0u8; 33];
+        open(&r.temp_k2, 1, &r.h, &act_three[1..50], &mut rs);
+        let h = mix(&r.h, &act_three[1..50]);
+        let rs = PublicKey::from_slice(&rs).expect("s_A");
+        let (ck, temp_k3) = hkdf(&Hmac::new(&r.ck), &ecdh(&rs, &r.e));
+        open(&temp_k3, 0, &h, &act_three[50..], &mut []);
+        let (rk, sk) = hkdf(&Hmac::new(&ck), &[]);
+        (rs, sk, rk)
     }
 }

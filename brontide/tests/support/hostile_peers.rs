@@ -150,8 +150,10 @@ pub fn open_fds() -> usize {
 }
 
 /// Waits until the open file descriptors are back to `baseline` (sockets
-/// close asynchronously as tasks end), polling for at most `HANG_GUARD`;
-/// returns the last count seen, for the caller to assert on.
+/// close asynchronously as tasks end): no event announces it, so the count
+/// is read again after each yield to the runtime (no timed poll), for at
+/// most `HANG_GUARD`; returns the last count seen, for the caller to assert
+/// on.
 pub async fn fds_back_to(baseline: usize) -> usize {
     let deadline = tokio::time::Instant::now() + HANG_GUARD;
     loop {
@@ -159,7 +161,7 @@ pub async fn fds_back_to(baseline: usize) -> usize {
         if now == baseline || tokio::time::Instant::now() >= deadline {
             return now;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::task::yield_now().await;
     }
 }
 

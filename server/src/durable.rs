@@ -56,7 +56,9 @@ pub(crate) enum Op {
     Connect(NodeAddr),
     Disconnect(PublicKey),
     Forget(PublicKey),
-    Ban(PublicKey, Option<SystemTime>),
+    /// A ban and whether it was still in force when asked (an end already
+    /// past replaces the earlier ban and does nothing else).
+    Ban(PublicKey, Option<SystemTime>, bool),
     Unban(PublicKey),
     /// Lifts the peer's ban if it is still the one ending at this time.
     UnbanEnded(PublicKey, SystemTime),
@@ -477,7 +479,7 @@ fn plan<C, E>(
                 work.remove(*peer, changes);
             }
         }
-        Op::Ban(peer, until) => {
+        Op::Ban(peer, until, in_force) => {
             let end = until
                 .unwrap_or_else(permanent_ban_end)
                 .min(permanent_ban_end());
@@ -488,7 +490,7 @@ fn plan<C, E>(
             work.bans.insert(*peer, Some(ban_expiry(end)));
             // A ban stops a peer that is persistent only for its channels,
             // as it stops its worker.
-            if work.get(mirror, peer).is_some_and(|r| !r.reason.user_asked) {
+            if *in_force && work.get(mirror, peer).is_some_and(|r| !r.reason.user_asked) {
                 work.remove(*peer, changes);
             }
         }

@@ -248,10 +248,17 @@ where
     /// explicit request stands: a perm peer's worker redials it after the
     /// close, and outbound connections are not checked against the ban;
     /// [`disconnect`](Server::disconnect) it to stop that too). A ban
-    /// replaces the peer's earlier one. With a store ([`Server::open`]) the
-    /// ban is written first; on an error nothing changed.
+    /// replaces the peer's earlier one; one whose end has already passed
+    /// (a clock moved, a late call) only replaces it: nothing is closed or
+    /// stopped for a ban that refuses nothing. With a store
+    /// ([`Server::open`]) the ban is written first; on an error nothing
+    /// changed.
     pub async fn ban(&self, peer: PublicKey, until: Option<SystemTime>) -> Result<(), ServerError> {
-        self.inner.run(Op::Ban(peer, until)).await.map(drop)
+        let in_force = until.is_none_or(|end| end > SystemTime::now());
+        self.inner
+            .run(Op::Ban(peer, until, in_force))
+            .await
+            .map(drop)
     }
 
     /// Lifts a ban (and removes it from the store, if there is one).
@@ -354,8 +361,8 @@ where
             // connection ended meanwhile and there was no record to remove.
             Op::Disconnect(peer) => self.disconnect_now(&peer).map(|()| true),
             Op::Forget(peer) => Ok(self.lock().stop_worker(&peer)),
-            Op::Ban(peer, until) => {
-                self.ban_now(peer, until);
+            Op::Ban(peer, until, in_force) => {
+                self.ban_now(peer, until, in_force);
                 Ok(true)
             }
             Op::Unban(peer) => Ok(self.lock().banned.remove(&peer).is_some()),
@@ -417,9 +424,14 @@ where
     }
 
     /// `ban(peer, until)` on the registry.
-    pub(crate) fn ban_now(&self, peer: PublicKey, until: Option<SystemTime>) {
+    /// `in_force`: the ban's end had not passed when it was asked for;
+    /// otherwise it only replaces the earlier ban.
+    pub(crate) fn ban_now(&self, peer: PublicKey, until: Option<SystemTime>, in_force: bool) {
         let mut reg = self.lock();
         reg.banned.insert(peer, until);
+        if !in_force {
+            return;
+        }
         if reg.workers.get(&peer).is_some_and(|p| !p.perm) {
             reg.stop_worker(&peer);
         }

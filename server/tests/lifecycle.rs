@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::*;
 use conn_worker::State;
@@ -491,6 +491,42 @@ fn ban_refuses_inbound_and_stops_non_perm_workers() {
         ));
         f.server.unban(&peer).await.expect("no store");
         assert!(f.server.inbound(peer, Conn::lone(), None));
+        f.server.shutdown().await;
+    });
+}
+
+/// A ban whose end has already passed replaces the peer's ban (lifting a
+/// permanent one) and does nothing else: the connection stays, and so does
+/// a channel peer's worker.
+#[test]
+fn a_ban_that_has_already_ended_closes_and_stops_nothing() {
+    run(async {
+        let f = Fixture::new(key(US));
+        let peer = key(1);
+        f.server.channel_opened(peer);
+        assert!(f.server.inbound(peer, Conn::lone(), None));
+        settle().await;
+        assert!(f.server.is_connected(&peer));
+        f.server.ban(peer, None).await.expect("no store");
+        assert!(f.server.is_banned(&peer));
+        let past = SystemTime::now() - Duration::from_secs(1);
+        // Lifts the permanent ban, as any new ban replaces the old one.
+        f.server.ban(peer, Some(past)).await.expect("no store");
+        assert!(!f.server.is_banned(&peer));
+        assert!(f.server.inbound(peer, Conn::lone(), None), "not refused");
+        settle().await;
+        let other = key(2);
+        f.server.channel_opened(other);
+        assert!(f.server.inbound(other, Conn::lone(), None));
+        settle().await;
+        f.server.ban(other, Some(past)).await.expect("no store");
+        settle().await;
+        assert!(f.server.is_connected(&other), "its connection stays");
+        assert_eq!(
+            f.server.persistence(&other),
+            Some(false),
+            "its worker stays"
+        );
         f.server.shutdown().await;
     });
 }

@@ -19,10 +19,14 @@
 //! how long it lasted, a worker's backoff level, a peer's announcement) is
 //! posted to the same queue as a fact: written for stored peers only,
 //! never awaited, and lost (with a warning) if the store fails.
+//! Announcements, which come at gossip's rate, not the node's, are
+//! coalesced: the queue holds at most one per peer (its latest), so a
+//! stalled store costs one entry per announcing node, not one per gossip
+//! message.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::secp256k1::PublicKey;
@@ -78,9 +82,11 @@ pub(crate) enum Op {
         peer: PublicKey,
         level: Duration,
     },
+    /// Posted as `None` ([`Durable::advertise`]); the writer takes the
+    /// peer's latest addresses when it dequeues it.
     Advertised {
         peer: PublicKey,
-        addrs: Vec<NetAddress>,
+        addrs: Option<Vec<NetAddress>>,
     },
 }
 
@@ -97,6 +103,37 @@ struct Request {
 #[derive(Debug)]
 pub(crate) struct Durable {
     tx: mpsc::UnboundedSender<Request>,
+    announced: Arc<Announced>,
+}
+
+/// Each peer's latest announcement not yet taken by the writer; a peer is
+/// here exactly while one `Op::Advertised` of it is queued.
+#[derive(Debug, Default)]
+struct Announced(Mutex<HashMap<PublicKey, Vec<NetAddress>>>);
+
+impl Announced {
+    fn lock(&self) -> MutexGuard<'_, HashMap<PublicKey, Vec<NetAddress>>> {
+        // Plain inserts and removes: consistent across a panic.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives a dequeued announcement its peer's latest addresses; `None`
+    /// if there are none to take (never: one entry, one queued request).
+    fn resolve(&self, req: Request) -> Option<Request> {
+        match req.op {
+            Op::Advertised { peer, addrs: None } => {
+                let addrs = self.lock().remove(&peer)?;
+                Some(Request {
+                    op: Op::Advertised {
+                        peer,
+                        addrs: Some(addrs),
+                    },
+                    done: req.done,
+                })
+            }
+            _ => Some(req),
+        }
+    }
 }
 
 impl std::fmt::Debug for Request {
@@ -110,6 +147,14 @@ impl Durable {
     pub(crate) fn post(&self, op: Op) {
         // After shutdown the writer is gone: the fact is moot.
         let _ = self.tx.send(Request { op, done: None });
+    }
+
+    /// Posts a peer's announcement, replacing one of it still queued.
+    pub(crate) fn advertise(&self, peer: PublicKey, addrs: Vec<NetAddress>) {
+        let mut announced = self.announced.lock();
+        if announced.insert(peer, addrs).is_none() {
+            self.post(Op::Advertised { peer, addrs: None });
+        }
     }
 
     /// Posts a request and waits until it is durable and applied.
@@ -257,10 +302,15 @@ where
         peers: snapshot_peers.into_iter().map(|r| (r.id, r)).collect(),
         bans: bans.iter().copied().collect(),
     };
-    inner
-        .tracker
-        .spawn(writer(Arc::downgrade(inner), store, rx, mirror));
-    Durable { tx }
+    let announced = Arc::<Announced>::default();
+    inner.tracker.spawn(writer(
+        Arc::downgrade(inner),
+        store,
+        rx,
+        mirror,
+        Arc::clone(&announced),
+    ));
+    Durable { tx, announced }
 }
 
 async fn writer<S, D, K, H>(
@@ -268,6 +318,7 @@ async fn writer<S, D, K, H>(
     store: S,
     mut rx: mpsc::UnboundedReceiver<Request>,
     mut mirror: Mirror,
+    announced: Arc<Announced>,
 ) where
     S: PeerStore<Addr = NetAddress>,
     D: Dialer<Addr = NodeAddr>,
@@ -286,12 +337,15 @@ async fn writer<S, D, K, H>(
                 None => break,
             },
         };
-        let mut batch = vec![first];
+        let mut batch: Vec<Request> = announced.resolve(first).into_iter().collect();
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(r) => batch.extend(announced.resolve(r)),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         if let Err((batch, e)) = write(&inner, &store, &mut mirror, batch).await {
             if batch.len() == 1 {
@@ -578,7 +632,12 @@ fn plan<C, E>(
                 }
             })
         }),
-        Op::Advertised { peer, addrs } => work.edit(mirror, *peer, changes, |r| {
+        // Unresolved: never planned (the writer resolves at dequeue).
+        Op::Advertised { addrs: None, .. } => {}
+        Op::Advertised {
+            peer,
+            addrs: Some(addrs),
+        } => work.edit(mirror, *peer, changes, |r| {
             (r.advertised_addrs != *addrs).then(|| {
                 r.advertised_addrs = addrs.clone();
                 Change::SetAdvertisedAddrs {

@@ -189,10 +189,7 @@ where
         }
         let skipped = policy.plan(&addrs).1;
         if let Some(d) = self.inner.durable.get() {
-            d.post(Op::Advertised {
-                peer,
-                addrs: addrs.clone(),
-            });
+            d.advertise(peer, addrs.clone());
         }
         reg.announced.insert(peer, addrs);
         drop(reg);

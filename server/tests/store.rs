@@ -26,6 +26,8 @@ struct TestStore {
     fail: Arc<AtomicBool>,
     panic: Arc<AtomicBool>,
     applies: Arc<AtomicUsize>,
+    /// Announced addresses written (`SetAdvertisedAddrs` changes applied).
+    advertised: Arc<AtomicUsize>,
     /// A write that carries this address is refused (as a store refuses
     /// what it cannot represent).
     refuse: Option<NetAddress>,
@@ -40,6 +42,7 @@ impl TestStore {
             fail: Arc::default(),
             panic: Arc::default(),
             applies: Arc::default(),
+            advertised: Arc::default(),
             refuse: None,
             held: watch::Sender::new(false),
         }
@@ -82,7 +85,13 @@ impl PeerStore for TestStore {
         if changes.iter().any(refused) {
             return Err(StoreError::Unstorable("refused by the test"));
         }
-        self.inner.apply(changes).await
+        let advertised = changes
+            .iter()
+            .filter(|c| matches!(c, Change::SetAdvertisedAddrs { .. }))
+            .count();
+        self.inner.apply(changes).await?;
+        self.advertised.fetch_add(advertised, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -322,6 +331,45 @@ fn operations_wait_for_their_write_and_share_it() {
     });
 }
 
+/// Announcements come at gossip's rate: while the store is stalled they
+/// are coalesced, one queued per peer (its latest), so 10,000 of them for
+/// a stored peer reach the store as its first and its latest, and those of
+/// peers nobody stores as nothing.
+#[test]
+fn announcements_queued_behind_a_stalled_store_are_coalesced_per_peer() {
+    run(async {
+        let store = TestStore::new();
+        let n = open(&store).await.expect("opens");
+        n.dialer.set_fallback(Behavior::Hang);
+        let peer = key(1);
+        n.server.connect(node(peer, 1), true).await.expect("perm");
+        store.hold(true);
+        // The first is taken by a write that is now held; the rest queue.
+        n.server.node_announcement(peer, vec![addr(2)]);
+        settle().await;
+        for i in 0..10_000u16 {
+            n.server
+                .node_announcement(peer, vec![addr(3 + i % 1000), addr(5000 + i)]);
+            n.server
+                .node_announcement(key(2 + (i % 100) as u8), vec![addr(i)]);
+        }
+        let last = vec![addr(3 + 9_999 % 1000), addr(5000 + 9_999)];
+        store.hold(false);
+        // Written in queue order: once this is, every announcement is.
+        n.server.unban(&key(200)).await.expect("a write after them");
+        let snap = store.snapshot().await;
+        let stored = snap.peers.iter().find(|r| r.id == peer).expect("stored");
+        assert_eq!(stored.advertised_addrs, last, "the latest");
+        assert_eq!(snap.peers.len(), 1, "announced peers are not stored");
+        assert_eq!(
+            store.advertised.load(Ordering::SeqCst),
+            2,
+            "the held one, then the latest of the 10,000"
+        );
+        n.server.shutdown().await;
+    });
+}
+
 /// One request the store refuses (an address it cannot represent) fails
 /// alone, not the others written in the same batch.
 #[test]
@@ -376,7 +424,8 @@ fn an_unreadable_store_is_an_error_at_open() {
 }
 
 /// Store and registry agree after every operation raced with every other
-/// from four threads, with writes failing at random and dialers or
+/// (announcements among them) from four threads, with writes failing at
+/// random and dialers or
 /// handlers panicking: a peer is stored iff it is persistent,
 /// `user_asked` iff perm, and the bans are the same; the server's own
 /// machinery recovered from every panic.
@@ -409,7 +458,7 @@ fn store_and_registry_agree_whatever_races() {
                             let r = rng.next_u64();
                             let p = key(1 + (r % 6) as u8);
                             fail.store((r >> 8) % 10 == 0, Ordering::SeqCst);
-                            match (r >> 16) % 10 {
+                            match (r >> 16) % 11 {
                                 0 | 1 => {
                                     drop(server.connect(node(p, (r >> 24) as u16), true).await)
                                 }
@@ -428,6 +477,7 @@ fn store_and_registry_agree_whatever_races() {
                                 6 => server.channel_opened(p),
                                 7 => server.channel_closed(&p),
                                 8 => drop(server.prune(&p)),
+                                9 => server.node_announcement(p, vec![addr((r >> 24) as u16)]),
                                 _ => drop(server.unban_ended().await),
                             }
                             tokio::task::yield_now().await;

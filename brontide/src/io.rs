@@ -76,8 +76,20 @@ async fn read_act<S: AsyncRead + Unpin, const N: usize>(
     act: Act,
 ) -> Result<([u8; N], usize), Error> {
     let mut buf = [0u8; N];
-    let mut filled = 0;
-    while filled < N {
+    let filled = fill(stream, act, &mut buf, 0, N).await?;
+    Ok((buf, filled))
+}
+
+/// Reads into `buf` after its first `filled` bytes until at least `want`
+/// are there or the stream ends; returns how many are there.
+async fn fill<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    act: Act,
+    buf: &mut [u8],
+    mut filled: usize,
+    want: usize,
+) -> Result<usize, Error> {
+    while filled < want {
         let n = stream
             .read(&mut buf[filled..])
             .await
@@ -87,7 +99,7 @@ async fn read_act<S: AsyncRead + Unpin, const N: usize>(
         }
         filled += n;
     }
-    Ok((buf, filled))
+    Ok(filled)
 }
 
 /// Runs the initiator's side of the handshake over `stream`.
@@ -116,24 +128,43 @@ pub(crate) async fn initiate<S: AsyncRead + AsyncWrite + Unpin, L: NodeSigner + 
 }
 
 /// Runs the responder's side of the handshake over `stream`.
+///
+/// Act one is read with room for act three behind it. An honest initiator
+/// sends nothing more before act two, so the read comes back short of the
+/// buffer, which tells tokio the socket is drained: the read of act three
+/// then waits for its bytes instead of first trying the socket once more
+/// (one system call fewer per inbound handshake). Bytes past act one are
+/// the start of act three, as they would be in the stream; act three is
+/// read into a buffer of its own length only, so nothing the initiator
+/// sends after it is taken from the stream.
 pub(crate) async fn respond<S: AsyncRead + AsyncWrite + Unpin, L: NodeSigner + Clone>(
     stream: &mut S,
     local: &L,
     act_timeout: Duration,
 ) -> Result<Session, Error> {
     let responder = Responder::new(local)?;
-    let (act_one, n) = within(
+    let mut first = [0u8; ACT_ONE_LEN + ACT_THREE_LEN];
+    let n = within(
         Act::One,
         act_timeout,
-        read_act::<_, ACT_ONE_LEN>(stream, Act::One),
+        fill(stream, Act::One, &mut first, 0, ACT_ONE_LEN),
     )
     .await?;
-    let (act_two, awaiting) = responder.read_act_one(&act_one[..n])?;
+    let (act_one, early) = first[..n].split_at(n.min(ACT_ONE_LEN));
+    let (act_two, awaiting) = responder.read_act_one(act_one)?;
     within(Act::Two, act_timeout, write_act(stream, Act::Two, &act_two)).await?;
-    let (act_three, n) = within(
+    let mut act_three = [0u8; ACT_THREE_LEN];
+    act_three[..early.len()].copy_from_slice(early);
+    let n = within(
         Act::Three,
         act_timeout,
-        read_act::<_, ACT_THREE_LEN>(stream, Act::Three),
+        fill(
+            stream,
+            Act::Three,
+            &mut act_three,
+            early.len(),
+            ACT_THREE_LEN,
+        ),
     )
     .await?;
     Ok(awaiting.read_act_three(&act_three[..n])?)

@@ -83,18 +83,26 @@ impl Fixture {
         let (act_two, _) = Responder::with_ephemeral(&bob, &eb)
             .and_then(|r| r.read_act_one(&act_one))
             .expect("act two");
-        let (act_three, _) = initiator.read_act_two(&act_two).expect("act three");
-        // The reference makes the same acts, byte for byte.
+        let (act_three, mut session) = initiator.read_act_two(&act_two).expect("act three");
+        // The reference makes the same acts, byte for byte, and the same
+        // session: the same frames, before and after the first key rotation
+        // (at 1000 uses of a key, two per message).
         let prefix = reference::Prefix::new();
         let bob_h = prefix.premessage(&bob_id);
         let (ref_one, i) = reference::act_one(&prefix, &secp, &ea, &bob_id);
         let (ref_two, r) =
             reference::act_two(&prefix, bob_h, &secp, bob.secret_key(), &eb, &ref_one);
-        let (ref_three, i_sk, i_rk) =
+        let (ref_three, ck, i_sk, i_rk) =
             reference::act_three(i, alice.secret_key(), &alice.public_key(), &ref_two);
         let (ref_sa, r_sk, r_rk) = reference::read_act_three(r, &ref_three);
         assert_eq!((ref_one, ref_two, ref_three), (act_one, act_two, act_three));
         assert_eq!((ref_sa, i_sk, i_rk), (alice.public_key(), r_rk, r_sk));
+        let mut theirs = brontide::Encryptor::new(ck, i_sk);
+        for n in 0..501 {
+            let msg = [n as u8; 4];
+            let ours = session.encryptor().encrypt(&msg).expect("small");
+            assert_eq!(ours, theirs.encrypt(&msg).expect("small"), "frame {n}");
+        }
         Fixture {
             alice,
             bob,
@@ -180,9 +188,9 @@ impl Fixture {
             &act_one,
         );
         let sa = self.alice.public_key();
-        let (act_three, i_sk, i_rk) =
+        let (act_three, ck, i_sk, i_rk) =
             reference::act_three(i, self.alice.secret_key(), &sa, &act_two);
-        black_box((reference::read_act_three(r, &act_three), i_sk, i_rk));
+        black_box((reference::read_act_three(r, &act_three), ck, i_sk, i_rk));
     }
 
     fn reference_responder(&self) {
@@ -415,14 +423,14 @@ pub(crate) mod reference {
         )
     }
 
-    /// Act three, by the initiator `s` (public `s_pub`): the act and the
-    /// session's two keys (sending, receiving).
+    /// Act three, by the initiator `s` (public `s_pub`): the act, the final
+    /// chaining key and the session's two keys (sending, receiving).
     pub(crate) fn act_three(
         i: Initiator,
         s: &SecretKey,
         s_pub: &PublicKey,
         act_two: &[u8; 50],
-    ) -> ([u8; 66], [u8; 32], [u8; 32]) {
+    ) -> ([u8; 66], [u8; 32], [u8; 32], [u8; 32]) {
         let re = PublicKey::from_slice(&act_two[1..34]).expect("e_B");
         let h = mix(&i.h, &act_two[1..34]);
         let (ck, temp_k2) = hkdf(&Hmac::new(&i.ck), &ecdh(&re, &i.e));
@@ -434,7 +442,7 @@ pub(crate) mod reference {
         let (ck, temp_k3) = hkdf(&Hmac::new(&ck), &ecdh(&re, s));
         seal(&temp_k3, 0, &h, &[], &mut act[50..]);
         let (sk, rk) = hkdf(&Hmac::new(&ck), &[]);
-        (act, sk, rk)
+        (act, ck, sk, rk)
     }
 
     /// The responder reads act three: the initiator's key and the session's

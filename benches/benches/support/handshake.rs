@@ -27,7 +27,7 @@ pub(crate) enum Workload {
 
 impl Workload {
     /// The workload named on a command line.
-    #[allow(dead_code)] // Used by handshake_count.rs only.
+    #[allow(dead_code)] // Used by handshake_count.rs and tests/reference.rs only.
     pub(crate) fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "both" => Workload::Both,

@@ -312,7 +312,7 @@ impl Dh for SecpDh {
     fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
         // snow hands over its whole key buffer; the key is the first 33 bytes.
         let point = self.shared.parsed(pubkey).ok_or(snow::Error::Dh)?;
-        let shared_secret = match &self.key {
+        let mut shared_secret = match &self.key {
             DhKey::Unset => return Err(snow::Error::Dh),
             DhKey::Ephemeral(secret) => crypto::ecdh(&point, secret),
             DhKey::Signer => match self.shared.local.ecdh(&point) {
@@ -323,9 +323,11 @@ impl Dh for SecpDh {
                 }
             },
         };
-        out.get_mut(..32)
-            .ok_or(snow::Error::Dh)?
-            .copy_from_slice(&shared_secret.secret_bytes());
+        let mut bytes = shared_secret.secret_bytes();
+        shared_secret.non_secure_erase();
+        let written = out.get_mut(..32).map(|out| out.copy_from_slice(&bytes));
+        bytes.zeroize();
+        written.ok_or(snow::Error::Dh)?;
         self.shared.dh_count.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -60,9 +60,15 @@ pub(crate) enum Op {
     Connect(NodeAddr),
     Disconnect(PublicKey),
     Forget(PublicKey),
-    /// A ban and whether it was still in force when asked (an end already
-    /// past replaces the earlier ban and does nothing else).
-    Ban(PublicKey, Option<SystemTime>, bool),
+    /// A ban. `in_force`: its end had not passed when it was asked for
+    /// (decided once, so the store's plan and the registry agree); one
+    /// already over replaces the earlier ban and does nothing else. A ban
+    /// whose end passes while its write is queued still takes effect.
+    Ban {
+        peer: PublicKey,
+        until: Option<SystemTime>,
+        in_force: bool,
+    },
     Unban(PublicKey),
     /// Lifts the peer's ban if it is still the one ending at this time.
     UnbanEnded(PublicKey, SystemTime),
@@ -82,11 +88,13 @@ pub(crate) enum Op {
         peer: PublicKey,
         level: Duration,
     },
-    /// Posted as `None` ([`Durable::advertise`]); the writer takes the
-    /// peer's latest addresses when it dequeues it.
+    /// What the queue holds for an announcement ([`Durable::advertise`]):
+    /// the writer turns it into [`Op::Advertised`] with the peer's latest
+    /// addresses when it dequeues it.
+    Announced(PublicKey),
     Advertised {
         peer: PublicKey,
-        addrs: Option<Vec<NetAddress>>,
+        addrs: Vec<NetAddress>,
     },
 }
 
@@ -107,7 +115,8 @@ pub(crate) struct Durable {
 }
 
 /// Each peer's latest announcement not yet taken by the writer; a peer is
-/// here exactly while one `Op::Advertised` of it is queued.
+/// here while one `Op::Announced` of it is queued (or after the writer has
+/// gone, when nothing is written any more).
 #[derive(Debug, Default)]
 struct Announced(Mutex<HashMap<PublicKey, Vec<NetAddress>>>);
 
@@ -117,28 +126,19 @@ impl Announced {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Gives a dequeued announcement its peer's latest addresses; `None`
-    /// if there are none to take (never: one entry, one queued request).
-    fn resolve(&self, req: Request) -> Option<Request> {
-        match req.op {
-            Op::Advertised { peer, addrs: None } => {
-                let addrs = self.lock().remove(&peer)?;
-                Some(Request {
-                    op: Op::Advertised {
-                        peer,
-                        addrs: Some(addrs),
-                    },
-                    done: req.done,
-                })
-            }
-            _ => Some(req),
-        }
-    }
-}
-
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request").field("op", &self.op).finish()
+    /// Turns a dequeued [`Op::Announced`] into the write of its peer's
+    /// latest addresses. Each entry has one queued request, which takes it
+    /// (under the lock `advertise` posts under), so the entry is there; were
+    /// it not, the request would stay `Announced`, which writes nothing.
+    fn resolve(&self, req: Request) -> Request {
+        let op = match req.op {
+            Op::Announced(peer) => match self.lock().remove(&peer) {
+                Some(addrs) => Op::Advertised { peer, addrs },
+                None => Op::Announced(peer),
+            },
+            op => op,
+        };
+        Request { op, done: req.done }
     }
 }
 
@@ -153,7 +153,7 @@ impl Durable {
     pub(crate) fn advertise(&self, peer: PublicKey, addrs: Vec<NetAddress>) {
         let mut announced = self.announced.lock();
         if announced.insert(peer, addrs).is_none() {
-            self.post(Op::Advertised { peer, addrs: None });
+            self.post(Op::Announced(peer));
         }
     }
 
@@ -337,15 +337,12 @@ async fn writer<S, D, K, H>(
                 None => break,
             },
         };
-        let mut batch: Vec<Request> = announced.resolve(first).into_iter().collect();
+        let mut batch = vec![announced.resolve(first)];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(r) => batch.extend(announced.resolve(r)),
+                Ok(r) => batch.push(announced.resolve(r)),
                 Err(_) => break,
             }
-        }
-        if batch.is_empty() {
-            continue;
         }
         if let Err((batch, e)) = write(&inner, &store, &mut mirror, batch).await {
             if batch.len() == 1 {
@@ -533,7 +530,11 @@ fn plan<C, E>(
                 work.remove(*peer, changes);
             }
         }
-        Op::Ban(peer, until, in_force) => {
+        Op::Ban {
+            peer,
+            until,
+            in_force,
+        } => {
             let end = until
                 .unwrap_or_else(permanent_ban_end)
                 .min(permanent_ban_end());
@@ -632,12 +633,9 @@ fn plan<C, E>(
                 }
             })
         }),
-        // Unresolved: never planned (the writer resolves at dequeue).
-        Op::Advertised { addrs: None, .. } => {}
-        Op::Advertised {
-            peer,
-            addrs: Some(addrs),
-        } => work.edit(mirror, *peer, changes, |r| {
+        // Resolved at dequeue into `Advertised` (see `Announced::resolve`).
+        Op::Announced(_) => {}
+        Op::Advertised { peer, addrs } => work.edit(mirror, *peer, changes, |r| {
             (r.advertised_addrs != *addrs).then(|| {
                 r.advertised_addrs = addrs.clone();
                 Change::SetAdvertisedAddrs {

@@ -252,10 +252,12 @@ where
     /// changed.
     pub async fn ban(&self, peer: PublicKey, until: Option<SystemTime>) -> Result<(), ServerError> {
         let in_force = until.is_none_or(|end| end > SystemTime::now());
-        self.inner
-            .run(Op::Ban(peer, until, in_force))
-            .await
-            .map(drop)
+        let op = Op::Ban {
+            peer,
+            until,
+            in_force,
+        };
+        self.inner.run(op).await.map(drop)
     }
 
     /// Lifts a ban (and removes it from the store, if there is one).
@@ -358,7 +360,11 @@ where
             // connection ended meanwhile and there was no record to remove.
             Op::Disconnect(peer) => self.disconnect_now(&peer).map(|()| true),
             Op::Forget(peer) => Ok(self.lock().stop_worker(&peer)),
-            Op::Ban(peer, until, in_force) => {
+            Op::Ban {
+                peer,
+                until,
+                in_force,
+            } => {
                 self.ban_now(peer, until, in_force);
                 Ok(true)
             }
@@ -375,6 +381,7 @@ where
             Op::Connected { .. }
             | Op::Ended { .. }
             | Op::Backoff { .. }
+            | Op::Announced(_)
             | Op::Advertised { .. } => Ok(true),
         }
     }

@@ -15,8 +15,9 @@
 //! acts), `floor` (2 key generations, 6 ECDH, 3 parses) and
 //! `responder_floor` (its side's share: 1 key generation, 3 ECDH, 2 parses),
 //! `reference` and `reference_responder` (the handshake written out without
-//! snow, both sides and the responder), and `listener`: `N` handshakes of 8 clients dialing a real `Listener` on
-//! 127.0.0.1, as in the `listener` bench (runtime of 2 worker threads), so
+//! snow, both sides and the responder), and `listener`: `N` handshakes of 8
+//! clients dialing a real `Listener` on 127.0.0.1, as in the `listener`
+//! bench (runtime of 2 worker threads), so
 //! that the user-space instructions our listener and dialer add to a
 //! handshake can be counted (the kernel's are not: count system calls with
 //! `strace -f -c` for those).

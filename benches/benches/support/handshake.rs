@@ -224,9 +224,10 @@ impl Fixture {
 /// primitives as brontide (`bitcoin_hashes`' SHA-256 with its SHA
 /// extensions, padded in place, HMAC keys kept as pad states, the
 /// constant prefix hashed once, ring's ChaCha20-Poly1305, and ECDH as the
-/// point hashed here). Not a product: no error paths beyond `expect`, and
-/// only what the workloads need. [`Fixture::new`] checks that its acts are
-/// byte for byte ours.
+/// point hashed here, its copy in the engine overwritten). Not a product:
+/// no error paths beyond `expect`, no version checks, no erasing of pads and
+/// intermediate keys (a few small writes), and only what the workloads
+/// need. [`Fixture::new`] checks that its acts and session are ours.
 pub(crate) mod reference {
     use bitcoin::hashes::{sha256, HashEngine};
     use bitcoin::secp256k1::ecdh::shared_secret_point;
@@ -324,12 +325,21 @@ pub(crate) mod reference {
             .expect("open");
     }
 
+    /// As brontide's: the point hashed here, and the engine's copy of it
+    /// overwritten (one more block).
     fn ecdh(point: &PublicKey, scalar: &SecretKey) -> [u8; 32] {
         let xy = shared_secret_point(point, scalar);
-        let mut compressed = [0u8; 33];
-        compressed[0] = 0x02 | (xy[63] & 1);
-        compressed[1..].copy_from_slice(&xy[..32]);
-        finish(sha256::HashEngine::default(), &compressed)
+        let mut block = [0u8; BLOCK];
+        block[0] = 0x02 | (xy[63] & 1);
+        block[1..33].copy_from_slice(&xy[..32]);
+        block[33] = 0x80;
+        block[BLOCK - 8..].copy_from_slice(&(33u64 * 8).to_be_bytes());
+        let mut engine = sha256::HashEngine::default();
+        engine.input(&block);
+        let secret = engine.midstate().to_byte_array();
+        engine.input(&[0; BLOCK]);
+        std::hint::black_box(&engine);
+        secret
     }
 
     /// The constant prefix: `h` after the prologue, the first salt's pads,

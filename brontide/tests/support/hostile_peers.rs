@@ -151,9 +151,9 @@ pub fn open_fds() -> usize {
 
 /// Waits until the open file descriptors are back to `baseline` (sockets
 /// close asynchronously as tasks end): no event announces it, so the count
-/// is read again after each yield to the runtime (no timed poll), for at
-/// most `HANG_GUARD`; returns the last count seen, for the caller to assert
-/// on.
+/// is read again after each yield to the runtime, a spin (no timed poll)
+/// that lets the tasks closing them run, for at most `HANG_GUARD`; returns
+/// the last count seen, for the caller to assert on.
 pub async fn fds_back_to(baseline: usize) -> usize {
     let deadline = tokio::time::Instant::now() + HANG_GUARD;
     loop {

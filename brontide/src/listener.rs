@@ -9,27 +9,28 @@
 //!
 //! - **Pending** ([`max_pending`](ListenerConfig::max_pending)): accepted
 //!   connections that have not yet been given a handshake slot. A
-//!   connection waits here for its first byte, then for a free slot. When
-//!   the pending set is full the listener takes in a new connection only if
-//!   it can evict a *silent* one: accepted at least
-//!   [`silence_grace`](ListenerConfig::with_silence_grace) ago and not a
-//!   byte yet (the oldest such; the listener looks at the socket itself, so
-//!   a client whose act one has arrived is never taken for silent, however
-//!   busy the runtime);
-//!   otherwise it stops accepting and the new connections wait in the
-//!   kernel's backlog, as lnd's listener (which takes a slot before
-//!   `accept`) leaves them. So a flood of connections that send nothing
-//!   only ever evicts itself, and honest clients beyond the bound wait
-//!   instead of being reset.
+//!   connection waits here until its whole act one (50 bytes) has arrived,
+//!   then for a free slot: only a connection ready for its handshake takes
+//!   a slot. When the pending set is full the listener takes in a new
+//!   connection only if it can evict an *unready* one: accepted at least
+//!   [`silence_grace`](ListenerConfig::with_silence_grace) ago and its act
+//!   one not complete yet, whether it sent nothing or a few bytes (the
+//!   oldest such; the listener looks at the socket itself, so a client
+//!   whose act one has arrived is never taken for unready, however busy
+//!   the runtime); otherwise it stops accepting and the new connections
+//!   wait in the kernel's backlog, as lnd's listener (which takes a slot
+//!   before `accept`) leaves them. So a flood of connections that send
+//!   nothing, or a byte each, only ever evicts itself, and honest clients
+//!   beyond the bound wait instead of being reset.
 //! - **Handshakes** ([`max_handshakes`](ListenerConfig::max_handshakes)):
-//!   handshakes in progress at once, in the order their first bytes came.
-//!   A slot is held until the connection is handed to [`Listener::accept`]
-//!   (or refused).
+//!   handshakes in progress at once, in the order their acts one
+//!   completed. A slot is held until the connection is handed to
+//!   [`Listener::accept`] (or refused).
 //!
-//! A client that sends slowly (slowloris) holds its slot for at most the
-//! act timeout of each act; one that sends nothing never holds a slot, and
-//! is dropped after one act timeout (or evicted earlier). There is no bound
-//! per source address.
+//! A client that sends act one slowly (slowloris) holds no slot, is
+//! evictable like a silent one, and is dropped after one act timeout; in
+//! act three it holds its slot for at most the act timeout. There is no
+//! bound per source address.
 //!
 //! Every connection that does not become an [`Accepted`] is reported as a
 //! [`ListenerEvent::HandshakeFailed`] (with the act, the spec's failure code
@@ -46,6 +47,7 @@ use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
 use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
 use tokio::time::Instant;
@@ -55,6 +57,7 @@ use tokio_util::task::TaskTracker;
 use crate::connection::Connection;
 use crate::dial::DEFAULT_ACT_TIMEOUT;
 use crate::error::{Act, Category, ConfigError, Error, PeerFault};
+use crate::handshake::ACT_ONE_LEN;
 use crate::io::{respond, timeout_unless_ready};
 use crate::keys::NodeSigner;
 use crate::socket::{configure, configure_listener, Keepalive};
@@ -66,10 +69,10 @@ pub const DEFAULT_MAX_HANDSHAKES: usize = 50;
 /// Default bound on accepted connections waiting for a handshake slot.
 pub const DEFAULT_MAX_PENDING: usize = 256;
 
-/// Default time a connection must have sent nothing before it can be
-/// evicted. An honest client sends act one as soon as its connect
+/// Default time a connection may take to deliver its act one before it can
+/// be evicted. An honest client sends act one as soon as its connect
 /// completes, so this is far more than a busy host's scheduling delay,
-/// while a full pending set of silent connections still turns over four
+/// while a full pending set of unready connections still turns over four
 /// times a second.
 pub const DEFAULT_SILENCE_GRACE: Duration = Duration::from_millis(250);
 
@@ -157,8 +160,10 @@ impl ListenerConfig {
         Ok(self)
     }
 
-    /// Sets how long a connection must have sent nothing before it can be
-    /// evicted from a full pending set. Default [`DEFAULT_SILENCE_GRACE`].
+    /// Sets how long a connection may take to deliver its whole act one
+    /// before it can be evicted from a full pending set. Default
+    /// [`DEFAULT_SILENCE_GRACE`]; a grace too long for the clock (such as
+    /// `Duration::MAX`) means never.
     pub fn with_silence_grace(mut self, grace: Duration) -> Self {
         self.silence_grace = grace;
         self
@@ -289,8 +294,8 @@ pub enum FailureReason {
     TimedOut,
     /// The socket failed (reset, ...).
     Io(io::ErrorKind),
-    /// Dropped while waiting for its first byte, to make room for a new
-    /// connection.
+    /// Dropped before its whole act one had arrived, to make room for a
+    /// new connection.
     Evicted,
     /// The handshake completed and the key filter refused this key.
     KeyRefused(PublicKey),
@@ -304,7 +309,7 @@ impl fmt::Display for FailureReason {
             FailureReason::Peer(fault) => fault.fmt(f),
             FailureReason::TimedOut => f.write_str("timed out"),
             FailureReason::Io(kind) => write!(f, "i/o error: {kind}"),
-            FailureReason::Evicted => f.write_str("evicted before its first byte"),
+            FailureReason::Evicted => f.write_str("evicted before its act one"),
             FailureReason::KeyRefused(key) => write!(f, "key {key} refused"),
             FailureReason::Local => f.write_str("local failure"),
         }
@@ -325,13 +330,13 @@ pub struct ListenerStats {
     pub peer_faults: u64,
     /// Handshakes whose client did not complete an act in time.
     pub timed_out: u64,
-    /// Silent connections evicted to make room.
+    /// Connections evicted before their act one, to make room.
     pub evicted: u64,
     /// Handshakes ended by a socket error.
     pub io_errors: u64,
     /// Handshakes failed on this side.
     pub local_errors: u64,
-    /// Connections now waiting for their first byte or a slot.
+    /// Connections now waiting for their act one or a slot.
     pub pending: usize,
     /// Handshakes now in progress (or waiting for delivery).
     pub handshaking: usize,
@@ -422,10 +427,10 @@ struct Pending {
     id: u64,
     remote_addr: SocketAddr,
     cancel: CancellationToken,
-    /// Its first byte has arrived (it is waiting for a slot).
-    readable: bool,
+    /// Its whole act one has arrived (it is waiting for a slot).
+    ready: bool,
     /// Its socket, shared with its task until it leaves the pending set, to
-    /// look for a first byte that the task has not seen yet (a busy runtime
+    /// look for an act one that the task has not seen yet (a busy runtime
     /// may not have run the task).
     stream: Arc<TcpStream>,
     /// When it was accepted.
@@ -433,18 +438,50 @@ struct Pending {
 }
 
 impl Pending {
-    /// Whether the connection has sent nothing, looking at the socket
-    /// itself if its task has not seen a byte yet.
-    fn silent(&mut self) -> bool {
-        if self.readable {
-            return false;
+    /// Whether the connection has not yet delivered its whole act one,
+    /// looking at the socket itself if its task has not seen it yet. A
+    /// connection that sent part of act one is as evictable as one that
+    /// sent nothing: a byte costs a flooder nothing.
+    fn unready(&mut self) -> bool {
+        if !self.ready {
+            self.ready = act_one_queued(&self.stream);
         }
-        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-        // tokio's sockets are non-blocking: an empty buffer is `WouldBlock`.
-        if matches!(SockRef::from(&*self.stream).peek(&mut byte), Ok(n) if n > 0) {
-            self.readable = true;
+        !self.ready
+    }
+}
+
+/// Whether a whole act one is in the socket's receive queue (a peek: the
+/// bytes stay for the handshake).
+fn act_one_queued(stream: &TcpStream) -> bool {
+    let mut act = [MaybeUninit::<u8>::uninit(); ACT_ONE_LEN];
+    // tokio's sockets are non-blocking: an empty queue is `WouldBlock`.
+    matches!(SockRef::from(stream).peek(&mut act), Ok(n) if n >= ACT_ONE_LEN)
+}
+
+/// Waits until a whole act one has arrived (peeked, not read), or the peer
+/// has closed its side (what arrived is then handed to the handshake, which
+/// reports it as a short act).
+async fn act_one_arrived(stream: &TcpStream) -> io::Result<()> {
+    loop {
+        let ready = stream.ready(Interest::READABLE).await?;
+        if ready.is_read_closed() {
+            return Ok(());
         }
-        !self.readable
+        // Short of act one, the readiness is cleared so the wait is for
+        // the next segment; tokio does not clear it if one came in after
+        // the readiness was read, so none is missed.
+        let peeked = stream.try_io(Interest::READABLE, || {
+            let mut act = [MaybeUninit::<u8>::uninit(); ACT_ONE_LEN];
+            match SockRef::from(stream).peek(&mut act)? {
+                n if n == 0 || n >= ACT_ONE_LEN => Ok(()),
+                _ => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        });
+        match peeked {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -468,8 +505,8 @@ impl Shared {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a new connection can be taken in now; if not, when a silent
-    /// one will have been silent long enough to be evicted (`None`: only
+    /// Whether a new connection can be taken in now; if not, when an
+    /// unready one will have waited long enough to be evicted (`None`: only
     /// when a pending connection leaves).
     fn room(&self, now: Instant) -> Result<(), Option<Instant>> {
         let mut pending = self.pending();
@@ -478,31 +515,35 @@ impl Shared {
         }
         let grace = self.config.silence_grace;
         let mut next = None;
-        for p in pending.iter_mut().filter(|p| !p.readable) {
-            let evictable_at = p.since + grace;
+        for p in pending.iter_mut().filter(|p| !p.ready) {
+            // A grace past the clock's range: never evictable, nor are the
+            // younger ones.
+            let Some(evictable_at) = p.since.checked_add(grace) else {
+                break;
+            };
             if evictable_at > now {
                 // Accepted in order: the rest are younger still.
                 next = Some(evictable_at);
                 break;
             }
-            if p.silent() {
+            if p.unready() {
                 return Ok(());
             }
         }
         Err(next)
     }
 
-    /// Records a new pending connection, evicting the oldest silent one if
+    /// Records a new pending connection, evicting the oldest unready one if
     /// the pending set is full.
     fn admit(&self, entry: Pending) {
         let evicted = {
             let mut pending = self.pending();
             let evicted = if pending.len() >= self.config.max_pending {
                 let old_enough = entry.since.checked_sub(self.config.silence_grace);
-                let silent = pending
+                let unready = pending
                     .iter_mut()
-                    .position(|p| old_enough.is_some_and(|t| p.since <= t) && p.silent());
-                silent.and_then(|i| pending.remove(i))
+                    .position(|p| old_enough.is_some_and(|t| p.since <= t) && p.unready());
+                unready.and_then(|i| pending.remove(i))
             } else {
                 None
             };
@@ -526,9 +567,9 @@ impl Shared {
         }
     }
 
-    fn mark_readable(&self, id: u64) {
+    fn mark_ready(&self, id: u64) {
         if let Some(p) = self.pending().iter_mut().find(|p| p.id == id) {
-            p.readable = true;
+            p.ready = true;
         }
     }
 
@@ -770,7 +811,7 @@ async fn accept_loop(
             id,
             remote_addr,
             cancel: task_cancel.clone(),
-            readable: false,
+            ready: false,
             stream: Arc::clone(&stream),
             since: Instant::now(),
         });
@@ -842,14 +883,14 @@ async fn handshake_task(
     // One wait for the cancellation (an eviction or the shutdown) for the
     // whole task.
     let mut cancelled = std::pin::pin!(cancel.cancelled());
-    // Wait for the first byte, then for a slot.
+    // Wait for the whole act one, then for a slot: only a connection that
+    // is ready for its handshake waits for a slot.
     let waited = tokio::select! {
         biased;
         () = cancelled.as_mut() => None,
         waited = timeout_unless_ready(timeout, async {
-            // `readable` may wake without data; a peek never does.
-            stream.peek(&mut [0u8; 1]).await?;
-            shared.mark_readable(id);
+            act_one_arrived(&stream).await?;
+            shared.mark_ready(id);
             shared.slots.acquire().await.map_err(io::Error::other)
         }) => Some(waited),
     };

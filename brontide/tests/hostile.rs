@@ -811,3 +811,89 @@ fn hostile_peer_stream_of_new_connections_does_not_evict_a_slow_honest_handshake
         assert_eq!(reads, [Read::Message]);
     });
 }
+
+/// A flood of connections that each send one byte of act one and stay
+/// open, more than the pending set and the handshake slots hold together
+/// (lnd's 256 + 50, scaled down to 8 + 2), then reopened: each is evictable
+/// as soon as a new connection needs room (grace 0 here), none takes a
+/// slot, and every honest client completes. Before, a byte made a
+/// connection "readable": never evicted, it took a slot and held it for
+/// the act timeout (twice the hang guard here), and the flood filled
+/// everything.
+///
+/// Deterministic: the listener's counters show the flood taken in before
+/// the honest clients start; as many honest clients at once as there are
+/// flood connections pending, all younger, so an honest accept only ever
+/// evicts a flood connection.
+#[test]
+fn hostile_peer_flood_of_one_byte_connections_does_not_keep_out_honest_clients() {
+    serial(async {
+        let start = start();
+        let (pending, slots) = (8usize, 2usize);
+        let config = ListenerConfig::default()
+            .with_max_pending(pending)
+            .expect("valid")
+            .with_max_handshakes(slots)
+            .expect("valid")
+            .with_silence_grace(Duration::ZERO)
+            .with_act_timeout(2 * HANG_GUARD);
+        let listener = Listener::bind("127.0.0.1:0", keys(SERVER), config)
+            .await
+            .expect("bind");
+        let addr = listener.local_addr();
+        let monitor = listener.monitor();
+        let stop = CancellationToken::new();
+        let served = serve(listener, stop.clone());
+
+        let mut flood = Vec::new();
+        let mut accepted = 0u64;
+        for round in 0..2 {
+            // The first round fills the pending set and every slot, and
+            // more; the second reopens as many as the pending set holds.
+            let n = if round == 0 {
+                pending + slots + 4
+            } else {
+                pending
+            };
+            for _ in 0..n {
+                flood.push(one_byte_of_act_one(addr, server_pk()).await);
+            }
+            accepted += n as u64;
+            let stats = tokio::time::timeout(
+                HANG_GUARD,
+                monitor.wait_until(|s| s.accepted == accepted && s.pending == pending),
+            )
+            .await
+            .expect("the listener takes the whole flood in")
+            .expect("the listener runs");
+            assert_eq!(
+                stats.handshaking, 0,
+                "a one-byte connection took a slot: {stats:?}"
+            );
+
+            let mut honest = tokio::task::JoinSet::new();
+            for i in 0..pending {
+                honest.spawn(good_client(addr, 1 + (round * pending + i) as u8));
+            }
+            while let Some(done) = honest.join_next().await {
+                done.expect("an honest client");
+            }
+            accepted += pending as u64;
+        }
+
+        let stats = monitor.stats();
+        assert_eq!(stats.established, 2 * pending as u64, "{stats:?}");
+        assert_eq!(stats.failed(), stats.evicted, "{stats:?}");
+        assert_eq!(
+            stats.accepted,
+            stats.established + stats.failed() + stats.pending as u64 + stats.handshaking as u64,
+            "{stats:?}"
+        );
+        drop(flood);
+        stop.cancel();
+        let reads = served.await.expect("the serving task");
+        assert_eq!(reads.len(), 2 * pending, "{reads:?}");
+        assert!(reads.iter().all(|r| *r == Read::Message), "{reads:?}");
+        assert_back(start).await;
+    });
+}

@@ -290,6 +290,15 @@ pub async fn silent(addr: SocketAddr) -> Seen {
     }
 }
 
+/// Connects and sends the first byte of a valid act one, then nothing
+/// more; returns the open stream.
+pub async fn one_byte_of_act_one(addr: SocketAddr, server: PublicKey) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let act = valid_act_one(&server);
+    stream.write_all(&act[..1]).await.expect("one byte");
+    stream
+}
+
 /// Sends the first `n` bytes of a valid act one, then closes.
 pub async fn close_mid_act(addr: SocketAddr, server: PublicKey, n: usize) {
     if let Ok(mut stream) = TcpStream::connect(addr).await {

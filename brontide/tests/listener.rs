@@ -426,3 +426,55 @@ async fn keepalive_is_set_on_accepted_and_dialed_sockets_as_configured() {
     }
     assert_eq!(Keepalive::default().dead_after(), Duration::from_secs(120));
 }
+
+/// A grace too long for the clock means never evict: the accept loop, which
+/// adds the grace to the oldest pending connection's accept time as soon as
+/// the pending set is full, used to overflow and die there, and nothing
+/// more was accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_grace_of_duration_max_never_evicts_and_keeps_accepting() {
+    let server = key(2);
+    let config = ListenerConfig::default()
+        .with_max_pending(1)
+        .unwrap()
+        .with_silence_grace(Duration::MAX);
+    let mut listener = Listener::bind("127.0.0.1:0", server.clone(), config)
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let monitor = listener.monitor();
+    // The pending set is full with this one: the loop looks for room.
+    let silent = TcpStream::connect(addr).await.unwrap();
+    monitor.wait_until(|s| s.accepted == 1).await.unwrap();
+    drop(silent);
+    // It failed its handshake (its act one short), and left no room
+    // taken.
+    let stats = tokio::time::timeout(
+        CAP,
+        monitor.wait_until(|s| s.failed() == 1 && s.pending == 0 && s.handshaking == 0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!((stats.evicted, stats.peer_faults), (0, 1), "{stats:?}");
+    let config = DialConfig::default().with_act_timeout(CAP);
+    let _conn = tokio::time::timeout(
+        CAP,
+        dial(
+            addr,
+            &key(1),
+            &server.public_key(),
+            &config,
+            &CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("the dial ends")
+    .expect("the listener still accepts");
+    let accepted = tokio::time::timeout(CAP, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted.remote_pubkey(), key(1).public_key());
+    listener.shutdown().await;
+}

@@ -383,6 +383,13 @@ pub enum ConfigError {
     /// A listener must allow at least one handshake at a time.
     #[error("max_handshakes must be at least 1")]
     ZeroMaxHandshakes,
+    /// A listener's handshake slots are a tokio semaphore, which holds at
+    /// most `max` permits.
+    #[error("max_handshakes must be at most {max}")]
+    TooManyHandshakes {
+        /// The largest bound allowed.
+        max: usize,
+    },
     /// A listener must let at least one connection wait for a slot.
     #[error("max_pending must be at least 1")]
     ZeroMaxPending,

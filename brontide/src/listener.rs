@@ -138,10 +138,17 @@ impl ListenerConfig {
     /// [`DEFAULT_MAX_HANDSHAKES`].
     ///
     /// # Errors
-    /// [`ConfigError::ZeroMaxHandshakes`] for 0.
+    /// [`ConfigError::ZeroMaxHandshakes`] for 0;
+    /// [`ConfigError::TooManyHandshakes`] above tokio's
+    /// `Semaphore::MAX_PERMITS` (`usize::MAX >> 3`), which the slots are.
     pub fn with_max_handshakes(mut self, max: usize) -> Result<Self, ConfigError> {
         if max == 0 {
             return Err(ConfigError::ZeroMaxHandshakes);
+        }
+        if max > Semaphore::MAX_PERMITS {
+            return Err(ConfigError::TooManyHandshakes {
+                max: Semaphore::MAX_PERMITS,
+            });
         }
         self.max_handshakes = max;
         Ok(self)

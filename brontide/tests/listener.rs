@@ -478,3 +478,22 @@ async fn a_silence_grace_of_duration_max_never_evicts_and_keeps_accepting() {
     assert_eq!(accepted.remote_pubkey(), key(1).public_key());
     listener.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_handshakes_above_the_semaphore_limit_is_refused_and_the_limit_works() {
+    let max = tokio::sync::Semaphore::MAX_PERMITS;
+    assert_eq!(
+        ListenerConfig::default().with_max_handshakes(max + 1).err(),
+        Some(ConfigError::TooManyHandshakes { max })
+    );
+    assert_eq!(
+        ListenerConfig::default()
+            .with_max_handshakes(usize::MAX)
+            .err(),
+        Some(ConfigError::TooManyHandshakes { max })
+    );
+    // The largest bound allowed starts a listener (it used to panic there).
+    let config = ListenerConfig::default().with_max_handshakes(max).unwrap();
+    let listener = Listener::bind("127.0.0.1:0", key(2), config).await.unwrap();
+    listener.shutdown().await;
+}

@@ -73,11 +73,15 @@ where
                 reg.announced.insert(peer.pubkey, peer.addrs.clone());
             }
             let handle = inner.get_or_create(&mut reg, peer.pubkey, peer.perm);
-            let _ = handle.update_addrs(node_addrs(
-                &inner.config.addresses,
-                peer.pubkey,
-                &peer.addrs,
-            ));
+            // No stored addresses is no news: what the worker knows (from an
+            // announcement) stays.
+            if !peer.addrs.is_empty() {
+                let _ = handle.update_addrs(node_addrs(
+                    &inner.config.addresses,
+                    peer.pubkey,
+                    &peer.addrs,
+                ));
+            }
             let user = node_addrs(&inner.config.addresses, peer.pubkey, &peer.user_addrs);
             let last_good = peer
                 .last_good

@@ -566,6 +566,28 @@ fn startup_dials_a_first_batch_at_once_and_spreads_the_rest() {
     });
 }
 
+/// A startup entry without addresses (none stored) is no news: the
+/// worker keeps what an announcement told it, and dials it.
+#[test]
+fn startup_without_addresses_keeps_the_announced_ones() {
+    run(async {
+        let f = Fixture::new(key(US));
+        let peer = key(1);
+        f.dialer.set(node(peer, 7), Behavior::Succeed);
+        f.server.channel_opened(peer);
+        f.server.node_announcement(peer, vec![addr(7)]);
+        f.server
+            .startup([StartupPeer::new(peer, Vec::new(), false)]);
+        settle().await;
+        assert!(
+            f.server.is_connected(&peer),
+            "dialed at its announced address"
+        );
+        assert_eq!(f.dialer.dialed(), vec![node(peer, 7)]);
+        f.server.shutdown().await;
+    });
+}
+
 #[test]
 fn duplicate_in_the_same_direction_replaces_the_old_one() {
     run(async {

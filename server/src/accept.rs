@@ -11,6 +11,7 @@ use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, When};
 use futures::FutureExt;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::duplicate::Resolution;
@@ -36,22 +37,25 @@ where
         addr: Option<NetAddress>,
         from_worker: bool,
     ) -> bool {
+        // Callable from any thread: what this spawns goes to the server's
+        // runtime.
+        let _runtime = self.runtime.enter();
         let mut reg = self.lock();
         if reg.shut_down {
             drop(reg);
-            drop(conn);
+            drop_user(conn);
             return false;
         }
         // A worker's connection that crossed a disconnect, forget, prune or
         // ban (the worker was removed meanwhile) is dropped.
         if from_worker && !reg.workers.contains_key(&peer) {
             drop(reg);
-            drop(conn);
+            drop_user(conn);
             return false;
         }
         if direction == Direction::Inbound && reg.is_banned(&peer) {
             drop(reg);
-            drop(conn);
+            drop_user(conn);
             self.emit(ServerEvent::RefusedBanned { peer });
             return false;
         }
@@ -63,7 +67,7 @@ where
                 Resolution::KeepExisting => {
                     let kept = existing.direction;
                     let parks = rule.parks();
-                    let old_parked = if parks {
+                    let (old_parked, lost) = if parks {
                         let id = reg.next_conn_id;
                         reg.next_conn_id += 1;
                         let timer = self.park_until(peer, id, grace);
@@ -75,15 +79,15 @@ where
                             until: grace,
                             _timer: timer,
                         };
-                        reg.parked.insert(peer, parked)
+                        (reg.parked.insert(peer, parked), None)
                     } else {
-                        drop(conn);
-                        None
+                        (None, Some(conn))
                     };
                     // Connections are user code's type, and the probe is
                     // user code: all outside the lock.
                     drop(reg);
-                    drop(old_parked);
+                    drop_user(old_parked);
+                    drop_user(lost);
                     debug!(%peer, ?kept, "duplicate connection lost");
                     self.emit(ServerEvent::DuplicateResolved { peer, kept });
                     if parks {
@@ -118,14 +122,18 @@ where
         }
         let id = reg.next_conn_id;
         reg.next_conn_id += 1;
-        self.run_connection(&mut reg, peer, id, conn, direction, addr, contested_until);
+        let start =
+            self.register_connection(&mut reg, peer, id, conn, direction, addr, contested_until);
+        drop(reg);
+        self.start(start);
         true
     }
 
-    /// Hands connection `id` to the peer handler on a task of its own and
-    /// registers it as the peer's live connection. Under the lock.
+    /// Registers connection `id` as the peer's live connection (and its
+    /// handler as running) and returns what [`start`](Self::start) hands
+    /// to the peer handler once the lock is released. Under the lock.
     #[allow(clippy::too_many_arguments)]
-    fn run_connection(
+    fn register_connection(
         self: &Arc<Self>,
         reg: &mut Registry<D::Conn, D::Error>,
         peer: PublicKey,
@@ -134,12 +142,11 @@ where
         direction: Direction,
         addr: Option<NetAddress>,
         contested_until: Option<Instant>,
-    ) {
+    ) -> Start<D::Conn> {
         let cancel = self.root.child_token();
         let since = self.clock.now();
-        // The event goes out before the handler can run (and end), and the
-        // task is spawned under the lock so that its abort handle is in the
-        // registry before anyone can look for it. Neither waits.
+        // The event goes out before the handler can run (and end). It does
+        // not wait.
         self.emit(ServerEvent::Connected {
             peer,
             direction,
@@ -152,6 +159,40 @@ where
                 at: SystemTime::now(),
             });
         }
+        reg.conns.insert(
+            peer,
+            Live {
+                id,
+                direction,
+                since,
+                addr,
+                cancel: cancel.clone(),
+                contested_until,
+            },
+        );
+        reg.running.insert(id, None);
+        Start {
+            peer,
+            id,
+            conn,
+            direction,
+            since,
+            cancel,
+        }
+    }
+
+    /// Runs a registered connection's peer handler on a task of its own.
+    /// Not under the lock: a task the runtime refuses (it is shutting down)
+    /// is dropped at once, and its end takes the lock.
+    fn start(self: &Arc<Self>, start: Start<D::Conn>) {
+        let Start {
+            peer,
+            id,
+            conn,
+            direction,
+            since,
+            cancel,
+        } = start;
         let end = End {
             inner: Arc::downgrade(self),
             peer,
@@ -161,31 +202,31 @@ where
             done: false,
         };
         let handler = Arc::clone(&self.handler);
-        let task_cancel = cancel.clone();
-        let task = self.tracker.spawn(async move {
-            // The handler is user code: a panic is an end like any other.
-            let run =
-                AssertUnwindSafe(async { handler.run(peer, conn, direction, task_cancel).await });
-            let reason = match run.catch_unwind().await {
-                Ok(reason) => reason,
-                Err(panic) => {
-                    DisconnectReason::HandlerPanicked(crate::events::panic_message(panic.as_ref()))
-                }
-            };
-            end.finish(reason);
-        });
-        reg.conns.insert(
-            peer,
-            Live {
-                id,
-                direction,
-                since,
-                addr,
-                cancel,
-                task: task.abort_handle(),
-                contested_until,
+        let task = self.tracker.spawn_on(
+            async move {
+                // The handler is user code: a panic is an end like any other.
+                let run =
+                    AssertUnwindSafe(async { handler.run(peer, conn, direction, cancel).await });
+                let reason = match run.catch_unwind().await {
+                    Ok(reason) => reason,
+                    Err(panic) => DisconnectReason::HandlerPanicked(crate::events::panic_message(
+                        panic.as_ref(),
+                    )),
+                };
+                end.finish(reason);
             },
+            &self.runtime,
         );
+        let mut reg = self.lock();
+        let aborting = reg.aborting;
+        // Gone already if the handler has ended.
+        if let Some(slot) = reg.running.get_mut(&id) {
+            if aborting {
+                task.abort();
+            } else {
+                *slot = Some(task.abort_handle());
+            }
+        }
     }
 
     /// Drops the parked connection `id` of `peer` at `until`, if it is
@@ -214,7 +255,7 @@ where
                     None
                 };
                 drop(reg);
-                drop(parked);
+                drop_user(parked);
             }
         });
         guard
@@ -236,40 +277,57 @@ where
         let now = self.clock.now();
         let lasted = now.saturating_duration_since(since);
         let mut reg = self.lock();
+        reg.running.remove(&id);
         // A connection that was replaced, disconnected or shut down is
         // already gone from the registry: nothing to reconnect.
         let current = reg.conns.get(&peer).is_some_and(|l| l.id == id);
         let mut reconnecting = false;
+        let mut takes_over = None;
+        let mut expired = None;
         if current {
             if let (Some(d), Direction::Outbound) = (self.durable.get(), direction) {
                 d.post(Op::Ended { peer, lasted });
             }
             let live = reg.conns.remove(&peer);
             if !reg.shut_down {
-                let parked = reg.parked.remove(&peer).filter(|p| p.until >= now);
-                if let Some(p) = parked {
-                    // The peer closed the winner (it kept the other one), or
-                    // the winner was dead: the parked one takes over.
-                    let (pid, conn, pdir, paddr) = (p.id, p.conn, p.direction, p.addr);
-                    self.run_connection(&mut reg, peer, pid, conn, pdir, paddr, None);
-                } else if let Some(p) = reg.workers.get(&peer) {
-                    let contested = live
-                        .and_then(|l| l.contested_until)
-                        .is_some_and(|until| now <= until);
-                    // A connection that won a duplicate and ended at once
-                    // was closed by the peer's own rule: not a failure.
-                    let when = if contested {
-                        When::Soon
-                    } else {
-                        When::AfterDisconnect {
-                            connected_for: Some(lasted),
+                match reg.parked.remove(&peer) {
+                    Some(p) if p.until >= now => {
+                        // The peer closed the winner (it kept the other
+                        // one), or the winner was dead: the parked one takes
+                        // over.
+                        let (pid, conn, pdir, paddr) = (p.id, p.conn, p.direction, p.addr);
+                        takes_over = Some(
+                            self.register_connection(&mut reg, peer, pid, conn, pdir, paddr, None),
+                        );
+                    }
+                    parked => {
+                        expired = parked;
+                        if let Some(p) = reg.workers.get(&peer) {
+                            let contested = live
+                                .and_then(|l| l.contested_until)
+                                .is_some_and(|until| now <= until);
+                            // A connection that won a duplicate and ended at
+                            // once was closed by the peer's own rule: not a
+                            // failure.
+                            let when = if contested {
+                                When::Soon
+                            } else {
+                                When::AfterDisconnect {
+                                    connected_for: Some(lasted),
+                                }
+                            };
+                            reconnecting = p.handle.connect(None, when).is_ok();
                         }
-                    };
-                    reconnecting = p.handle.connect(None, when).is_ok();
+                    }
                 }
             }
         }
         drop(reg);
+        drop_user(expired);
+        if let Some(start) = takes_over {
+            let _runtime = self.runtime.enter();
+            self.start(start);
+        }
         self.emit(ServerEvent::Disconnected {
             peer,
             direction,
@@ -277,6 +335,24 @@ where
             lasted,
             reconnecting,
         });
+    }
+}
+
+/// A registered connection whose peer handler is not spawned yet.
+struct Start<C> {
+    peer: PublicKey,
+    id: u64,
+    conn: C,
+    direction: Direction,
+    since: Instant,
+    cancel: CancellationToken,
+}
+
+/// Drops a value of the user's types (a connection): called outside the
+/// registry lock, and a panic in its `Drop` is contained here.
+pub(crate) fn drop_user<T>(value: T) {
+    if std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
+        tracing::error!("dropping a connection panicked");
     }
 }
 

@@ -73,7 +73,15 @@ pub(crate) enum Op {
     /// Lifts the peer's ban if it is still the one ending at this time.
     UnbanEnded(PublicKey, SystemTime),
     ChannelOpened(PublicKey),
-    Prune(PublicKey),
+    /// A prune. `stored`, set when the writer plans it: whether the store
+    /// removed the peer's record (`None`: it had none). The registry follows
+    /// that decision, not its own channel count of later (a channel closed
+    /// or opened meanwhile goes through the queue after it), so the two
+    /// agree.
+    Prune {
+        peer: PublicKey,
+        stored: Option<bool>,
+    },
     /// Facts: recorded for stored peers, no registry change.
     Connected {
         peer: PublicKey,
@@ -112,6 +120,8 @@ struct Request {
 pub(crate) struct Durable {
     tx: mpsc::UnboundedSender<Request>,
     announced: Arc<Announced>,
+    /// Ends the writer even inside a store call that never returns.
+    writer: tokio::task::AbortHandle,
 }
 
 /// Each peer's latest announcement not yet taken by the writer; a peer is
@@ -155,6 +165,12 @@ impl Durable {
         if announced.insert(peer, addrs).is_none() {
             self.post(Op::Announced(peer));
         }
+    }
+
+    /// Ends the writer where it is (shutdown's grace is over): what it has
+    /// not answered is refused with `ShutDown`.
+    pub(crate) fn abort_writer(&self) {
+        self.writer.abort();
     }
 
     /// Posts a request and waits until it is durable and applied.
@@ -303,14 +319,18 @@ where
         bans: bans.iter().copied().collect(),
     };
     let announced = Arc::<Announced>::default();
-    inner.tracker.spawn(writer(
+    let writer = inner.tracker.spawn(writer(
         Arc::downgrade(inner),
         store,
         rx,
         mirror,
         Arc::clone(&announced),
     ));
-    Durable { tx, announced }
+    Durable {
+        tx,
+        announced,
+        writer: writer.abort_handle(),
+    }
 }
 
 async fn writer<S, D, K, H>(
@@ -346,13 +366,13 @@ async fn writer<S, D, K, H>(
         }
         if let Err((batch, e)) = write(&inner, &store, &mut mirror, batch).await {
             if batch.len() == 1 {
-                fail(batch, &e);
+                fail(&inner, batch, &e);
             } else {
                 // One request's bad input must not fail the others': write
                 // them one by one, each planned afresh.
                 for req in batch {
                     if let Err((one, e)) = write(&inner, &store, &mut mirror, vec![req]).await {
-                        fail(one, &e);
+                        fail(&inner, one, &e);
                     }
                 }
             }
@@ -372,7 +392,7 @@ async fn write<S, D, K, H>(
     inner: &Weak<Inner<D, K, H>>,
     store: &S,
     mirror: &mut Mirror,
-    batch: Vec<Request>,
+    mut batch: Vec<Request>,
 ) -> Result<(), (Vec<Request>, StoreFailure)>
 where
     S: PeerStore<Addr = NetAddress>,
@@ -386,8 +406,8 @@ where
     match inner.upgrade() {
         Some(server) => {
             let reg = server.lock();
-            for req in &batch {
-                verdicts.push(plan(&req.op, &reg, mirror, &mut work, &mut changes));
+            for req in &mut batch {
+                verdicts.push(plan(&mut req.op, &reg, mirror, &mut work, &mut changes));
             }
         }
         None => verdicts.resize_with(batch.len(), || Err(ServerError::ShutDown)),
@@ -422,10 +442,23 @@ where
     Ok(())
 }
 
-/// Answers the requests of a failed write: nothing of them was applied.
-fn fail(batch: Vec<Request>, e: &StoreFailure) {
+/// Answers the requests of a failed write: nothing of them was applied,
+/// but for a channel's opening: the peer is kept connected for its channel
+/// all the same (its worker is created, not recorded), since nobody waits
+/// to be told of the failure and the node needs the peer more than its
+/// record.
+fn fail<D, K, H>(inner: &Weak<Inner<D, K, H>>, batch: Vec<Request>, e: &StoreFailure)
+where
+    D: Dialer<Addr = NodeAddr>,
+    K: Clock,
+    H: PeerHandler<D::Conn>,
+{
     let facts = batch.iter().filter(|r| r.done.is_none()).count();
     for req in batch {
+        if let (Op::ChannelOpened(_), Some(server)) = (&req.op, inner.upgrade()) {
+            let _ = server.apply_op(req.op);
+            continue;
+        }
         answer(req.done, Err(ServerError::Store(Arc::clone(e))));
     }
     // The error is the store's: its `Display` is user code.
@@ -477,12 +510,13 @@ fn fresh<C, E>(
 /// The store changes of one request, appended to `changes`; an error
 /// refuses the request (nothing written for it).
 fn plan<C, E>(
-    op: &Op,
+    op: &mut Op,
     reg: &Registry<C, E>,
     mirror: &Mirror,
     work: &mut Work,
     changes: &mut Vec<Change<NetAddress>>,
 ) -> Result<(), ServerError> {
+    let is_disconnect = matches!(op, Op::Disconnect(_));
     match op {
         Op::Connect(node) => {
             if reg.shut_down {
@@ -523,7 +557,7 @@ fn plan<C, E>(
         Op::Disconnect(peer) | Op::Forget(peer) => {
             let stored = work.get(mirror, peer).is_some();
             let known = stored || reg.conns.contains_key(peer) || reg.workers.contains_key(peer);
-            if matches!(op, Op::Disconnect(_)) && !known {
+            if is_disconnect && !known {
                 return Err(ServerError::UnknownPeer(*peer));
             }
             if stored {
@@ -583,16 +617,19 @@ fn plan<C, E>(
                 });
             }
         }
-        Op::Prune(peer) => {
+        Op::Prune { peer, stored } => {
             let Some(r) = work.get(mirror, peer) else {
                 return Ok(());
             };
             if reg.channels.contains_key(peer) {
+                *stored = Some(false);
                 return Ok(());
             }
             if !r.reason.user_asked {
                 work.remove(*peer, changes);
+                *stored = Some(true);
             } else {
+                *stored = Some(false);
                 work.edit(mirror, *peer, changes, |r| {
                     r.reason.has_channels.then(|| {
                         r.reason.has_channels = false;

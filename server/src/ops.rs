@@ -13,6 +13,7 @@ use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, FailureClass, Priority, When};
 use futures::FutureExt;
 
+use crate::accept::drop_user;
 use crate::durable::{Op, Outcome};
 use crate::error::DialerPanicked;
 use crate::server::node_addrs;
@@ -200,7 +201,9 @@ where
     /// idle, non-perm worker, if it had none) without dialing. With a store
     /// ([`Server::open`]) the peer is recorded as persistent for its
     /// channels, and its worker is created once that is written; this does
-    /// not wait for it.
+    /// not wait for it. If the write fails, the worker is created all the
+    /// same (kept connected for its channel, not recorded; the failure is
+    /// logged).
     pub fn channel_opened(&self, peer: PublicKey) {
         {
             let mut reg = self.inner.lock();
@@ -232,7 +235,10 @@ where
         match inner.durable.get() {
             Some(d) => {
                 let prunable = inner.lock().prunable(peer);
-                d.post(Op::Prune(*peer));
+                d.post(Op::Prune {
+                    peer: *peer,
+                    stored: None,
+                });
                 prunable
             }
             None => inner.prune_now(peer),
@@ -377,7 +383,15 @@ where
                 }
                 Ok(true)
             }
-            Op::Prune(peer) => Ok(self.prune_now(&peer)),
+            Op::Prune { peer, stored } => Ok(match stored {
+                // Decided by the store's plan (see `Op::Prune`).
+                Some(true) => {
+                    let mut reg = self.lock();
+                    reg.workers.get(&peer).is_some_and(|p| !p.perm) && reg.stop_worker(&peer)
+                }
+                Some(false) => false,
+                None => self.prune_now(&peer),
+            }),
             Op::Connected { .. }
             | Op::Ended { .. }
             | Op::Backoff { .. }
@@ -410,7 +424,7 @@ where
         let live = reg.conns.remove(peer);
         let parked = reg.parked.remove(peer);
         drop(reg);
-        drop(parked);
+        drop_user(parked);
         match live {
             Some(live) => {
                 live.cancel.cancel();
@@ -444,6 +458,6 @@ where
         }
         let parked = reg.parked.remove(&peer);
         drop(reg);
-        drop(parked);
+        drop_user(parked);
     }
 }

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::WorkerHandle;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -47,8 +48,6 @@ pub(crate) struct Live {
     pub(crate) addr: Option<NetAddress>,
     /// Cancels the peer handler running this connection.
     pub(crate) cancel: CancellationToken,
-    /// Aborts that handler's task if it ignores `cancel` at shutdown.
-    pub(crate) task: tokio::task::AbortHandle,
     /// It replaced another connection in a duplicate until then: an end
     /// before is the peer's choice, not a failure.
     pub(crate) contested_until: Option<Instant>,
@@ -64,8 +63,16 @@ pub(crate) struct Registry<C, E> {
     pub(crate) channels: HashMap<PublicKey, usize>,
     /// Banned peers, and when each ban ends (`None`: never).
     pub(crate) banned: HashMap<PublicKey, Option<SystemTime>>,
+    /// Every connection whose handler has not ended, by connection id,
+    /// current or not (a disconnected or replaced connection's handler may
+    /// still be running), with its task's abort handle once it is spawned:
+    /// what shutdown aborts after its grace.
+    pub(crate) running: HashMap<u64, Option<AbortHandle>>,
     pub(crate) next_conn_id: u64,
     pub(crate) shut_down: bool,
+    /// Shutdown's grace is over: a handler spawned from now on is aborted
+    /// as soon as it is.
+    pub(crate) aborting: bool,
 }
 
 impl<C, E> Default for Registry<C, E> {
@@ -77,8 +84,10 @@ impl<C, E> Default for Registry<C, E> {
             announced: HashMap::new(),
             channels: HashMap::new(),
             banned: HashMap::new(),
+            running: HashMap::new(),
             next_conn_id: 0,
             shut_down: false,
+            aborting: false,
         }
     }
 }

@@ -102,6 +102,9 @@ where
     pub(crate) handler: Arc<H>,
     pub(crate) root: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// The runtime the server was made on: its tasks run there, whichever
+    /// thread calls it.
+    pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) spawner: Spawner<PublicKey, Arc<D>, K>,
     pub(crate) registry: Mutex<Registry<D::Conn, D::Error>>,
     pub(crate) events: broadcast::Sender<ServerEvent<D::Error>>,
@@ -176,6 +179,7 @@ where
             handler: Arc::new(handler),
             root,
             tracker,
+            runtime: tokio::runtime::Handle::current(),
             spawner,
             registry: Mutex::new(Registry::default()),
             events,
@@ -323,7 +327,10 @@ where
     /// cancelled, and this returns once all their tasks have ended. A
     /// handler still running [`Config::shutdown_grace`] after its
     /// cancellation is aborted (its future dropped, which closes its
-    /// connection; its end is reported as [`DisconnectReason::Aborted`]).
+    /// connection; its end is reported as [`DisconnectReason::Aborted`]),
+    /// whether its connection is the peer's current one or was already
+    /// disconnected or replaced; so is a store write
+    /// ([`Server::open`]) that has not returned by then.
     /// Later operations are refused with [`ServerError::ShutDown`] or
     /// ignored.
     ///
@@ -331,28 +338,42 @@ where
     /// [`ServerError::ShutDown`]: crate::ServerError::ShutDown
     pub async fn shutdown(&self) {
         let inner = &self.inner;
-        let (workers, tasks, parked) = {
+        let (workers, parked) = {
             let mut reg = inner.lock();
             reg.shut_down = true;
-            let parked = std::mem::take(&mut reg.parked);
-            let tasks: Vec<_> = reg.conns.values().map(|l| l.task.clone()).collect();
             for live in reg.conns.values() {
                 live.cancel.cancel();
             }
-            (std::mem::take(&mut reg.workers), tasks, parked)
+            (
+                std::mem::take(&mut reg.workers),
+                std::mem::take(&mut reg.parked),
+            )
         };
         inner.root.cancel();
         // Connections are user code's type: dropped outside the lock.
-        drop(parked);
+        for (_, p) in parked {
+            crate::accept::drop_user(p);
+        }
         drop(workers);
         inner.tracker.close();
         let deadline = conn_worker::deadline_after(inner.clock.now(), inner.config.shutdown_grace);
         tokio::select! {
             () = inner.tracker.wait() => {}
             () = inner.clock.sleep_until(deadline) => {
-                // A peer handler that ignores its cancellation: abort it.
+                // Every handler still running, the peer's current one or
+                // not (a disconnected or replaced connection's handler that
+                // ignores its cancellation), is aborted; so is a store
+                // write that has not returned (its callers get `ShutDown`).
+                let tasks: Vec<_> = {
+                    let mut reg = inner.lock();
+                    reg.aborting = true;
+                    reg.running.values().flatten().cloned().collect()
+                };
                 for task in tasks {
                     task.abort();
+                }
+                if let Some(d) = inner.durable.get() {
+                    d.abort_writer();
                 }
                 inner.tracker.wait().await;
             }
@@ -403,7 +424,12 @@ where
             p.perm |= perm;
             return p.handle.clone();
         }
-        let handle = self.spawner.spawn(peer, Arc::clone(&self.dialer));
+        let handle = {
+            // Callable from any thread: the worker runs on the server's
+            // runtime.
+            let _runtime = self.runtime.enter();
+            self.spawner.spawn(peer, Arc::clone(&self.dialer))
+        };
         if let Some(announced) = reg.announced.get(&peer) {
             let addrs = node_addrs(&self.config.addresses, peer, announced);
             if !addrs.is_empty() {

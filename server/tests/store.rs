@@ -245,7 +245,9 @@ fn a_failed_write_changes_nothing() {
         settle().await;
         n.clock.advance(10 * SECOND).await;
         assert_eq!(n.server.persistence(&new), None);
-        assert_eq!(n.server.persistence(&key(3)), None);
+        // But for a channel's opening, which nobody waits on: its peer is
+        // kept connected for the channel all the same, only not recorded.
+        assert_eq!(n.server.persistence(&key(3)), Some(false));
         assert_eq!(n.server.persistence(&kept), Some(true));
         assert!(n.server.is_connected(&kept));
         assert!(!n.server.is_banned(&new));

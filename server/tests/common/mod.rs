@@ -56,6 +56,8 @@ pub struct Conn {
     pub id: u64,
     closed: CancellationToken,
     _mock: Option<MockConn>,
+    /// Runs when this end is dropped (user code in a connection's `Drop`).
+    on_drop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1_000_000);
@@ -69,11 +71,13 @@ impl Conn {
             id,
             closed: closed.clone(),
             _mock: None,
+            on_drop: None,
         };
         let b = Conn {
             id,
             closed,
             _mock: None,
+            on_drop: None,
         };
         (a, b)
     }
@@ -85,7 +89,16 @@ impl Conn {
             id,
             closed: CancellationToken::new(),
             _mock: None,
+            on_drop: None,
         }
+    }
+
+    /// A lone end whose `Drop` runs `f` (after closing the link), as a
+    /// connection type of the user's may: it may call the server, or panic.
+    pub fn lone_dropping(f: impl FnOnce() + Send + 'static) -> Conn {
+        let mut conn = Conn::lone();
+        conn.on_drop = Some(Box::new(f));
+        conn
     }
 
     /// A token that fires when this link closes.
@@ -101,6 +114,9 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.closed.cancel();
+        if let Some(f) = self.on_drop.take() {
+            f();
+        }
     }
 }
 
@@ -119,6 +135,7 @@ impl Dialer for Mock {
             id: mock.id(),
             closed: CancellationToken::new(),
             _mock: Some(mock),
+            on_drop: None,
         })
     }
 

@@ -1,0 +1,339 @@
+//! The registry against user code that misbehaves where it meets it, and
+//! against operations that interleave with a store write: handlers that
+//! ignore their cancellation after their connection left the registry,
+//! connections whose `Drop` calls the server or panics, calls from threads
+//! outside the runtime, a store write that never returns, and a prune that
+//! races a channel's close. On the manual clock with mock dialers.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use common::*;
+use peer_store::{Change, MemoryStore, PeerStore, Snapshot, StoreError};
+use server::{Config, DuplicateRule, NetAddress, PublicKey, Server, ServerError, StartupPeer};
+use testkit::{run, settle, Behavior, ManualClock, MockDialer};
+use tokio::sync::Semaphore;
+
+const US: u8 = 0xFE;
+
+/// A memory store whose writes each wait for a permit the test gives (none
+/// to begin with), so a test decides when each write completes.
+#[derive(Clone)]
+struct GateStore {
+    inner: MemoryStore<NetAddress>,
+    gate: Arc<Semaphore>,
+    /// While `false`, writes pass without a permit.
+    gated: Arc<AtomicBool>,
+}
+
+impl GateStore {
+    fn new() -> Self {
+        GateStore {
+            inner: MemoryStore::new(),
+            gate: Arc::new(Semaphore::new(0)),
+            gated: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn gate(&self, on: bool) {
+        self.gated.store(on, Ordering::SeqCst);
+    }
+
+    /// Lets `n` more writes complete.
+    fn pass(&self, n: usize) {
+        self.gate.add_permits(n);
+    }
+
+    async fn stored(&self, peer: &PublicKey) -> bool {
+        let snap: Snapshot<NetAddress> = self.inner.load().await.expect("loads");
+        snap.peers.iter().any(|r| r.id == *peer)
+    }
+}
+
+impl PeerStore for GateStore {
+    type Addr = NetAddress;
+    type Error = StoreError;
+
+    async fn load(&self) -> Result<Snapshot<NetAddress>, StoreError> {
+        self.inner.load().await
+    }
+
+    async fn apply(&self, changes: Vec<Change<NetAddress>>) -> Result<(), StoreError> {
+        if self.gated.load(Ordering::SeqCst) {
+            // The semaphore lives in `self`: acquiring cannot fail.
+            self.gate.acquire().await.expect("open gate").forget();
+        }
+        self.inner.apply(changes).await
+    }
+}
+
+type StoreServer = Server<Mock, ManualClock, Handler>;
+
+async fn open(
+    local: PublicKey,
+    store: &GateStore,
+) -> (
+    StoreServer,
+    ManualClock,
+    Handler,
+    MockDialer<PublicKey, server::NodeAddr>,
+) {
+    let clock = ManualClock::new();
+    let dialer = MockDialer::new(clock.clone());
+    dialer.set_fallback(Behavior::Hang);
+    let handler = Handler::default();
+    let server = Server::open(
+        local,
+        config(),
+        Mock(dialer.clone()),
+        clock.clone(),
+        handler.clone(),
+        store.clone(),
+    )
+    .await
+    .expect("opens");
+    (server, clock, handler, dialer)
+}
+
+/// Shutdown's grace ends a handler that ignores its cancellation even when
+/// its connection had already left the registry: disconnected, or replaced
+/// by a newer connection in the same direction.
+#[test]
+fn shutdown_aborts_stubborn_handlers_of_connections_already_gone() {
+    for replaced in [false, true] {
+        run(async move {
+            let f = Fixture::new(key(US));
+            f.handler.ignore_cancellation();
+            let peer = key(1);
+            let first = Conn::lone();
+            let first_closed = first.watch();
+            assert!(f.server.inbound(peer, first, None));
+            let second = Conn::lone();
+            let second_closed = second.watch();
+            if replaced {
+                assert!(f.server.inbound(peer, second, None));
+            } else {
+                f.server.disconnect(&peer).await.expect("connected");
+                drop(second);
+            }
+            settle().await;
+            assert!(!first_closed.is_cancelled(), "its handler still runs");
+            let server = f.server.clone();
+            let shutdown = tokio::spawn(async move { server.shutdown().await });
+            settle().await;
+            assert!(!shutdown.is_finished(), "the handlers ignore cancellation");
+            f.clock.advance(Config::DEFAULT_SHUTDOWN_GRACE).await;
+            shutdown.await.expect("shutdown returns after its grace");
+            assert_eq!(f.server.tasks(), 0);
+            assert!(
+                first_closed.is_cancelled(),
+                "aborted, its connection closed"
+            );
+            assert!(second_closed.is_cancelled());
+        });
+    }
+}
+
+/// The synchronous calls work from a thread outside any runtime (a
+/// listener of the user's on a thread of its own): what they start runs on
+/// the server's runtime.
+#[test]
+fn sync_calls_from_a_thread_outside_the_runtime() {
+    run(async {
+        let f = Fixture::new(key(US));
+        let (inbound_peer, channel_peer) = (key(1), key(2));
+        let server = f.server.clone();
+        let kept = std::thread::spawn(move || {
+            let kept = server.inbound(inbound_peer, Conn::lone(), None);
+            server.channel_opened(channel_peer);
+            server.startup([StartupPeer::new(key(3), vec![addr(3)], false)]);
+            kept
+        })
+        .join()
+        .expect("no panic off the runtime");
+        assert!(kept);
+        settle().await;
+        assert!(f.server.is_connected(&inbound_peer));
+        assert_eq!(f.handler.runs().len(), 1, "its handler runs");
+        assert_eq!(f.server.persistence(&channel_peer), Some(false));
+        assert_eq!(f.server.persistence(&key(3)), Some(false));
+        f.server.shutdown().await;
+        assert_eq!(f.server.tasks(), 0);
+    });
+}
+
+/// A connection's `Drop` is user code: the server drops connections
+/// outside its lock, so a `Drop` that calls the server does not deadlock
+/// it, whichever way the connection leaves: lost to the duplicate rule
+/// (parking or not), a parked one replaced by a newer one, dropped at a
+/// disconnect, or at the end of its grace.
+#[test]
+fn a_connection_dropped_by_the_server_may_call_it() {
+    run(async {
+        let peer = key(9);
+        for rule in [DuplicateRule::LndEffective, DuplicateRule::default()] {
+            let mut c = config();
+            c.duplicate_rule = rule;
+            // Our key is the smaller: under our rule, our outbound wins.
+            let f = Fixture::with_config(key_below(peer), c);
+            let (seen, saw) = mpsc::channel();
+            let calling = || {
+                let (server, seen) = (f.server.clone(), seen.clone());
+                Conn::lone_dropping(move || {
+                    let _ = seen.send((server.is_connected(&peer), server.status().len()));
+                })
+            };
+            assert!(f.server.outbound(node(peer, 1), Conn::lone()));
+            // Lost (and parked under our rule), then replaced by a newer
+            // loser, which is parked in turn.
+            assert!(!f.server.inbound(peer, calling(), None));
+            assert!(!f.server.inbound(peer, calling(), None));
+            settle().await;
+            if rule == DuplicateRule::default() {
+                // The parked one ends with its grace; a new one at the
+                // disconnect.
+                f.clock.advance(5 * SECOND).await;
+                assert!(!f.server.inbound(peer, calling(), None));
+                f.server.disconnect(&peer).await.expect("connected");
+            }
+            settle().await;
+            let calls: Vec<_> = saw.try_iter().collect();
+            let expected = if rule == DuplicateRule::default() {
+                3
+            } else {
+                2
+            };
+            assert_eq!(
+                calls.len(),
+                expected,
+                "{rule:?}: each drop called the server"
+            );
+            assert!(calls[0].0, "{rule:?}: it saw the winner connected");
+            f.server.shutdown().await;
+        }
+    });
+}
+
+/// A connection whose `Drop` panics, dropped by the store's writer (a
+/// parked connection at a disconnect), costs nothing else: the writer
+/// lives, and the operations after it are written and applied.
+#[test]
+fn a_connection_whose_drop_panics_stops_nothing() {
+    run(async {
+        let peer = key(9);
+        let store = GateStore::new();
+        let (server, _clock, handler, _dialer) = open(key_below(peer), &store).await;
+        assert!(server.outbound(node(peer, 1), Conn::lone()));
+        let panicking = Conn::lone_dropping(|| panic!("a buggy connection type"));
+        assert!(!server.inbound(peer, panicking, None), "lost and parked");
+        settle().await;
+        assert_eq!(server.status()[0].parked, Some(server::Direction::Inbound));
+        server.disconnect(&peer).await.expect("connected");
+        let other = key(10);
+        server
+            .connect(node(other, 1), true)
+            .await
+            .expect("the writer lives");
+        assert!(store.stored(&other).await);
+        assert_eq!(server.persistence(&other), Some(true));
+        // One refused by `inbound` itself (the peer is banned), with the
+        // same `Drop`: the caller is not hurt either.
+        server.ban(peer, None).await.expect("written");
+        let refused = Conn::lone_dropping(|| panic!("a buggy connection type"));
+        assert!(!server.inbound(peer, refused, None));
+        assert_eq!(handler.runs().len(), 1);
+        server.shutdown().await;
+        assert_eq!(server.tasks(), 0);
+    });
+}
+
+/// Shutdown's grace bounds a store write that never returns: the writer is
+/// ended, and the caller waiting for it is told `ShutDown`.
+#[test]
+fn shutdown_ends_a_store_write_that_never_returns() {
+    run(async {
+        let store = GateStore::new();
+        let (server, clock, _handler, _dialer) = open(key(US), &store).await;
+        store.gate(true);
+        let s = server.clone();
+        let waiting = tokio::spawn(async move { s.connect(node(key(1), 1), true).await });
+        settle().await;
+        assert!(!waiting.is_finished(), "its write waits");
+        let s = server.clone();
+        let shutdown = tokio::spawn(async move { s.shutdown().await });
+        settle().await;
+        assert!(!shutdown.is_finished(), "the store has not returned");
+        clock.advance(Config::DEFAULT_SHUTDOWN_GRACE).await;
+        shutdown.await.expect("shutdown returns after its grace");
+        assert_eq!(server.tasks(), 0);
+        let answer = waiting.await.expect("the caller returns");
+        assert!(matches!(answer, Err(ServerError::ShutDown)), "{answer:?}");
+    });
+}
+
+/// A prune is decided once, when the store's writer plans it, and the
+/// registry follows that decision: a channel closed (or opened) while the
+/// prune's write is under way does not make the registry stop a worker
+/// whose record the store kept, or keep one whose record it removed.
+#[test]
+fn a_prune_racing_a_channel_close_leaves_store_and_registry_agreeing() {
+    run(async {
+        let store = GateStore::new();
+        let (server, _clock, _handler, _dialer) = open(key(US), &store).await;
+        let (p, q) = (key(1), key(2));
+        server.channel_opened(p);
+        server.channel_opened(q);
+        settle().await;
+        assert!(store.stored(&p).await && store.stored(&q).await);
+        server.channel_closed(&q);
+        store.gate(true);
+        // A write under way holds the writer, so the prunes and a write
+        // behind them are planned together, as one batch, when it is done.
+        let s = server.clone();
+        let first = tokio::spawn(async move { s.connect(node(key(3), 1), true).await });
+        settle().await;
+        // P has a channel when its prune is planned; Q has none.
+        assert!(!server.prune(&p), "P has a channel");
+        assert!(server.prune(&q));
+        let s = server.clone();
+        let behind = tokio::spawn(async move { s.connect(node(key(4), 1), true).await });
+        settle().await;
+        store.pass(1);
+        settle().await;
+        first.await.expect("returns").expect("written");
+        // The batch of the prunes is planned and its write is held: now P's
+        // channel closes and Q's opens.
+        server.channel_closed(&p);
+        server.channel_opened(q);
+        store.pass(1);
+        settle().await;
+        behind.await.expect("returns").expect("written");
+        store.gate(false);
+        store.pass(1);
+        // Q's opening is written after the prune.
+        server
+            .unban(&key(5))
+            .await
+            .expect("a write after all of them");
+        for peer in [p, q] {
+            assert_eq!(
+                store.stored(&peer).await,
+                server.persistence(&peer).is_some(),
+                "store and registry agree on {peer}"
+            );
+        }
+        assert_eq!(
+            server.persistence(&p),
+            Some(false),
+            "kept, as the store kept it"
+        );
+        assert_eq!(
+            server.persistence(&q),
+            Some(false),
+            "back for its new channel"
+        );
+        server.shutdown().await;
+    });
+}

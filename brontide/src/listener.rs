@@ -39,10 +39,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
@@ -306,7 +309,8 @@ pub enum FailureReason {
     Evicted,
     /// The handshake completed and the key filter refused this key.
     KeyRefused(PublicKey),
-    /// This side failed (randomness, the signer).
+    /// This side failed: its randomness, its signer (an error or a
+    /// panic), its key filter (a panic).
     Local,
 }
 
@@ -918,10 +922,17 @@ async fn handshake_task(
     let Ok(mut stream) = Arc::try_unwrap(stream) else {
         return shared.fail(remote_addr, Act::One, FailureReason::Local);
     };
+    // The signer is the caller's code, and runs in act one only (its
+    // `node_id` for the responder, its ECDH with the initiator's ephemeral
+    // key): a panic in it is this side's failure in act one, reported as
+    // such, and the task ends with its bookkeeping true.
     let result = tokio::select! {
         biased;
         () = cancelled.as_mut() => Err(Error::Cancelled),
-        result = respond(&mut stream, &shared.local, timeout) => result,
+        result = catch_unwind(respond(&mut stream, &shared.local, timeout)) => match result {
+            Ok(result) => result,
+            Err(()) => return shared.fail(remote_addr, Act::One, FailureReason::Local),
+        },
     }
     .map(|session| Connection::new(stream, session));
     let connection = match result {
@@ -934,13 +945,17 @@ async fn handshake_task(
         }
     };
     let remote = connection.remote_pubkey();
-    let keep = shared
-        .config
-        .filter
-        .as_ref()
-        .is_none_or(|f| f(&remote, &remote_addr));
-    if !keep {
-        return shared.fail(remote_addr, Act::Three, FailureReason::KeyRefused(remote));
+    // The filter is the caller's code too: a panic in it refuses nobody
+    // and keeps nobody; it is this side's failure after act three.
+    let keep = shared.config.filter.as_ref().map_or(Ok(true), |f| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| f(&remote, &remote_addr)))
+    });
+    match keep {
+        Ok(true) => {}
+        Ok(false) => {
+            return shared.fail(remote_addr, Act::Three, FailureReason::KeyRefused(remote))
+        }
+        Err(_) => return shared.fail(remote_addr, Act::Three, FailureReason::Local),
     }
     let accepted = Accepted {
         connection,
@@ -958,6 +973,20 @@ async fn handshake_task(
         }
     }
     drop(permit);
+}
+
+/// Runs `fut`, turning a panic in one of its polls into `Err(())` (the
+/// future is not polled again; the panic hook has already seen the panic).
+async fn catch_unwind<F: Future>(fut: F) -> Result<F::Output, ()> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    })
+    .await
 }
 
 /// What to report for a handshake that failed; `None` for a shutdown.

@@ -497,3 +497,97 @@ async fn max_handshakes_above_the_semaphore_limit_is_refused_and_the_limit_works
     let listener = Listener::bind("127.0.0.1:0", key(2), config).await.unwrap();
     listener.shutdown().await;
 }
+
+/// A signer whose ECDH panics.
+struct PanickingSigner(NodeKeyPair);
+
+impl NodeSigner for PanickingSigner {
+    fn node_id(&self) -> PublicKey {
+        self.0.public_key()
+    }
+    fn ecdh(&self, _remote: &PublicKey) -> Result<SharedSecret, SignerError> {
+        panic!("the signer panics (on purpose, in a test)")
+    }
+}
+
+/// Dials `listener` once (the dial's own result is not the point), then
+/// waits for its one failure event and for the counters to settle.
+async fn one_failure(
+    listener: &Listener,
+    client: u8,
+    server: &PublicKey,
+) -> (brontide::InboundFailure, brontide::ListenerStats) {
+    let monitor = listener.monitor();
+    let mut events = monitor.subscribe();
+    let config = DialConfig::default().with_act_timeout(CAP);
+    let _ = dial(
+        listener.local_addr(),
+        &key(client),
+        server,
+        &config,
+        &CancellationToken::new(),
+    )
+    .await;
+    let event = tokio::time::timeout(CAP, events.recv())
+        .await
+        .expect("a failure is reported")
+        .expect("the listener runs");
+    let ListenerEvent::HandshakeFailed(failure) = event else {
+        panic!("{event:?}");
+    };
+    let stats = tokio::time::timeout(
+        CAP,
+        monitor.wait_until(|s| {
+            s.accepted == 1
+                && s.accepted
+                    == s.established + s.failed() + s.pending as u64 + s.handshaking as u64
+        }),
+    )
+    .await
+    .expect("the counters add up")
+    .expect("the listener runs");
+    (failure, stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_signer_is_a_local_failure_reported_and_counted() {
+    let server = key(2);
+    let listener = Listener::bind(
+        "127.0.0.1:0",
+        PanickingSigner(server.clone()),
+        ListenerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let (failure, stats) = one_failure(&listener, 1, &server.public_key()).await;
+    assert_eq!(
+        (failure.act, &failure.reason),
+        (Act::One, &FailureReason::Local)
+    );
+    assert_eq!(failure.category(), Category::Local);
+    assert_eq!(
+        (stats.local_errors, stats.failed(), stats.handshaking),
+        (1, 1, 0)
+    );
+    listener.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_key_filter_is_a_local_failure_reported_and_counted() {
+    let server = key(2);
+    let config = ListenerConfig::default()
+        .with_filter(|_, _| panic!("the filter panics (on purpose, in a test)"));
+    let listener = Listener::bind("127.0.0.1:0", server.clone(), config)
+        .await
+        .unwrap();
+    let (failure, stats) = one_failure(&listener, 1, &server.public_key()).await;
+    assert_eq!(
+        (failure.act, &failure.reason),
+        (Act::Three, &FailureReason::Local)
+    );
+    assert_eq!(
+        (stats.local_errors, stats.failed(), stats.established),
+        (1, 1, 0)
+    );
+    listener.shutdown().await;
+}

@@ -393,8 +393,8 @@ pub enum ConfigError {
     /// A listener must let at least one connection wait for a slot.
     #[error("max_pending must be at least 1")]
     ZeroMaxPending,
-    /// Keepalive needs an idle time and an interval of at least a second
-    /// and at least one probe.
-    #[error("keepalive needs idle and interval of at least 1 s and at least 1 retry")]
+    /// Keepalive needs an idle time and an interval of 1 to 32767 s and 1
+    /// to 127 probes (Linux refuses other values).
+    #[error("keepalive needs idle and interval of 1 to 32767 s and 1 to 127 retries")]
     Keepalive,
 }

@@ -48,14 +48,25 @@ impl Keepalive {
     /// Unanswered probes before the connection is reset.
     pub const DEFAULT_RETRIES: u32 = 6;
 
+    /// The longest idle time and interval: Linux refuses more (its
+    /// `MAX_TCP_KEEPIDLE` and `MAX_TCP_KEEPINTVL`, 32767 s).
+    pub const MAX_SECS: u64 = 32767;
+    /// The most probes: Linux refuses more (its `MAX_TCP_KEEPCNT`).
+    pub const MAX_RETRIES: u32 = 127;
+
     /// Keepalive with these settings.
     ///
     /// # Errors
     /// [`ConfigError::Keepalive`] if `idle` or `interval` is under a second
-    /// (the kernel counts whole seconds) or `retries` is 0.
+    /// (the kernel counts whole seconds) or over [`Self::MAX_SECS`], or
+    /// `retries` is 0 or over [`Self::MAX_RETRIES`]: values the kernel would
+    /// refuse on every socket.
     pub fn new(idle: Duration, interval: Duration, retries: u32) -> Result<Self, ConfigError> {
-        let second = Duration::from_secs(1);
-        if idle < second || interval < second || retries == 0 {
+        let secs = 1..=Self::MAX_SECS;
+        if !secs.contains(&idle.as_secs())
+            || !secs.contains(&interval.as_secs())
+            || !(1..=Self::MAX_RETRIES).contains(&retries)
+        {
             return Err(ConfigError::Keepalive);
         }
         Ok(Self {
@@ -81,7 +92,8 @@ impl Keepalive {
     }
 
     /// How long after its last byte a dead link is cut: `idle + interval *
-    /// retries`.
+    /// retries` (at most about 48 days: the bounds of [`Self::new`] keep it
+    /// from overflowing).
     pub fn dead_after(&self) -> Duration {
         self.idle + self.interval * self.retries
     }
@@ -172,6 +184,50 @@ mod tests {
             Duration::from_secs(3)
         );
         assert_eq!(socket.tcp_keepalive_retries().unwrap(), 4);
+    }
+
+    /// The largest values are accepted and the kernel takes them; one
+    /// more of any is refused at construction, as the kernel would refuse
+    /// it on every socket.
+    #[tokio::test]
+    async fn keepalive_beyond_the_kernels_limits_is_refused_at_construction() {
+        let max = Duration::from_secs(Keepalive::MAX_SECS);
+        let over = max + Duration::from_secs(1);
+        let retries = Keepalive::MAX_RETRIES;
+        assert_eq!(
+            Keepalive::new(over, max, retries),
+            Err(ConfigError::Keepalive)
+        );
+        assert_eq!(
+            Keepalive::new(max, over, retries),
+            Err(ConfigError::Keepalive)
+        );
+        assert_eq!(
+            Keepalive::new(max, max, retries + 1),
+            Err(ConfigError::Keepalive)
+        );
+        assert_eq!(
+            Keepalive::new(Duration::MAX, Duration::MAX, u32::MAX),
+            Err(ConfigError::Keepalive)
+        );
+        let k = Keepalive::new(max, max, retries).unwrap();
+        assert_eq!(k.dead_after(), max * (1 + retries));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tcp_connect(listener.local_addr().unwrap(), Some(k))
+            .await
+            .expect("the kernel takes the largest values");
+        #[cfg(target_os = "linux")]
+        {
+            let socket = SockRef::from(&stream);
+            assert_eq!(socket.tcp_keepalive_time().unwrap(), max);
+            assert_eq!(socket.tcp_keepalive_interval().unwrap(), max);
+            assert_eq!(socket.tcp_keepalive_retries().unwrap(), retries);
+            // What construction now refuses, the kernel refuses too.
+            let too_long = TcpKeepalive::new().with_time(over);
+            assert!(socket.set_tcp_keepalive(&too_long).is_err());
+            let too_many = TcpKeepalive::new().with_retries(retries + 1);
+            assert!(socket.set_tcp_keepalive(&too_many).is_err());
+        }
     }
 
     #[tokio::test]

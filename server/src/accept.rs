@@ -40,6 +40,12 @@ where
         // Callable from any thread: what this spawns goes to the server's
         // runtime.
         let _runtime = self.runtime.enter();
+        if peer == self.local {
+            // We are not our own peer (a node connected to itself, or one
+            // that holds our key).
+            drop_user(conn);
+            return false;
+        }
         let mut reg = self.lock();
         if reg.shut_down {
             drop(reg);

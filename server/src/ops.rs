@@ -153,7 +153,8 @@ where
     /// application), already through the BOLT 8 handshake.
     ///
     /// Refused (and dropped, which closes it) if the peer is banned, if the
-    /// duplicate rule keeps an existing connection, or after shutdown.
+    /// duplicate rule keeps an existing connection, if it has our own key,
+    /// or after shutdown.
     /// `source` is kept for status only: it is never dialed, since its port
     /// is ephemeral. Returns whether the connection was kept.
     pub fn inbound(&self, peer: PublicKey, conn: D::Conn, source: Option<SocketAddr>) -> bool {
@@ -205,6 +206,9 @@ where
     /// same (kept connected for its channel, not recorded; the failure is
     /// logged).
     pub fn channel_opened(&self, peer: PublicKey) {
+        if peer == self.inner.local {
+            return;
+        }
         {
             let mut reg = self.inner.lock();
             if reg.shut_down {

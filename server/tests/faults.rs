@@ -337,3 +337,24 @@ fn a_prune_racing_a_channel_close_leaves_store_and_registry_agreeing() {
         server.shutdown().await;
     });
 }
+
+/// Our own key is never a peer: a connection with it (a node connected to
+/// itself) is refused, and a channel "with ourselves" makes no worker.
+#[test]
+fn our_own_key_is_never_a_peer() {
+    run(async {
+        let f = Fixture::new(key(US));
+        let us = key(US);
+        let conn = Conn::lone();
+        let closed = conn.watch();
+        assert!(!f.server.inbound(us, conn, None));
+        assert!(closed.is_cancelled(), "closed");
+        assert!(!f.server.outbound(node(us, 1), Conn::lone()));
+        f.server.channel_opened(us);
+        settle().await;
+        assert_eq!(f.server.persistence(&us), None);
+        assert!(f.server.status().is_empty());
+        assert!(f.handler.runs().is_empty());
+        f.server.shutdown().await;
+    });
+}

@@ -15,9 +15,12 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_socks::tcp::Socks5Stream;
 
@@ -227,21 +230,81 @@ impl Socks5 {
             }
         })?;
         tcp.set_nodelay(true).map_err(SocksError::ProxyIo)?;
+        let mut tcp = Counted {
+            inner: tcp,
+            read: 0,
+        };
         let to = (target.host.as_str(), target.port);
         let stream = match &self.auth {
-            SocksAuth::None => Socks5Stream::connect_with_socket(tcp, to).await,
+            SocksAuth::None => Socks5Stream::connect_with_socket(&mut tcp, to)
+                .await
+                .map(drop),
             SocksAuth::Password { username, password } => {
-                Socks5Stream::connect_with_password_and_socket(tcp, to, username, password).await
+                Socks5Stream::connect_with_password_and_socket(&mut tcp, to, username, password)
+                    .await
+                    .map(drop)
             }
             SocksAuth::IsolatePerConnection => {
                 let n = self.isolation.next.fetch_add(1, Ordering::Relaxed);
                 let username = format!("lnconn-{:016x}-{n}", self.isolation.prefix);
-                Socks5Stream::connect_with_password_and_socket(tcp, to, &username, "lnconn").await
+                Socks5Stream::connect_with_password_and_socket(&mut tcp, to, &username, "lnconn")
+                    .await
+                    .map(drop)
             }
         };
-        stream
-            .map(Socks5Stream::into_inner)
-            .map_err(|e| SocksError::from_socks(e, target))
+        match stream {
+            Ok(()) => Ok(tcp.inner),
+            // tokio-socks gives one error for a method we did not offer (in
+            // the 2-byte method selection, the first bytes the proxy sends)
+            // and for an unknown reply code (after it).
+            Err(tokio_socks::Error::UnknownAuthMethod) if tcp.read <= METHOD_SELECTION_LEN => {
+                Err(SocksError::Protocol(
+                    "proxy chose an authentication method we did not offer".to_owned(),
+                ))
+            }
+            Err(e) => Err(SocksError::from_socks(e, target)),
+        }
+    }
+}
+
+/// The proxy's answer to the client's greeting: version and method.
+const METHOD_SELECTION_LEN: usize = 2;
+
+/// The stream to the proxy during the SOCKS5 exchange, counting the bytes
+/// the proxy sent, to tell which step an error came from.
+struct Counted {
+    inner: TcpStream,
+    read: usize,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.read += buf.filled().len() - before;
+        polled
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -349,9 +412,15 @@ impl SocksError {
             E::TtlExpired => refused(SocksReply::TtlExpired),
             E::CommandNotSupported => refused(SocksReply::CommandNotSupported),
             E::AddressTypeNotSupported => refused(SocksReply::AddressTypeNotSupported),
-            // tokio-socks reports an unknown reply code this way.
+            // tokio-socks reports an unknown reply code this way (and a
+            // method we did not offer, told apart by `connect_target`).
             E::UnknownAuthMethod => refused(SocksReply::Other),
-            E::InvalidTargetAddress(_) => SocksError::BadTarget(target.host.clone()),
+            // Our targets are checked when built (1 to 255 bytes), so
+            // tokio-socks finds nothing wrong with them: this is the
+            // proxy's reply, a bound address that is no name (not UTF-8).
+            E::InvalidTargetAddress(why) => {
+                SocksError::Protocol(format!("bad bound address in the reply: {why}"))
+            }
             other => SocksError::Protocol(other.to_string()),
         }
     }

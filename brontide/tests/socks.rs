@@ -330,3 +330,89 @@ fn defaults_are_documented_values() {
     );
     assert!(!debug.contains("hunter2"), "{debug}");
 }
+
+/// A one-connection SOCKS5 proxy on 127.0.0.1 that answers the greeting
+/// with `method`, and, for method 0, the request with `reply`.
+async fn scripted_proxy(method: u8, reply: Vec<u8>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = proxy.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut s, _) = proxy.accept().await.expect("accept");
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).await.expect("greeting");
+        let mut methods = vec![0u8; usize::from(head[1])];
+        s.read_exact(&mut methods).await.expect("methods");
+        s.write_all(&[5, method]).await.expect("method");
+        if method == 0 {
+            let mut request = [0u8; 5];
+            s.read_exact(&mut request).await.expect("request");
+            assert_eq!(request[3], 3, "a name");
+            let mut rest = vec![0u8; usize::from(request[4]) + 2];
+            s.read_exact(&mut rest).await.expect("request");
+            s.write_all(&reply).await.expect("reply");
+        }
+        // Held open until the client has read everything and closed.
+        let _ = s.read(&mut [0u8; 1]).await;
+    });
+    addr
+}
+
+fn a_target() -> SocksTarget {
+    SocksTarget::new("node.example", 9735).expect("valid")
+}
+
+#[tokio::test]
+async fn a_proxy_choosing_a_method_we_did_not_offer_is_a_local_protocol_error() {
+    let password = SocksAuth::Password {
+        username: "u".into(),
+        password: "p".into(),
+    };
+    for auth in [SocksAuth::None, password] {
+        // Method 1 (GSSAPI): offered by neither.
+        let proxy = scripted_proxy(1, Vec::new()).await;
+        let socks = Socks5::new(proxy).with_auth(auth.clone()).expect("valid");
+        let err = socks
+            .connect_target(&a_target())
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, SocksError::Protocol(_)), "{auth:?}: {err:?}");
+        assert_eq!(err.category(), Category::Local, "{auth:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_reply_code_is_still_a_refusal_by_the_network() {
+    // Tor's extended code 0xf0 (onion service descriptor not found).
+    let proxy = scripted_proxy(0, vec![5, 0xf0, 0, 1, 0, 0, 0, 0, 0, 0]).await;
+    let err = Socks5::new(proxy)
+        .connect_target(&a_target())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            SocksError::Refused {
+                reply: SocksReply::Other,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.category(), Category::Network);
+}
+
+#[tokio::test]
+async fn a_bound_name_that_is_not_utf8_is_a_protocol_error_not_our_bad_target() {
+    // Success, bound address type 3: two bytes that are no UTF-8, a port.
+    let proxy = scripted_proxy(0, vec![5, 0, 0, 3, 2, 0xff, 0xfe, 0, 1]).await;
+    let err = Socks5::new(proxy)
+        .connect_target(&a_target())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, SocksError::Protocol(_)), "{err:?}");
+    assert_eq!(err.category(), Category::Local);
+    assert!(!chain(&err).contains("node.example"), "{}", chain(&err));
+}

@@ -116,7 +116,7 @@ pub enum HandshakeError {
     },
     /// The node's [`NodeSigner`](crate::NodeSigner) failed its ECDH (a
     /// local fault).
-    #[error("handshake failed: {act}: signer failed")]
+    #[error("handshake failed: {act}")]
     Signer {
         /// The act being produced or consumed.
         act: Act,
@@ -397,4 +397,62 @@ pub enum ConfigError {
     /// to 127 probes (Linux refuses other values).
     #[error("keepalive needs idle and interval of 1 to 32767 s and 1 to 127 retries")]
     Keepalive,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Initiator, NodeKeyPair, NodeSigner, PublicKey, Responder, SecretKey};
+    use bitcoin::secp256k1::ecdh::SharedSecret;
+
+    /// The messages of an error and its sources, as a logger joins them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
+    #[derive(Clone)]
+    struct Down(PublicKey);
+
+    impl NodeSigner for Down {
+        fn node_id(&self) -> PublicKey {
+            self.0
+        }
+        fn ecdh(&self, _: &PublicKey) -> Result<SharedSecret, SignerError> {
+            Err(SignerError::new("hsm down"))
+        }
+    }
+
+    #[test]
+    fn a_signer_failure_says_each_part_once() {
+        let key = |b| NodeKeyPair::new(SecretKey::from_slice(&[b; 32]).unwrap());
+        let server = key(0x21);
+        let (act_one, _) = Initiator::new(&key(0x11), &server.public_key())
+            .and_then(Initiator::act_one)
+            .unwrap();
+        let signer = Down(server.public_key());
+        let Err(e) = Responder::new(&signer).and_then(|r| r.read_act_one(&act_one)) else {
+            panic!("the signer failed");
+        };
+        assert!(
+            matches!(e, HandshakeError::Signer { act: Act::One, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            chain(&e),
+            "handshake failed: act one: signer failed: hsm down"
+        );
+        let e = Error::from(e);
+        assert_eq!(
+            chain(&e),
+            "handshake failed: act one: signer failed: hsm down"
+        );
+        assert_eq!(e.category(), Category::Local);
+    }
 }

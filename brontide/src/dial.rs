@@ -45,6 +45,20 @@ pub trait Transport: Send + Sync {
         &self,
         addr: &Self::Addr,
     ) -> impl Future<Output = Result<Self::Stream, ConnectError>> + Send;
+
+    /// [`connect`](Self::connect), told the `timeout` the caller bounds it
+    /// with, so a transport that tries several addresses in turn can give
+    /// each a share of it instead of letting the first use it all
+    /// ([`NetTransport`](crate::NetTransport) does). The caller still
+    /// applies the timeout. [`dial_with`] calls this. By default, `connect`.
+    fn connect_within(
+        &self,
+        addr: &Self::Addr,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Self::Stream, ConnectError>> + Send {
+        let _ = timeout;
+        self.connect(addr)
+    }
 }
 
 /// Plain TCP, with `TCP_NODELAY` set (messages are written whole) and
@@ -66,8 +80,9 @@ impl Transport for Tcp {
 #[non_exhaustive]
 pub struct DialConfig {
     /// Time allowed for the connect: the DNS lookup, the TCP connect (to
-    /// each address a name resolves to, in turn) or the connect to the proxy
-    /// and the SOCKS5 exchange, all together. Default
+    /// each address a name resolves to, in turn, each with a share of what
+    /// remains: see [`NetTransport`](crate::NetTransport)) or the connect to
+    /// the proxy and the SOCKS5 exchange, all together. Default
     /// [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Duration,
     /// Time allowed for each handshake act. Default [`DEFAULT_ACT_TIMEOUT`].
@@ -128,12 +143,12 @@ pub async fn dial_with<T: Transport, L: NodeSigner + Clone>(
 ) -> Result<Connection<T::Stream>, Error> {
     // One wait for the cancellation around the connect and the handshake.
     cancellable(cancel, async {
-        let mut stream =
-            match timeout_unless_ready(config.connect_timeout, transport.connect(addr)).await {
-                Err(_) => return Err(Error::ConnectTimedOut),
-                Ok(Err(e)) => return Err(Error::Connect(e)),
-                Ok(Ok(stream)) => stream,
-            };
+        let connect = transport.connect_within(addr, config.connect_timeout);
+        let mut stream = match timeout_unless_ready(config.connect_timeout, connect).await {
+            Err(_) => return Err(Error::ConnectTimedOut),
+            Ok(Err(e)) => return Err(Error::Connect(e)),
+            Ok(Ok(stream)) => stream,
+        };
         let session = initiate(&mut stream, local, remote, config.act_timeout).await?;
         Ok(Connection::new(stream, session))
     })

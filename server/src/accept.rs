@@ -12,6 +12,7 @@ use conn_worker::{Clock, Dialer, When};
 use futures::FutureExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::debug;
 
 use crate::duplicate::Resolution;
@@ -184,6 +185,7 @@ where
             direction,
             since,
             cancel,
+            pending: self.tracker.token(),
         }
     }
 
@@ -198,6 +200,7 @@ where
             direction,
             since,
             cancel,
+            pending,
         } = start;
         let end = End {
             inner: Arc::downgrade(self),
@@ -233,6 +236,9 @@ where
                 *slot = Some(task.abort_handle());
             }
         }
+        drop(reg);
+        // The task stands for it now.
+        drop(pending);
     }
 
     /// Drops the parked connection `id` of `peer` at `until`, if it is
@@ -352,6 +358,9 @@ struct Start<C> {
     direction: Direction,
     since: Instant,
     cancel: CancellationToken,
+    /// Counts for the tracker until the task is spawned, so that shutdown
+    /// waits for a handler registered before it and spawned after.
+    pending: TaskTrackerToken,
 }
 
 /// Drops a value of the user's types (a connection): called outside the

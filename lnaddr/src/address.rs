@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use core::str::FromStr;
 
 use crate::{AddressError, OnionV3};
@@ -24,7 +24,10 @@ pub const MAX_DESCRIPTOR_LEN: usize = 1 + 1 + 255 + 2;
 ///
 /// Text forms: `1.2.3.4:9735`, `[::1]:9735`, `<56 characters>.onion:9735`,
 /// `host.example:9735`; the port may be left out and defaults to
-/// [`DEFAULT_PORT`]. Wire form: [`NetAddress::write_to`] and
+/// [`DEFAULT_PORT`]. An IPv6 address's numeric scope id is printed and read
+/// as the standard library does (`[fe80::1%3]:9735`: a link-local address
+/// cannot be dialed without it); its flow info has no text form and is not
+/// printed. Wire form: [`NetAddress::write_to`] and
 /// [`NetAddress::read_from`].
 ///
 /// ```
@@ -149,7 +152,9 @@ impl NetAddress {
     /// # Errors
     /// [`AddressError::BadPort`] for port 0; [`AddressError::BadHost`] for a
     /// host name that BOLT 7 cannot carry (not ASCII, empty, over 255 bytes,
-    /// or otherwise malformed). Nothing is written then.
+    /// or otherwise malformed) or that [`NetAddress::read_from`] would not
+    /// read back as itself (an onion name, upper case). Nothing is written
+    /// then.
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<(), AddressError> {
         if self.port() == 0 {
             return Err(AddressError::BadPort("0".to_owned()));
@@ -160,9 +165,11 @@ impl NetAddress {
             Self::Ip(SocketAddr::V6(a)) => out.extend_from_slice(&a.ip().octets()),
             Self::Onion { onion, .. } => out.extend_from_slice(&onion.encoded()),
             Self::Host { name, .. } => {
-                let len = u8::try_from(name.len())
-                    .ok()
-                    .filter(|_| valid_host_name(name));
+                let len = u8::try_from(name.len()).ok().filter(|_| {
+                    valid_host_name(name)
+                        && !is_onion_name(name)
+                        && !name.bytes().any(|b| b.is_ascii_uppercase())
+                });
                 let Some(len) = len else {
                     out.pop();
                     return Err(AddressError::BadHost(name.clone()));
@@ -197,6 +204,15 @@ impl NetAddress {
     /// [`AddressError::BadHost`] for a type 5 name that is not a valid ASCII
     /// DNS name (or is an onion name); [`AddressError::BadPort`] for port 0.
     pub fn read_from(bytes: &[u8]) -> Result<(NetAddress, usize), AddressError> {
+        let (addr, len) = Self::read_descriptor(bytes)?;
+        if addr.port() == 0 {
+            return Err(AddressError::BadPort("0".to_owned()));
+        }
+        Ok((addr, len))
+    }
+
+    /// [`NetAddress::read_from`], port 0 included.
+    fn read_descriptor(bytes: &[u8]) -> Result<(NetAddress, usize), AddressError> {
         let (&ty, body) = bytes.split_first().ok_or(AddressError::Empty)?;
         let take = |n: usize| -> Result<&[u8], AddressError> {
             body.get(..n).ok_or(AddressError::Truncated {
@@ -253,10 +269,13 @@ impl NetAddress {
 
     /// Reads the `addresses` field of a `node_announcement`: descriptors one
     /// after another. As BOLT 7 asks, reading stops at the first descriptor
-    /// of an unknown type (the rest is ignored), and obsolete Tor v2
-    /// descriptors (type 3) are skipped. A list with more than one DNS host
-    /// name breaks BOLT 7's rule for the announcing node ("MUST NOT announce
-    /// more than one `type 5` DNS hostname") and is refused whole.
+    /// of an unknown type (the rest is ignored), obsolete Tor v2
+    /// descriptors (type 3) are skipped, and so are addresses with port 0
+    /// ("SHOULD ignore" for IPv4, IPv6 and host names; an onion service at
+    /// port 0 cannot be dialed either), the others kept. A list with more
+    /// than one DNS host name breaks BOLT 7's rule for the announcing node
+    /// ("MUST NOT announce more than one `type 5` DNS hostname") and is
+    /// refused whole (an ignored one with port 0 included).
     ///
     /// # Errors
     /// As [`NetAddress::read_from`] for a known descriptor that is cut
@@ -265,17 +284,19 @@ impl NetAddress {
         /// Type 3: 10 bytes of address and a port.
         const ONION_V2_LEN: usize = 1 + 10 + 2;
         let mut out = Vec::new();
+        let mut hosts = 0;
         while !bytes.is_empty() {
-            match Self::read_from(bytes) {
+            match Self::read_descriptor(bytes) {
                 Ok((addr, n)) => {
-                    if addr.kind() == AddressKind::Dns
-                        && out
-                            .iter()
-                            .any(|a: &NetAddress| a.kind() == AddressKind::Dns)
-                    {
-                        return Err(AddressError::MoreThanOneHost);
+                    if addr.kind() == AddressKind::Dns {
+                        hosts += 1;
+                        if hosts > 1 {
+                            return Err(AddressError::MoreThanOneHost);
+                        }
                     }
-                    out.push(addr);
+                    if addr.port() != 0 {
+                        out.push(addr);
+                    }
                     bytes = &bytes[n..];
                 }
                 Err(AddressError::UnknownType(_)) => break,
@@ -320,7 +341,6 @@ impl NetAddress {
 
 fn read_port(b: &[u8]) -> Result<u16, AddressError> {
     match b {
-        [0, 0] => Err(AddressError::BadPort("0".to_owned())),
         [hi, lo] => Ok(u16::from_be_bytes([*hi, *lo])),
         _ => Err(AddressError::BadPort(format!("{b:?}"))),
     }
@@ -356,20 +376,24 @@ impl FromStr for NetAddress {
             return Err(AddressError::Empty);
         }
         if let Some(rest) = s.strip_prefix('[') {
-            let (ip, after) = rest
-                .split_once(']')
-                .ok_or_else(|| AddressError::BadIpv6(s.to_owned()))?;
-            let ip: Ipv6Addr = ip
-                .parse()
-                .map_err(|_| AddressError::BadIpv6(s.to_owned()))?;
+            let bad = || AddressError::BadIpv6(s.to_owned());
+            let (ip, after) = rest.split_once(']').ok_or_else(bad)?;
+            // A numeric scope id (`[fe80::1%3]`), as `Display` prints one.
+            let (ip, scope_id) = match ip.split_once('%') {
+                Some((ip, scope)) if scope.bytes().all(|b| b.is_ascii_digit()) => {
+                    (ip, scope.parse::<u32>().map_err(|_| bad())?)
+                }
+                Some(_) => return Err(bad()),
+                None => (ip, 0),
+            };
+            let ip: Ipv6Addr = ip.parse().map_err(|_| bad())?;
             let port = match after {
                 "" => DEFAULT_PORT,
-                p => parse_port(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| AddressError::BadIpv6(s.to_owned()))?,
-                )?,
+                p => parse_port(p.strip_prefix(':').ok_or_else(bad)?)?,
             };
-            return Ok(Self::Ip(SocketAddr::new(IpAddr::V6(ip), port)));
+            return Ok(Self::Ip(SocketAddr::V6(SocketAddrV6::new(
+                ip, port, 0, scope_id,
+            ))));
         }
         // A bare IPv6 address has several colons and no port.
         if let Ok(ip) = s.parse::<Ipv6Addr>() {
@@ -438,6 +462,52 @@ mod tests {
         ] {
             let a: NetAddress = s.parse().expect(s);
             assert_eq!(a.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn a_scoped_ipv6_address_prints_and_parses_back() {
+        let scoped = NetAddress::Ip(SocketAddr::V6(SocketAddrV6::new(
+            "fe80::1".parse().expect("ip"),
+            9735,
+            0,
+            3,
+        )));
+        assert_eq!(scoped.to_string(), "[fe80::1%3]:9735");
+        assert_eq!("[fe80::1%3]:9735".parse::<NetAddress>(), Ok(scoped.clone()));
+        assert_eq!("[fe80::1%3]".parse::<NetAddress>(), Ok(scoped));
+        for bad in [
+            "[fe80::1%eth0]:1",
+            "[fe80::1%]:1",
+            "[fe80::1%+3]:1",
+            "[fe80::1%4294967296]:1",
+        ] {
+            assert!(
+                matches!(bad.parse::<NetAddress>(), Err(AddressError::BadIpv6(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_names_are_written_only_if_they_read_back_as_themselves() {
+        for name in [
+            "Node.Example",
+            "NODE.EXAMPLE",
+            &ONION.to_uppercase(),
+            ONION,
+            "x.onion",
+        ] {
+            let host = NetAddress::Host {
+                name: name.into(),
+                port: 1,
+            };
+            let mut out = vec![7];
+            assert!(
+                matches!(host.write_to(&mut out), Err(AddressError::BadHost(_))),
+                "{name}"
+            );
+            assert_eq!(out, [7], "nothing written on error");
         }
     }
 
@@ -678,6 +748,48 @@ mod tests {
         ));
     }
 
+    /// BOLT 7: a reader SHOULD ignore an IPv4, IPv6 or host name address
+    /// with port 0; the list's other addresses are kept.
+    #[test]
+    fn address_lists_skip_port_0_and_keep_the_others() {
+        let a: NetAddress = "1.2.3.4:1".parse().expect("v4");
+        let b: NetAddress = ONION.parse().expect("onion");
+        let mut list = vec![1, 9, 9, 9, 9, 0, 0];
+        list.extend(a.to_bytes().expect("a"));
+        list.extend_from_slice(&[2; 17]);
+        list.extend_from_slice(&[0, 0]);
+        list.extend_from_slice(&[5, 5, b'a', b'b', b'.', b'c', b'd', 0, 0]);
+        let mut onion_0 = b.to_bytes().expect("b");
+        let n = onion_0.len();
+        onion_0[n - 2..].fill(0);
+        list.extend(onion_0);
+        list.extend(b.to_bytes().expect("b"));
+        assert_eq!(NetAddress::read_list(&list), Ok(vec![a, b]));
+        // Still malformed: a port-0 descriptor cut short, or a second host name.
+        assert!(matches!(
+            NetAddress::read_list(&[1, 9, 9, 9, 9, 0]),
+            Err(AddressError::Truncated { .. })
+        ));
+        let mut two = vec![5, 2, b'a', b'b', 0, 0];
+        two.extend(
+            NetAddress::Host {
+                name: "cd".into(),
+                port: 1,
+            }
+            .to_bytes()
+            .expect("cd"),
+        );
+        assert_eq!(
+            NetAddress::read_list(&two),
+            Err(AddressError::MoreThanOneHost)
+        );
+        // One descriptor alone is still refused.
+        assert_eq!(
+            NetAddress::read_from(&[1, 9, 9, 9, 9, 0, 0]),
+            Err(AddressError::BadPort("0".into()))
+        );
+    }
+
     #[test]
     fn a_second_dns_host_name_in_a_list_is_refused() {
         let v4: NetAddress = "1.2.3.4:1".parse().expect("v4");
@@ -709,6 +821,9 @@ mod tests {
                 .prop_map(|(ip, p)| NetAddress::Ip(SocketAddr::from((ip, p)))),
             (any::<[u8; 16]>(), port.clone())
                 .prop_map(|(ip, p)| NetAddress::Ip(SocketAddr::from((ip, p)))),
+            (any::<[u8; 16]>(), port.clone(), any::<u32>()).prop_map(|(ip, p, scope)| {
+                NetAddress::Ip(SocketAddr::V6(SocketAddrV6::new(ip.into(), p, 0, scope)))
+            }),
             (any::<[u8; 32]>(), port.clone()).prop_map(|(k, port)| NetAddress::Onion {
                 onion: OnionV3::from_pubkey(k),
                 port
@@ -725,13 +840,47 @@ mod tests {
         ]
     }
 
+    /// What the wire form keeps of an address: not an IPv6 scope id.
+    fn on_the_wire(a: &NetAddress) -> NetAddress {
+        match a {
+            NetAddress::Ip(SocketAddr::V6(v6)) => {
+                NetAddress::Ip(SocketAddr::V6(SocketAddrV6::new(*v6.ip(), v6.port(), 0, 0)))
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// A type 5 descriptor of any bytes as the name, and a port.
+    fn host_descriptor(name: &[u8], port: u16) -> Vec<u8> {
+        let mut d = vec![5, name.len() as u8];
+        d.extend_from_slice(name);
+        d.extend_from_slice(&port.to_be_bytes());
+        d
+    }
+
     proptest::proptest! {
         #[test]
-        fn wire_round_trip(addrs in proptest::collection::vec(any_address(), 0..6)) {
+        fn wire_round_trip(
+            addrs in proptest::collection::vec(any_address(), 0..6),
+            zeros in proptest::collection::vec((0..7usize, proptest::prelude::any::<bool>()), 0..3),
+        ) {
             let mut bytes = Vec::new();
-            for a in &addrs {
+            // The same list with port-0 descriptors here and there, which
+            // read_list skips.
+            let mut with_zeros = Vec::new();
+            for (i, a) in addrs.iter().enumerate() {
+                for &(_, v4) in zeros.iter().filter(|(at, _)| *at == i) {
+                    with_zeros.extend_from_slice(if v4 { &[1, 1, 2, 3, 4, 0, 0][..] } else { &[2; 19][..] });
+                    if !v4 {
+                        let n = with_zeros.len();
+                        with_zeros[n - 2..].fill(0);
+                    }
+                }
                 a.write_to(&mut bytes).expect("encodable");
+                a.write_to(&mut with_zeros).expect("encodable");
             }
+            proptest::prop_assert_eq!(NetAddress::read_list(&with_zeros), NetAddress::read_list(&bytes));
+            let addrs: Vec<NetAddress> = addrs.iter().map(on_the_wire).collect();
             let hosts = addrs.iter().filter(|a| a.kind() == AddressKind::Dns).count();
             let mut listed = Vec::new();
             if hosts > 1 {
@@ -758,6 +907,23 @@ mod tests {
         #[test]
         fn text_round_trip(a in any_address()) {
             proptest::prop_assert_eq!(a.to_string().parse::<NetAddress>(), Ok(a));
+        }
+
+        /// `write_to` takes a host name exactly when `read_from` reads it
+        /// back as itself.
+        #[test]
+        fn host_names_written_are_the_ones_read(
+            name in "([a-zA-Z0-9-]{1,12}\\.){0,3}([a-zA-Z0-9-]{1,12}|onion|ONION|[a-z2-7]{56}\\.onion)",
+            port in 1..=u16::MAX,
+        ) {
+            let host = NetAddress::Host { name: name.clone(), port };
+            let written = host.to_bytes();
+            let read = NetAddress::read_from(&host_descriptor(name.as_bytes(), port));
+            let reads_as_itself = read.as_ref().is_ok_and(|(a, _)| *a == host);
+            proptest::prop_assert_eq!(written.is_ok(), reads_as_itself, "{:?} {:?}", written, read);
+            if let Ok(bytes) = written {
+                proptest::prop_assert_eq!(NetAddress::read_from(&bytes), Ok((host, bytes.len())));
+            }
         }
 
         #[test]

@@ -71,8 +71,19 @@ pub fn parse_address(data: &[u8]) -> AddressReport {
     AddressReport { net, node, keyed }
 }
 
+/// What the wire form keeps of an address: an IPv6 address's scope id and
+/// flow info are not encoded.
+fn on_the_wire(addr: &NetAddress) -> NetAddress {
+    match addr {
+        NetAddress::Ip(std::net::SocketAddr::V6(v6)) => {
+            NetAddress::Ip(std::net::SocketAddrV6::new(*v6.ip(), v6.port(), 0, 0).into())
+        }
+        other => other.clone(),
+    }
+}
+
 /// An address encodes as a BOLT 7 descriptor of `encoded_len()` bytes that
-/// reads back as the same address.
+/// reads back as the same address (as the wire form keeps it).
 fn binary_round_trip(addr: &NetAddress) -> Vec<u8> {
     let bytes = addr
         .to_bytes()
@@ -80,7 +91,7 @@ fn binary_round_trip(addr: &NetAddress) -> Vec<u8> {
     assert_eq!(bytes.len(), addr.encoded_len(), "{addr}");
     let (again, n) = NetAddress::read_from(&bytes)
         .unwrap_or_else(|e| panic!("{addr} encodes to {bytes:?}, which does not read: {e}"));
-    assert_eq!(&again, addr);
+    assert_eq!(again, on_the_wire(addr));
     assert_eq!(n, bytes.len());
     bytes
 }

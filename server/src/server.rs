@@ -243,8 +243,36 @@ where
     where
         S: peer_store::PeerStore<Addr = NetAddress>,
     {
+        let opened = Self::open_with_events(local, config, dialer, clock, handler, store).await?;
+        Ok(opened.0)
+    }
+
+    /// [`open`](Self::open), with a subscription to the server's
+    /// [`events`](Self::events) taken before the stored peers start, so
+    /// that none of their events is missed (the addresses a stored peer's
+    /// worker skips, its first dials): `open` returns after they started.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as [`new`](Self::new).
+    pub async fn open_with_events<S>(
+        local: PublicKey,
+        config: Config,
+        dialer: D,
+        clock: K,
+        handler: H,
+        store: S,
+    ) -> Result<(Self, broadcast::Receiver<ServerEvent<D::Error>>), ServerError>
+    where
+        S: peer_store::PeerStore<Addr = NetAddress>,
+    {
         let (snapshot, bans) = crate::durable::load(&store).await?;
         let server = Self::new(local, config, dialer, clock, handler);
+        let events = server.events();
         let stable = server.inner.config.worker.policy.stable();
         let peers: Vec<_> = (snapshot.peers.iter())
             .map(|r| crate::durable::startup_peer(r, stable))
@@ -254,7 +282,7 @@ where
         // Set once, before anyone else holds the server.
         let _ = server.inner.durable.set(durable);
         server.startup(peers);
-        Ok(server)
+        Ok((server, events))
     }
 
     /// Our node's public key.

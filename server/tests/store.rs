@@ -645,3 +645,55 @@ fn a_sqlite_store_keeps_perm_peers_across_a_restart() {
         store.close().await.expect("closes");
     });
 }
+
+/// `open_with_events` subscribes before the stored peers start: their
+/// first events (the address a stored peer's worker skips, its first dial)
+/// reach the subscriber, which `open` and a later `events()` cannot
+/// promise.
+#[test]
+fn open_with_events_misses_none_of_the_stored_peers_events() {
+    run(async {
+        let store = TestStore::new();
+        let peer = key(1);
+        let onion: NetAddress =
+            "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion:9735"
+                .parse()
+                .expect("a v3 onion");
+        {
+            let n = open(&store).await.expect("opens");
+            n.dialer.set_fallback(Behavior::Hang);
+            n.server.connect(node(peer, 1), true).await.expect("perm");
+            n.server
+                .node_announcement(peer, vec![onion.clone(), addr(2)]);
+            n.server.unban(&key(200)).await.expect("a write after them");
+            n.server.shutdown().await;
+        }
+        let clock = ManualClock::new();
+        let dialer = MockDialer::new(clock.clone());
+        dialer.set_fallback(Behavior::Hang);
+        let (server, mut events) = Server::open_with_events(
+            key(US),
+            Config::default(),
+            Mock(dialer),
+            clock.clone(),
+            Handler::default(),
+            store.clone(),
+        )
+        .await
+        .expect("opens");
+        settle().await;
+        let mut seen = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            seen.push(e);
+        }
+        let dialed = seen
+            .iter()
+            .any(|e| matches!(e, server::ServerEvent::DialStarted { peer: p, .. } if *p == peer));
+        assert!(dialed, "its first dial: {seen:#?}");
+        let skipped = seen.iter().any(|e| {
+            matches!(e, server::ServerEvent::AddressSkipped { peer: p, addr, .. } if *p == peer && *addr == onion)
+        });
+        assert!(skipped, "its onion address, without a proxy: {seen:#?}");
+        server.shutdown().await;
+    });
+}

@@ -126,10 +126,11 @@ where
         node: &NodeAddr,
         cancel: CancellationToken,
     ) -> Result<LdkConnection, Error> {
-        let connect = tokio::time::timeout(
-            self.config.connect_timeout(),
-            self.transport.connect(&node.addr),
-        );
+        // The transport shares the timeout among a host name's addresses;
+        // the outer one bounds it all the same.
+        let timeout = self.config.connect_timeout();
+        let connect =
+            tokio::time::timeout(timeout, self.transport.connect_within(&node.addr, timeout));
         let stream = tokio::select! {
             biased;
             () = cancel.cancelled() => return Err(Error::Cancelled),

@@ -233,6 +233,49 @@ fn a_live_daemon_holds_its_socket_and_a_stale_one_is_replaced() {
     assert!(status.success());
 }
 
+/// `lnconnd stop && lnconnd run` never runs two daemons on one data dir:
+/// `stop` returns once the old daemon released the directory's lock, a
+/// `run` while the lock is held (a daemon still shutting down) is refused
+/// and touches nothing, and the old daemon's exit leaves the new one's
+/// socket alone.
+#[test]
+fn stop_then_run_never_overlaps_two_daemons() {
+    let dir = DataDir::new("restart", "listen = [\"127.0.0.1:0\"]\n");
+    let first = Daemon::start(&dir);
+    let r = cli(&dir, &["stop"]);
+    assert_eq!(r["result"], "shutting down", "{r}");
+    // `stop` has returned: the old daemon no longer holds the lock.
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(dir.0.join("lnconnd.lock"))
+        .expect("the daemon's lock file");
+    lock.try_lock()
+        .expect("the lock is free once `stop` returned");
+    // Held (as by a daemon still shutting down): a `run` is refused.
+    let out = lnconnd()
+        .args(["run", "--data-dir", dir.path()])
+        .output()
+        .expect("run a second daemon");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("still shutting down"), "{err}");
+    assert!(!dir.socket().exists(), "the refused daemon bound nothing");
+    drop(lock);
+
+    let second = Daemon::start(&dir);
+    let (status, last) = first.wait();
+    assert!(status.success(), "{last}");
+    assert!(
+        dir.socket().exists(),
+        "the old daemon's exit kept the new socket"
+    );
+    assert_eq!(cli(&dir, &["getinfo"])["id"], second.pubkey());
+    let (status, _) = second.terminate();
+    assert!(status.success());
+    assert!(!dir.socket().exists(), "its own socket is removed");
+}
+
 #[test]
 fn startup_refuses_an_exposed_key_and_a_bad_config() {
     use std::os::unix::fs::PermissionsExt;

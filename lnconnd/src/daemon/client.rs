@@ -21,6 +21,10 @@ use crate::Failure;
 /// How long a request may take before the client gives up (a `connect`
 /// that waits is given its own wait on top).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `stop` waits for the daemon to exit (its own shutdown is
+/// bounded by its `shutdown_timeout`, 10 s by default, then the store
+/// is closed).
+const STOP_WAIT: Duration = Duration::from_secs(120);
 /// The longest reply read.
 const MAX_REPLY: usize = 64 << 20;
 
@@ -78,6 +82,23 @@ impl Client {
             return Err(Failure::Runtime(format!("{message} (code {code})")));
         }
         Ok(reply.get("result").cloned().unwrap_or(Value::Null))
+    }
+}
+
+impl Client {
+    /// Waits until the daemon closes the connection: after `stop`, it does
+    /// so once it has closed its store and released the data directory
+    /// (or when its process ends), so another daemon may start there.
+    async fn wait_exit(&mut self, timeout: Duration) -> Result<(), Failure> {
+        let drained = async {
+            // Whatever else it sends (nothing, today) is not waited for.
+            while let Some(Ok(_)) = self.lines.next().await {}
+        };
+        tokio::time::timeout(timeout, drained).await.map_err(|_| {
+            Failure::Runtime(format!(
+                "the daemon is still shutting down after {timeout:?}"
+            ))
+        })
     }
 }
 
@@ -212,11 +233,10 @@ pub(crate) async fn run(
             print(&out, "unban", &r, || format!("unbanned {}", a.id));
         }
         Command::Stop(a) => {
-            let r = Client::open(&a.data)
-                .await?
-                .call("stop", json!({}), t)
-                .await?;
-            print(&out, "stop", &r, || "daemon stopping".into());
+            let mut client = Client::open(&a.data).await?;
+            let r = client.call("stop", json!({}), t).await?;
+            client.wait_exit(STOP_WAIT).await?;
+            print(&out, "stop", &r, || "daemon stopped".into());
         }
         Command::Call(a) => call(a, &out).await?,
         Command::Events(a) => return events(&a.data, &out, interrupt).await,

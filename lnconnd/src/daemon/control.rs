@@ -50,8 +50,15 @@ pub(crate) enum SocketError {
 }
 
 /// Binds the control socket at `path`: refused if a live daemon answers
-/// there, a stale socket (nobody answers) is removed first.
-pub(crate) fn bind(path: &Path) -> Result<UnixListener, SocketError> {
+/// there, a stale socket (nobody answers) is removed first. Call it with
+/// the data directory's lock held (see [`super::lock`]).
+///
+/// The socket is bound in a fresh private directory (mode 0700) next to
+/// `path`, set to mode 0600 there, and only then renamed into place: no
+/// one else can connect to it before its mode is set, whatever the data
+/// directory's mode and the process's umask.
+pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
+    use std::os::unix::fs::DirBuilderExt;
     let shown = path.display().to_string();
     let io_err = |source| SocketError::Io {
         path: shown.clone(),
@@ -69,10 +76,71 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, SocketError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(e)),
     }
-    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    let private = path.with_file_name(BIND_DIR);
+    // Left by a daemon that died while binding (we hold the lock: no
+    // daemon binds there now). Not following a symlink.
+    match std::fs::symlink_metadata(&private) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&private).map_err(io_err)?,
+        Ok(_) => std::fs::remove_file(&private).map_err(io_err)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(io_err)?;
+    let staged = private.join("s");
+    let bound = (|| {
+        let listener = std::os::unix::net::UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    let listener = bound.map_err(io_err)?;
+    let file = SocketFile::of(path).map_err(io_err)?;
     listener.set_nonblocking(true).map_err(io_err)?;
-    UnixListener::from_std(listener).map_err(io_err)
+    let listener = UnixListener::from_std(listener).map_err(io_err)?;
+    Ok((listener, file))
+}
+
+/// The private directory a socket is bound in before it is moved into
+/// place (short: a socket path is limited to about 100 bytes).
+const BIND_DIR: &str = ".bind";
+
+/// The control socket we bound: removed when dropped, if the file at its
+/// path is still ours (the same device and inode), never another
+/// daemon's.
+#[derive(Debug)]
+pub(crate) struct SocketFile {
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl SocketFile {
+    /// The socket now at `path`.
+    fn of(path: &Path) -> io::Result<SocketFile> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_owned(),
+            id: (meta.dev(), meta.ino()),
+        })
+    }
+
+    /// Whether the file at the path is the one we bound.
+    fn still_ours(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if self.still_ours() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Whether a daemon answers on `path`.
@@ -189,6 +257,12 @@ async fn client(
                 tracing::info!("stop requested over the control socket");
                 if call.id.is_some() {
                     let _ = send(&mut write, &reply(Ok(json!("shutting down"))), &limits).await;
+                }
+                // Kept open until the daemon has released the data
+                // directory: the client sees the end of the stream when
+                // another daemon may start (or when this process dies).
+                if let Ok(stream) = lines.into_inner().reunite(write) {
+                    d.park(stream);
                 }
                 d.stop.cancel();
                 return;
@@ -317,4 +391,41 @@ pub(crate) fn fact_json(fact: &Fact) -> Value {
 /// The socket path of a data directory.
 pub(crate) fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lnconnd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_private_and_only_ours_is_removed() {
+        let dir = scratch("sockfile");
+        let path = socket_path(&dir);
+        let (listener, file) = bind(&path).expect("bind");
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!dir.join(BIND_DIR).exists(), "the staging dir is gone");
+        drop(listener);
+        // Another daemon's socket took the path: ours must leave it be.
+        std::fs::remove_file(&path).expect("remove");
+        let other = std::os::unix::net::UnixListener::bind(&path).expect("another socket");
+        drop(file);
+        assert!(path.exists(), "another daemon's socket is not removed");
+        drop(other);
+
+        let (_listener, file) = bind(&path).expect("a stale socket is replaced");
+        drop(file);
+        assert!(!path.exists(), "our own socket is removed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -303,7 +303,9 @@ pub(crate) struct Engine {
 
 impl Engine {
     /// The node with our key and the settings' dialer and tuning, its
-    /// persistent peers and bans in `store`: every stored peer is dialed
+    /// persistent peers and bans in `store`, and a subscription to its facts
+    /// taken before the stored peers start (none of theirs is missed):
+    /// every stored peer is dialed
     /// under the startup stagger, its last good address first, at its
     /// stored backoff level (or relaxed if its last connection lasted the
     /// policy's stable duration); every later change is written through
@@ -312,7 +314,7 @@ impl Engine {
         key: &NodeKeyPair,
         settings: &Settings,
         store: peer_store::SqliteStore<server::NetAddress>,
-    ) -> Result<Engine, ServerError> {
+    ) -> Result<(Engine, Facts), ServerError> {
         let t = &settings.peers;
         let mut config = Config::default();
         config.worker = (config.worker)
@@ -340,7 +342,7 @@ impl Engine {
         let dialer = BrontideDialer::new(key.clone(), dial).with_transport(transport);
         // The proxy is configured once: what the server dials follows.
         config.addresses = AddressPolicy::for_dialer(&dialer);
-        let node = Server::open(
+        let (node, events) = Server::open_with_events(
             key.public_key(),
             config,
             dialer,
@@ -349,7 +351,7 @@ impl Engine {
             store,
         )
         .await?;
-        Ok(Engine { node })
+        Ok((Engine { node }, Facts(events)))
     }
 
     /// Our node key.
@@ -521,11 +523,6 @@ impl Engine {
                 }
             })
             .collect()
-    }
-
-    /// Subscribes to the node's facts from now on.
-    pub(crate) fn facts(&self) -> Facts {
-        Facts(self.node.events())
     }
 
     /// Stops every worker and connection and waits for their tasks.

@@ -10,7 +10,10 @@
 //!   ([`config`]);
 //! - `peers.sqlite`: the persistent peers and bans, a SQLite file
 //!   ([`store`]; `sqlite3` reads it, also while the daemon runs);
-//! - `lnconnd.sock`: the control socket while the daemon runs.
+//! - `lnconnd.sock`: the control socket while the daemon runs;
+//! - `lnconnd.lock`: locked (`flock`) while a daemon runs here, from
+//!   before it reads the key until after it closed the store: a second
+//!   daemon is refused while the first is still shutting down.
 //!
 //! Only [`engine`] touches the `server` crate; only [`store`] knows where
 //! peers are kept.
@@ -19,6 +22,7 @@ pub(crate) mod client;
 mod config;
 mod control;
 mod engine;
+mod lock;
 mod metrics;
 mod rpc;
 mod store;
@@ -66,6 +70,10 @@ pub(crate) struct Daemon {
     notes: mpsc::UnboundedSender<(Fact, oneshot::Sender<()>)>,
     /// One-off dials started without waiting for them.
     one_off_slots: Arc<Semaphore>,
+    /// The connections of the clients that asked to stop, closed once
+    /// the daemon has released its data directory (so `lnconnd stop`
+    /// returns when another daemon may start there).
+    parked: std::sync::Mutex<Vec<tokio::net::UnixStream>>,
 }
 
 /// One-off dials in flight that no client waits for, at most.
@@ -81,6 +89,13 @@ impl Daemon {
         if self.notes.send((fact, done)).is_ok() {
             let _ = counted.await;
         }
+    }
+
+    /// Keeps a client's connection open until the daemon has exited.
+    fn park(&self, stream: tokio::net::UnixStream) {
+        // A poisoned lock still holds a valid list.
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        parked.push(stream);
     }
 
     /// Subscribes to the node's facts from now on.
@@ -147,15 +162,6 @@ pub(crate) fn chain(e: &dyn Error) -> String {
     text
 }
 
-/// Removes the control socket when the daemon ends, however it ends.
-struct SocketFile(PathBuf);
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Runs the daemon until SIGINT, SIGTERM or the `stop` method.
 pub(crate) async fn run(
     args: RunArgs,
@@ -167,6 +173,13 @@ pub(crate) async fn run(
     let settings = Settings::load(&dir, &args).map_err(|e| Failure::Usage(chain(&e)))?;
     init_logs(settings.log_format);
     warn_if_shared(&dir);
+    // Before the key, the socket and the store: while a daemon runs here,
+    // or is still shutting down, no other touches them. Released last
+    // (declared first, dropped last), or by the kernel if we die.
+    let dir_lock = lock::DirLock::take(&dir).map_err(|e| match e {
+        lock::LockError::Held(_) => Failure::Usage(chain(&e)),
+        lock::LockError::Io { .. } => Failure::Runtime(chain(&e)),
+    })?;
     let key = match &settings.key_file {
         Some(path) => crate::keys::from_private_file(path)?,
         None => {
@@ -179,17 +192,18 @@ pub(crate) async fn run(
             key
         }
     };
-    // The socket first: while a daemon runs here, no other touches the store.
     let socket = control::socket_path(&dir);
-    let listener = control::bind(&socket).map_err(|e| Failure::Usage(chain(&e)))?;
-    let _socket_file = SocketFile(socket.clone());
+    // Removed when the daemon ends, however it ends, if still ours.
+    let (listener, socket_file) = control::bind(&socket).map_err(|e| Failure::Usage(chain(&e)))?;
     // A bad file is the operator's to look at: a runtime failure (exit
     // status 1), the file untouched.
     let store = store::open(&dir)
         .await
         .map_err(|e| Failure::Runtime(chain(&e)))?;
-    let engine = match Engine::open(&key, &settings, store.clone()).await {
-        Ok(engine) => engine,
+    // Subscribed before the stored peers start: their first facts (the
+    // addresses they skip, their first dials) are logged and counted.
+    let (engine, facts) = match Engine::open(&key, &settings, store.clone()).await {
+        Ok(opened) => opened,
         Err(e) => {
             let _ = store.close().await;
             // The store's own error, under the file's name.
@@ -205,8 +219,6 @@ pub(crate) async fn run(
         }
     };
     let stored = engine.persistent_peers();
-    // Subscribed before anything can happen: the first inbound peer counts.
-    let facts = engine.facts();
     let (notes, noted) = mpsc::unbounded_channel();
     let mut listen = Vec::new();
     let mut inbound = Vec::new();
@@ -243,6 +255,7 @@ pub(crate) async fn run(
         facts: broadcast::channel(FACT_BUFFER).0,
         notes,
         one_off_slots: Arc::new(Semaphore::new(MAX_UNWAITED_DIALS)),
+        parked: std::sync::Mutex::new(Vec::new()),
     });
 
     let metrics = metrics_listener.map(|l| (l, Arc::new(metrics::Metrics::new())));
@@ -312,6 +325,12 @@ pub(crate) async fn run(
         tracing::error!(error = %chain(e), "closing the peer store failed");
     }
     let clean = clean && closed.is_ok();
+    // In this order: the socket (if still ours), the lock, then the
+    // connections of the clients waiting for the exit.
+    drop(socket_file);
+    drop(dir_lock);
+    let parked = std::mem::take(&mut *daemon.parked.lock().unwrap_or_else(|p| p.into_inner()));
+    drop(parked);
     out.event("stopped", json!({ "clean": clean }), || "stopped".into());
     Ok(if clean {
         ExitCode::SUCCESS

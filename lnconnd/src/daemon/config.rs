@@ -137,6 +137,9 @@ impl Settings {
     pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default number of control clients at once.
     pub(crate) const DEFAULT_MAX_CLIENTS: usize = 32;
+    /// The most control clients at once that may be configured: each is
+    /// a file descriptor (and far below what a semaphore can count).
+    pub(crate) const MAX_MAX_CLIENTS: usize = 65_536;
     /// Default idle time before a control client is closed.
     pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default cap on one request: 1 MiB.
@@ -290,8 +293,11 @@ impl Settings {
 
         let r = &file.rpc;
         let max_clients = r.max_clients.unwrap_or(Self::DEFAULT_MAX_CLIENTS);
-        if max_clients == 0 {
-            return Err(bad("rpc.max_clients", "must be at least 1".into()));
+        if !(1..=Self::MAX_MAX_CLIENTS).contains(&max_clients) {
+            return Err(bad(
+                "rpc.max_clients",
+                format!("must be between 1 and {}", Self::MAX_MAX_CLIENTS),
+            ));
         }
         let idle_timeout = duration(
             "rpc.idle_timeout",
@@ -425,6 +431,15 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_max_clients_is_one_a_semaphore_holds() {
+        let text = format!("[rpc]\nmax_clients = {}\n", Settings::MAX_MAX_CLIENTS);
+        let s = load(&text, &[]).expect("the largest accepted");
+        // What the control socket builds from it, and would panic on.
+        let slots = tokio::sync::Semaphore::new(s.rpc.max_clients);
+        assert_eq!(slots.available_permits(), Settings::MAX_MAX_CLIENTS);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("lisen = []", "lisen"),
@@ -441,6 +456,13 @@ mod tests {
                 "peers.max_dials_in_flight",
             ),
             ("[rpc]\nmax_request_bytes = 1", "rpc.max_request_bytes"),
+            ("[rpc]\nmax_clients = 0", "rpc.max_clients"),
+            // Above what tokio's semaphore can count (it would panic).
+            (
+                "[rpc]\nmax_clients = 3000000000000000000",
+                "rpc.max_clients",
+            ),
+            ("[rpc]\nmax_clients = 65537", "rpc.max_clients"),
             ("[rpc]\nidle_timeout = \"soon\"", "rpc.idle_timeout"),
             ("proxy_all = true", "proxy_all"),
         ];

@@ -98,7 +98,7 @@ pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketErro
     })();
     let _ = std::fs::remove_dir_all(&private);
     let listener = bound.map_err(io_err)?;
-    let file = SocketFile::of(path).map_err(io_err)?;
+    let file = SocketFile::of(path, listener.try_clone().map_err(io_err)?).map_err(io_err)?;
     listener.set_nonblocking(true).map_err(io_err)?;
     let listener = UnixListener::from_std(listener).map_err(io_err)?;
     Ok((listener, file))
@@ -111,20 +111,29 @@ const BIND_DIR: &str = ".bind";
 /// The control socket we bound: removed when dropped, if the file at its
 /// path is still ours (the same device and inode), never another
 /// daemon's.
+///
+/// It holds the bound socket open until then: a bound socket keeps its
+/// file's inode allocated, so no other file can have been given the
+/// same inode number meanwhile. (A client that connects after the
+/// control loop ended waits, and sees the connection closed when the
+/// daemon exits.)
 #[derive(Debug)]
 pub(crate) struct SocketFile {
     path: PathBuf,
     id: (u64, u64),
+    /// Dropped after the check (fields drop after `drop`).
+    _pin: std::os::unix::net::UnixListener,
 }
 
 impl SocketFile {
-    /// The socket now at `path`.
-    fn of(path: &Path) -> io::Result<SocketFile> {
+    /// The socket now at `path`, bound by `pin`.
+    fn of(path: &Path, pin: std::os::unix::net::UnixListener) -> io::Result<SocketFile> {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::symlink_metadata(path)?;
         Ok(SocketFile {
             path: path.to_owned(),
             id: (meta.dev(), meta.ino()),
+            _pin: pin,
         })
     }
 

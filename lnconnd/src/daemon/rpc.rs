@@ -622,7 +622,7 @@ fn ban_expiry(q: &BanParams, now: SystemTime) -> Result<Option<SystemTime>, RpcE
             })?,
         (None, Some(secs)) => Duration::try_from_secs_f64(secs)
             .ok()
-            .map(|d| UNIX_EPOCH + d)
+            .and_then(|d| UNIX_EPOCH.checked_add(d))
             .filter(|t| *t > now && *t < latest)
             .ok_or_else(|| {
                 bad(format!(
@@ -760,6 +760,34 @@ mod tests {
             lasted: Duration::ZERO,
         });
         assert_eq!(why_not_connected(&up, false), None);
+    }
+
+    #[test]
+    fn a_ban_end_out_of_range_is_invalid_params() {
+        let now = SystemTime::now();
+        let ban = |duration: Option<f64>, until: Option<f64>| BanParams {
+            id: String::new(),
+            duration,
+            until,
+        };
+        // Past what a `SystemTime` holds (it panicked), past 2200, before
+        // now, not a number.
+        for until in [1e19, 1.8e19, 1e300, f64::INFINITY, f64::NAN, 9e9, 1.0, -5.0] {
+            let e = ban_expiry(&ban(None, Some(until)), now).expect_err("refused");
+            assert_eq!(e.code, code::INVALID_PARAMS, "until {until}: {e:?}");
+        }
+        for duration in [1e19, 1e300, f64::INFINITY, f64::NAN, 0.0, -1.0] {
+            let e = ban_expiry(&ban(Some(duration), None), now).expect_err("refused");
+            assert_eq!(e.code, code::INVALID_PARAMS, "duration {duration}: {e:?}");
+        }
+        let soon = now
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64()
+            + 60.0;
+        let end = ban_expiry(&ban(None, Some(soon)), now).expect("valid");
+        assert!(end.is_some_and(|t| t > now));
+        assert_eq!(ban_expiry(&ban(None, None), now).expect("permanent"), None);
     }
 
     #[test]

@@ -412,10 +412,14 @@ async fn relay(
 }
 
 /// Lifts each ban when it expires, in the store and in the node, until
-/// the daemon stops.
+/// the daemon stops. A failed lift (the store cannot be written) is
+/// retried after a pause that doubles up to a minute: the ended ban stays
+/// due meanwhile, and a store that fails at once would otherwise be
+/// retried in a busy loop.
 async fn expire_bans(d: Arc<Daemon>) {
     /// The longest sleep at once (a clock step is seen within it).
     const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+    let mut retry = Retry::default();
     loop {
         let now = std::time::SystemTime::now();
         let sleep = match d.engine.next_ban_end() {
@@ -429,12 +433,48 @@ async fn expire_bans(d: Arc<Daemon>) {
         }
         match d.engine.unban_ended().await {
             Ok(peers) => {
+                retry.reset();
                 for peer in peers {
                     d.note(Fact::BanExpired { peer }).await;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot lift ended bans"),
+            Err(e) => {
+                let pause = retry.failed();
+                tracing::warn!(error = %e, retry_in_s = pause.as_secs(), "cannot lift ended bans");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    // A ban or unban went through: the store may be back.
+                    () = d.bans_changed.notified() => {}
+                    () = d.stop.cancelled() => return,
+                }
+            }
         }
+    }
+}
+
+/// The pause before retrying a failed lift of ended bans: 1 s, doubled
+/// after each failure in a row up to 60 s, back to 1 s after a success.
+#[derive(Debug, Default)]
+struct Retry {
+    /// Failures in a row.
+    failures: u32,
+}
+
+impl Retry {
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Counts a failure; returns how long to wait before the next try.
+    fn failed(&mut self) -> std::time::Duration {
+        let pause = Self::FIRST
+            .checked_mul(1 << self.failures.min(16))
+            .map_or(Self::MAX, |p| p.min(Self::MAX));
+        self.failures = self.failures.saturating_add(1);
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
     }
 }
 
@@ -510,5 +550,27 @@ fn log_fact(fact: &Fact) {
         Fact::InboundFailed { from, code, error } => {
             info!(%from, code, error, "inbound handshake failed")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn failed_ban_lifts_back_off_from_a_second_to_a_minute() {
+        let mut retry = Retry::default();
+        let pauses: Vec<u64> = (0..10).map(|_| retry.failed().as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        for _ in 0..100 {
+            assert_eq!(retry.failed(), Duration::from_secs(60), "bounded");
+        }
+        retry.reset();
+        assert_eq!(
+            retry.failed(),
+            Duration::from_secs(1),
+            "a success resets it"
+        );
     }
 }

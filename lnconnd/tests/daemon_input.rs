@@ -414,3 +414,49 @@ fn call_sends_any_request_and_reports_its_error() {
     let (status, _) = daemon.terminate();
     assert!(status.success());
 }
+
+/// The facts of stored peers at startup are not lost: a stored onion
+/// address with no proxy configured any more is skipped as the daemon
+/// opens its store, before any client could subscribe, and the daemon
+/// logs it.
+#[test]
+fn a_stored_peers_skipped_address_at_startup_is_logged() {
+    const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+    // A proxy nobody runs: the onion address is accepted and stored.
+    let dir = DataDir::new(
+        "skipped",
+        "listen = [\"127.0.0.1:0\"]\nproxy = \"127.0.0.1:1\"\n",
+    );
+    let first = Daemon::start(&dir);
+    let node = format!("{OTHER}@{ONION}:9735");
+    let r = cli(&dir, &["connect", "--perm", "--no-wait", &node]);
+    assert_eq!(r["id"], OTHER, "{r}");
+    assert_eq!(cli(&dir, &["stop"])["result"], "shutting down");
+    let (status, _) = first.wait();
+    assert!(status.success());
+    assert_eq!(stored_peers(&dir.0), [OTHER]);
+    // As if the peer had announced it (the node reports the announced
+    // addresses it skips).
+    let db = rusqlite::Connection::open(dir.0.join("peers.sqlite")).expect("the store");
+    let moved = db
+        .execute("UPDATE peer_addr SET kind = 'advertised'", [])
+        .expect("update");
+    assert_eq!(moved, 1);
+    drop(db);
+
+    // Without the proxy: the stored address cannot be dialed.
+    std::fs::write(dir.0.join("config.toml"), "listen = [\"127.0.0.1:0\"]\n").expect("config");
+    let second = Daemon::start(&dir);
+    // Every fact the daemon received is logged before it exits.
+    let (status, _) = second.terminate();
+    assert!(status.success());
+    let log = std::fs::read_to_string(dir.0.join("daemon.log")).expect("the log");
+    let skipped = log
+        .lines()
+        .find(|l| l.contains("address skipped"))
+        .unwrap_or_else(|| panic!("no skipped address logged:\n{log}"));
+    assert!(
+        skipped.contains(ONION) && skipped.contains(OTHER),
+        "{skipped}"
+    );
+}

@@ -18,9 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use super::engine::{Engine, Fact, PeerState};
@@ -213,12 +211,13 @@ impl Metrics {
     }
 }
 
-/// Scrapes served at once; more wait for the accept loop.
+/// Scrapes served at once (an idle connection is evicted for a new one,
+/// see [`super::http`]).
 const MAX_SCRAPES: usize = 8;
+/// Time a scraper gets to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time a scraper gets to send its request and read the answer.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest request head read.
-const MAX_HEAD: usize = 8 * 1024;
 
 /// Binds the metrics endpoint.
 pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -227,67 +226,15 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `GET /metrics` until the daemon stops.
 pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, daemon: Arc<Daemon>) {
-    let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
-    loop {
-        let permit = tokio::select! {
-            () = daemon.stop.cancelled() => return,
-            p = Arc::clone(&slots).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let stream = tokio::select! {
-            () = daemon.stop.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    continue;
-                }
-            },
-        };
-        let metrics = Arc::clone(&metrics);
-        let engine = daemon.engine.clone();
-        daemon.tasks.spawn(async move {
-            let _ = tokio::time::timeout(SCRAPE_TIMEOUT, scrape(stream, &metrics, &engine)).await;
-            drop(permit);
-        });
-    }
-}
-
-async fn scrape(mut stream: TcpStream, metrics: &Metrics, engine: &Engine) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || head.len() + n > MAX_HEAD {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut words = line.split(' ');
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, kind, body) = match (method, path) {
-        ("GET", "/metrics") => (
-            "200 OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.render(engine),
-        ),
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "not found: try /metrics\n".into(),
-        ),
-        _ => ("405 Method Not Allowed", "text/plain", "only GET\n".into()),
+    let engine = daemon.engine.clone();
+    let render = Arc::new(move || metrics.render(&engine));
+    let limits = super::http::Limits {
+        max: MAX_SCRAPES,
+        head: HEAD_TIMEOUT,
+        total: SCRAPE_TIMEOUT,
     };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    let (stop, tasks) = (daemon.stop.clone(), daemon.tasks.clone());
+    super::http::serve(listener, render, limits, stop, tasks).await;
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub(crate) mod client;
 mod config;
 mod control;
 mod engine;
+mod http;
 mod lock;
 mod metrics;
 mod rpc;

@@ -143,7 +143,7 @@ pub(crate) struct BanArgs {
     #[arg(value_name = "PUBKEY")]
     pub(crate) id: String,
     /// Lift the ban after this many seconds (default: never).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub(crate) duration: Option<f64>,
     #[command(flatten)]
     pub(crate) data: DataDirArgs,
@@ -203,9 +203,12 @@ pub(crate) struct ConnectArgs {
     /// Exit with status 0 once the remote's `init` arrives.
     #[arg(long)]
     pub(crate) exit_after_init: bool,
-    /// Give up a one-off connect (TCP and handshake) after this long
-    /// [default: 30s, or 120s with --proxy, since Tor is slow].
-    #[arg(long, value_parser = parse_duration)]
+    /// Give up a one-off connect (TCP and handshake) after this long, at
+    /// most 24h [default: 30s, or 120s with --proxy, since Tor is slow;
+    /// through a daemon: its `peers.connect_timeout`, which also bounds
+    /// this]. With --perm through a daemon: how long to wait for the
+    /// connection [default: 60s].
+    #[arg(long, value_parser = parse_connect_timeout)]
     pub(crate) timeout: Option<Duration>,
     /// A SOCKS5 proxy for onion addresses (Tor's is 127.0.0.1:9050).
     #[arg(long, value_name = "HOST:PORT")]
@@ -244,6 +247,28 @@ pub(crate) struct ListenArgs {
     pub(crate) key: KeyArgs,
 }
 
+/// A positive, finite number of seconds (`nan`, `inf`, 0 and negative
+/// refused: a ban's `--duration` of `nan` was sent as no duration, a
+/// permanent ban).
+pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+/// The longest `connect --timeout`, as the daemon takes it.
+pub(crate) const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// A [`parse_duration`] of at most [`MAX_CONNECT_TIMEOUT`].
+fn parse_connect_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > MAX_CONNECT_TIMEOUT {
+        return Err(format!("{s:?} is longer than 24h"));
+    }
+    Ok(d)
+}
+
 /// Reads `20s`, `1500ms`, `2m`, `1h` or a bare number of seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -270,6 +295,30 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ban_duration_is_a_positive_finite_number() {
+        use clap::Parser;
+        let id = "028d7500dd4c12685d1f568b4c2b5048e8534b873319f3a8daa612b469132ec7f7";
+        for bad in ["nan", "NaN", "inf", "-inf", "infinity", "0", "-5", "soon"] {
+            let r = Cli::try_parse_from(["lnconnd", "ban", id, "--duration", bad]);
+            assert!(r.is_err(), "--duration {bad} refused");
+        }
+        let ok = Cli::try_parse_from(["lnconnd", "ban", id, "--duration", "90.5"]).expect("ok");
+        match ok.command {
+            Some(Command::Ban(a)) => assert_eq!(a.duration, Some(90.5)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_connect_timeout_is_at_most_a_day() {
+        use clap::Parser;
+        let node =
+            "028d7500dd4c12685d1f568b4c2b5048e8534b873319f3a8daa612b469132ec7f7@127.0.0.1:9735";
+        assert!(Cli::try_parse_from(["lnconnd", "connect", node, "--timeout", "48h"]).is_err());
+        assert!(Cli::try_parse_from(["lnconnd", "connect", node, "--timeout", "24h"]).is_ok());
+    }
 
     #[test]
     fn durations_read_with_units() {

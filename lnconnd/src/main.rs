@@ -107,7 +107,7 @@ fn main() -> ExitCode {
         Err(e) => {
             if cli.json {
                 let line = serde_json::json!({ "event": "error", "error": e.to_string() });
-                println!("{line}");
+                print_line(&line.to_string());
             }
             eprintln!("error: {e}");
             match e {
@@ -116,6 +116,15 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Prints a line on stdout; a closed stdout (piped into `head`) is not
+/// worth a panic, the line is dropped.
+pub(crate) fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).

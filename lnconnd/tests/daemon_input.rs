@@ -460,3 +460,69 @@ fn a_stored_peers_skipped_address_at_startup_is_logged() {
         "{skipped}"
     );
 }
+
+/// A one-off `connect --timeout` through the daemon gives up after it,
+/// not after the config's much longer connect timeout (nor the handshake's
+/// own act timeout).
+#[test]
+fn a_one_off_connect_keeps_its_timeout_through_the_daemon() {
+    let dir = DataDir::new(
+        "oneoff",
+        "listen = [\"127.0.0.1:0\"]\n[peers]\nconnect_timeout = \"1h\"\n",
+    );
+    let _daemon = Daemon::start(&dir);
+    // Completes TCP (the kernel's backlog) and never answers the handshake.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let node = format!("{OTHER}@{}", silent.local_addr().expect("addr"));
+    let out = lnconnd()
+        .args([
+            "connect",
+            &node,
+            "--timeout",
+            "1s",
+            "--data-dir",
+            dir.path(),
+        ])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("dial timed out"), "{err}");
+    // Refused before it reaches the daemon, which takes at most a day.
+    let out = lnconnd()
+        .args([
+            "connect",
+            &node,
+            "--timeout",
+            "48h",
+            "--data-dir",
+            dir.path(),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `lnconnd call` into a closed pipe (`| head -0`) exits without a
+/// panic, on success and on the error path alike.
+#[test]
+fn call_into_a_closed_pipe_does_not_panic() {
+    let dir = DataDir::new("epipe", "listen = [\"127.0.0.1:0\"]\n");
+    let _daemon = Daemon::start(&dir);
+    for (args, code) in [
+        (&["call", "getinfo"][..], 0),
+        (&["call", "nosuchmethod", "--json"][..], 1),
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = lnconnd()
+            .args(args)
+            .args(["--data-dir", dir.path()])
+            .stdout(writer)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

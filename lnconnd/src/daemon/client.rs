@@ -139,11 +139,13 @@ pub(crate) async fn connect(
     let dir = data_dir(&args.data)?;
     let mut client = Client::open_at(&dir, &socket).await?;
     let wait = args.timeout.unwrap_or(Duration::from_secs(60));
+    // Not given: the daemon's own defaults (its connect timeout for a
+    // one-off dial, 60 s of waiting for a perm one).
     let params = json!({
         "id": args.node.to_string(),
         "perm": args.perm,
         "wait": !args.no_wait,
-        "timeout": wait.as_secs_f64(),
+        "timeout": args.timeout.map(|t| t.as_secs_f64()),
     });
     let result = client
         .call("connect", params, wait + REQUEST_TIMEOUT)
@@ -256,14 +258,13 @@ async fn call(a: CallArgs, out: &Output) -> Result<(), Failure> {
         .await?
         .call(&a.method, params, REQUEST_TIMEOUT * 4)
         .await?;
-    if out.is_json() {
-        println!("{r}");
+    let text = if out.is_json() {
+        r.to_string()
     } else {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).unwrap_or_else(|_| r.to_string())
-        );
-    }
+        serde_json::to_string_pretty(&r).unwrap_or_else(|_| r.to_string())
+    };
+    // A closed stdout (piped into `head`) is not worth a panic.
+    crate::print_line(&text);
     Ok(())
 }
 

@@ -286,9 +286,21 @@ impl Settings {
             .unwrap_or(server::Config::DEFAULT_STARTUP_BATCH);
         let startup_spread = match p.startup_spread.as_deref() {
             None => server::Config::DEFAULT_STARTUP_SPREAD,
-            // No spread at all: every stored peer is dialed at once.
-            Some("0" | "0s") => Duration::ZERO,
-            Some(s) => parse_duration(s).map_err(|e| bad("peers.startup_spread", e))?,
+            // No spread at all: every stored peer is dialed at once ("0",
+            // "0s", "0ms", "0m"...).
+            Some(s) if is_zero(s) => Duration::ZERO,
+            Some(s) => {
+                let d = parse_duration(s).map_err(|e| bad("peers.startup_spread", e))?;
+                // The node spreads the stored peers over whole seconds: a
+                // sub-second spread would be none, 1.9s would be 1s.
+                if d.subsec_nanos() != 0 {
+                    return Err(bad(
+                        "peers.startup_spread",
+                        format!("{s:?} is not 0 or a whole number of seconds"),
+                    ));
+                }
+                d
+            }
         };
 
         let r = &file.rpc;
@@ -337,6 +349,13 @@ impl Settings {
             },
         })
     }
+}
+
+/// Whether a duration's text is zero in any unit (`parse_duration`
+/// refuses zero).
+fn is_zero(s: &str) -> bool {
+    let num = s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    num.parse::<f64>() == Ok(0.0) && parse_duration(&s.replace(num, "1")).is_ok()
 }
 
 #[cfg(test)]
@@ -437,6 +456,24 @@ mod tests {
         // What the control socket builds from it, and would panic on.
         let slots = tokio::sync::Semaphore::new(s.rpc.max_clients);
         assert_eq!(slots.available_permits(), Settings::MAX_MAX_CLIENTS);
+    }
+
+    #[test]
+    fn startup_spread_is_zero_or_whole_seconds() {
+        let spread = |v: &str| {
+            load(&format!("[peers]\nstartup_spread = \"{v}\"\n"), &[])
+                .map(|s| s.peers.startup_spread)
+        };
+        for zero in ["0", "0s", "0ms", "0m", "0.0s"] {
+            assert_eq!(spread(zero).expect(zero), Duration::ZERO, "{zero}");
+        }
+        assert_eq!(spread("2000ms").expect("2s"), Duration::from_secs(2));
+        assert_eq!(spread("1m").expect("1m"), Duration::from_secs(60));
+        // What the node would have taken as no spread, or 1 s.
+        for bad in ["500ms", "0.9s", "1.9s", "0x"] {
+            let e = spread(bad).expect_err(bad).to_string();
+            assert!(e.contains("peers.startup_spread"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! parameter names after Core Lightning's where it has them.
 //!
 //! Methods: `getinfo`, `connect` (`id` as `pubkey[@host[:port]]`, or
-//! `id` with `host` and `port`; `perm`, `wait`, `timeout` in seconds),
+//! `id` with `host` and `port`; `perm`, `wait`, `timeout` in seconds: how
+//! long a perm connect waits for the connection, how long a one-off dial
+//! may take at most besides the config's `peers.connect_timeout`),
 //! `disconnect` (`id`), `forget` (`id`), `listpeers` (optional `id`),
 //! `ban` (`id`, and `duration` in seconds or `until` in Unix seconds;
 //! neither: permanent, stored as an expiry of 2200-01-01), `unban` (`id`),
@@ -497,7 +499,7 @@ async fn connect(d: &Arc<Daemon>, q: ConnectParams) -> Result<Value, RpcError> {
             wait_connected(d, peer, facts, timeout).await?;
         }
     } else if wait {
-        match one_off(d, node).await {
+        match one_off(d, node, q.timeout.map(|_| timeout)).await {
             Ok(()) | Err(OpError::AlreadyConnected(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -509,8 +511,9 @@ async fn connect(d: &Arc<Daemon>, q: ConnectParams) -> Result<Value, RpcError> {
             ));
         };
         let daemon = Arc::clone(d);
+        let limit = q.timeout.map(|_| timeout);
         d.tasks.spawn(async move {
-            if let Err(e) = one_off(&daemon, node).await {
+            if let Err(e) = one_off(&daemon, node, limit).await {
                 tracing::info!(%peer, error = %e, "one-off connect failed");
             }
             drop(slot);
@@ -527,15 +530,23 @@ async fn connect(d: &Arc<Daemon>, q: ConnectParams) -> Result<Value, RpcError> {
     }))
 }
 
-/// One dial outside the workers, reported like theirs.
-async fn one_off(d: &Daemon, node: NodeAddr) -> Result<(), OpError> {
+/// One dial outside the workers, reported like theirs: given up after
+/// `limit` if one is given (the connect timeout of the config bounds it
+/// too). The node's dial is cancel-safe: given up, it holds nothing.
+async fn one_off(d: &Daemon, node: NodeAddr, limit: Option<Duration>) -> Result<(), OpError> {
     let (peer, addr) = (node.pubkey, node.addr.to_string());
     d.note(Fact::DialStarted {
         peer,
         addr: addr.clone(),
     })
     .await;
-    let result = d.engine.connect(node, false).await;
+    let dial = d.engine.connect(node, false);
+    let result = match limit {
+        Some(limit) => tokio::time::timeout(limit, dial)
+            .await
+            .unwrap_or(Err(OpError::TimedOut)),
+        None => dial.await,
+    };
     if let Err(e) = &result {
         if let Some(category) = e.dial_category() {
             let error = e.to_string();

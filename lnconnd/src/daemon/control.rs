@@ -157,8 +157,36 @@ pub(crate) fn is_live(path: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(path).is_ok()
 }
 
-/// Serves the socket until the daemon stops.
+/// Serves the socket until the daemon stops; then, until the daemon has
+/// released its data directory, tells each client that it is shutting
+/// down (`-32003`) rather than leave it waiting on a socket no one serves.
 pub(crate) async fn serve(listener: UnixListener, daemon: Arc<Daemon>, limits: RpcLimits) {
+    serve_until_stop(&listener, &daemon, limits).await;
+    // Not one of the daemon's tracked tasks: its shutdown does not wait
+    // for this; it ends when the daemon releases the directory.
+    tokio::spawn(refuse(listener, daemon.released.clone()));
+}
+
+/// Answers every client with `-32003` and closes it, until `released`.
+async fn refuse(listener: UnixListener, released: tokio_util::sync::CancellationToken) {
+    let e = RpcError::new(code::SHUTTING_DOWN, "the daemon is shutting down");
+    let line = format!("{}\n", rpc::response(Value::Null, Err(e)));
+    loop {
+        tokio::select! {
+            () = released.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                // Never waits: the line fits an empty socket buffer.
+                Ok((stream, _)) => drop(stream.try_write(line.as_bytes())),
+                Err(_) => tokio::select! {
+                    () = released.cancelled() => return,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                },
+            },
+        }
+    }
+}
+
+async fn serve_until_stop(listener: &UnixListener, daemon: &Arc<Daemon>, limits: RpcLimits) {
     let slots = Arc::new(Semaphore::new(limits.max_clients));
     loop {
         let stream = tokio::select! {
@@ -189,7 +217,7 @@ pub(crate) async fn serve(listener: UnixListener, daemon: Arc<Daemon>, limits: R
             let _ = stream.try_write(format!("{line}\n").as_bytes());
             continue;
         };
-        let daemon = Arc::clone(&daemon);
+        let daemon = Arc::clone(daemon);
         let tasks = daemon.tasks.clone();
         tasks.spawn(async move { client(stream, permit, &daemon, limits).await });
     }
@@ -411,6 +439,35 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         dir
+    }
+
+    #[tokio::test]
+    async fn a_stopping_daemon_says_so_until_it_released_the_directory() {
+        use std::io::BufRead;
+        let dir = scratch("refuse");
+        let path = socket_path(&dir);
+        let (listener, _file) = bind(&path).expect("bind");
+        let released = tokio_util::sync::CancellationToken::new();
+        let refusing = tokio::spawn(refuse(listener, released.clone()));
+        let client = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                let stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+                let mut line = String::new();
+                std::io::BufReader::new(stream)
+                    .read_line(&mut line)
+                    .expect("read");
+                line
+            }
+        });
+        let line = tokio::task::spawn_blocking(move || client.join().expect("client"))
+            .await
+            .expect("joined");
+        let reply: Value = serde_json::from_str(&line).expect("a JSON reply");
+        assert_eq!(reply["error"]["code"], code::SHUTTING_DOWN, "{reply}");
+        released.cancel();
+        refusing.await.expect("ends once released");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -57,6 +57,10 @@ pub(crate) struct Daemon {
     info: Info,
     /// Cancelled to stop the daemon (by a signal or the `stop` method).
     stop: CancellationToken,
+    /// Cancelled once the daemon has closed its store and is about to
+    /// release its data directory: the control socket stops telling
+    /// clients that it is shutting down.
+    released: CancellationToken,
     /// Cancelled once the node has shut down: what watches its facts
     /// ends then (the facts never close while the daemon holds the node).
     node_down: CancellationToken,
@@ -252,6 +256,7 @@ pub(crate) async fn run(
         },
         stop: CancellationToken::new(),
         node_down: CancellationToken::new(),
+        released: CancellationToken::new(),
         tasks: TaskTracker::new(),
         facts: broadcast::channel(FACT_BUFFER).0,
         notes,
@@ -328,6 +333,7 @@ pub(crate) async fn run(
     let clean = clean && closed.is_ok();
     // In this order: the socket (if still ours), the lock, then the
     // connections of the clients waiting for the exit.
+    daemon.released.cancel();
     drop(socket_file);
     drop(dir_lock);
     let parked = std::mem::take(&mut *daemon.parked.lock().unwrap_or_else(|p| p.into_inner()));

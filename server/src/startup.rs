@@ -72,6 +72,12 @@ where
                 skipped.push((peer.pubkey, inner.config.addresses.plan(&peer.addrs).1));
                 reg.announced.insert(peer.pubkey, peer.addrs.clone());
             }
+            // A stored user-given address the policy skips (an onion one,
+            // the proxy since removed) is reported too.
+            let user_skipped = inner.config.addresses.plan(&peer.user_addrs).1;
+            if !user_skipped.is_empty() {
+                skipped.push((peer.pubkey, user_skipped));
+            }
             let handle = inner.get_or_create(&mut reg, peer.pubkey, peer.perm);
             // No stored addresses is no news: what the worker knows (from an
             // announcement) stays.

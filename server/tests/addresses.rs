@@ -168,6 +168,30 @@ fn announcements_of_onion_addresses_without_a_proxy_are_reported() {
     });
 }
 
+/// A stored user-given address the policy skips (an onion one, the proxy
+/// since removed) is reported at startup as an announced one is.
+#[test]
+fn a_user_given_onion_address_at_startup_without_a_proxy_is_reported() {
+    run(async {
+        let f = Fixture::new(key(US));
+        let peer = key(1);
+        let mut events = f.server.events();
+        let mut entry = StartupPeer::new(peer, addrs(&["1.2.3.4:1"]), true);
+        entry.user_addrs = addrs(&[ONION]);
+        f.server.startup([entry]);
+        settle().await;
+        let skipped: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+            .filter_map(|e| match e {
+                ServerEvent::AddressSkipped { addr, reason, .. } => Some((addr, reason)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(skipped, [(addrs(&[ONION])[0].clone(), SkipReason::NoProxy)]);
+        assert_eq!(dialed(&f), ["1.2.3.4:1"]);
+        f.server.shutdown().await;
+    });
+}
+
 #[test]
 fn connecting_to_an_onion_address_without_a_proxy_is_refused_with_the_reason() {
     run(async {

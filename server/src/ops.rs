@@ -288,7 +288,9 @@ where
     /// Lifts every ban that has ended (removing it from the store too, if
     /// there is one) and returns their peers. A ban replaced meanwhile by a
     /// new one is left alone. An ended ban refuses nothing even before this
-    /// runs: this is housekeeping.
+    /// runs: this is housekeeping. If the store fails after some were
+    /// lifted, those are returned and the rest left for the next call; an
+    /// error only if none could be.
     pub async fn unban_ended(&self) -> Result<Vec<PublicKey>, ServerError> {
         let now = SystemTime::now();
         let ended: Vec<(PublicKey, SystemTime)> = (self.inner.lock().banned.iter())
@@ -296,8 +298,12 @@ where
             .collect();
         let mut lifted = Vec::new();
         for (peer, until) in ended {
-            if self.inner.run(Op::UnbanEnded(peer, until)).await? {
-                lifted.push(peer);
+            match self.inner.run(Op::UnbanEnded(peer, until)).await {
+                Ok(true) => lifted.push(peer),
+                Ok(false) => {}
+                Err(e) if lifted.is_empty() => return Err(e),
+                // What was lifted stands, and is said; the rest waits.
+                Err(_) => break,
             }
         }
         Ok(lifted)

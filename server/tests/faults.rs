@@ -358,3 +358,74 @@ fn our_own_key_is_never_a_peer() {
         f.server.shutdown().await;
     });
 }
+
+/// A memory store whose writes fail once `writes_left` reaches 0.
+#[derive(Clone)]
+struct FailingStore {
+    inner: MemoryStore<NetAddress>,
+    writes_left: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl PeerStore for FailingStore {
+    type Addr = NetAddress;
+    type Error = StoreError;
+
+    async fn load(&self) -> Result<Snapshot<NetAddress>, StoreError> {
+        self.inner.load().await
+    }
+
+    async fn apply(&self, changes: Vec<Change<NetAddress>>) -> Result<(), StoreError> {
+        let left = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if left.is_err() {
+            return Err(StoreError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.apply(changes).await
+    }
+}
+
+/// `unban_ended` returns the bans it lifted before the store failed (they
+/// are lifted, in the store and the registry), and leaves the rest for
+/// the next call.
+#[test]
+fn unban_ended_says_what_it_lifted_before_the_store_failed() {
+    run(async {
+        let store = FailingStore {
+            inner: MemoryStore::new(),
+            writes_left: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
+        };
+        let clock = ManualClock::new();
+        let server = Server::open(
+            key(US),
+            config(),
+            Mock(MockDialer::new(clock.clone())),
+            clock,
+            Handler::default(),
+            store.clone(),
+        )
+        .await
+        .expect("opens");
+        let ended = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+        let (a, b) = (key(1), key(2));
+        server.ban(a, Some(ended)).await.expect("written");
+        server.ban(b, Some(ended)).await.expect("written");
+        store.writes_left.store(1, Ordering::SeqCst);
+        let first = server.unban_ended().await.expect("one was lifted");
+        assert_eq!(first.len(), 1, "{first:?}");
+        let second = server.unban_ended().await;
+        assert!(matches!(second, Err(ServerError::Store(_))), "{second:?}");
+        store.writes_left.store(usize::MAX, Ordering::SeqCst);
+        let rest = server.unban_ended().await.expect("written");
+        let mut all = [first, rest].concat();
+        all.sort();
+        assert_eq!(all, {
+            let mut both = vec![a, b];
+            both.sort();
+            both
+        });
+        let snap = store.inner.load().await.expect("loads");
+        assert!(snap.bans.is_empty(), "both lifted in the store");
+        server.shutdown().await;
+    });
+}

@@ -429,3 +429,132 @@ fn unban_ended_says_what_it_lifted_before_the_store_failed() {
         server.shutdown().await;
     });
 }
+
+/// Shutdown raced with every operation, from four threads and from threads
+/// outside the runtime, while connections' `Drop`s call the server or
+/// panic, dialers panic or hang, and (on odd seeds) every handler ignores
+/// its cancellation: shutdown returns (its grace is run out on the manual
+/// clock), no task is left, and every connection reported established is
+/// reported ended exactly once.
+#[test]
+fn shutdown_raced_with_every_operation_leaves_nothing() {
+    for seed in 0..8u64 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let f = Arc::new(Fixture::new(key(US)));
+            let peers: Vec<_> = (1..=8u8).map(key).collect();
+            for (i, p) in peers.iter().enumerate() {
+                let b = [
+                    Behavior::Succeed,
+                    Behavior::Fail,
+                    Behavior::Hang,
+                    Behavior::Panic,
+                ][i % 4];
+                f.dialer.set(node(*p, 1), b);
+            }
+            if seed % 2 == 1 {
+                f.handler.ignore_cancellation();
+            }
+            // The server as a connection's `Drop` sees it; emptied at the
+            // end, so no connection keeps it alive.
+            let slot = Arc::new(std::sync::Mutex::new(Some(f.server.clone())));
+            let mut events = f.server.events();
+            let counter = tokio::spawn(async move {
+                let (mut up, mut down) = (0usize, 0usize);
+                loop {
+                    match events.recv().await {
+                        Ok(server::ServerEvent::Connected { .. }) => up += 1,
+                        Ok(server::ServerEvent::Disconnected { .. }) => down += 1,
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (up, down)
+            });
+            let mut tasks = Vec::new();
+            for t in 0..4u64 {
+                let (f, peers, slot) = (Arc::clone(&f), peers.clone(), Arc::clone(&slot));
+                tasks.push(tokio::spawn(async move {
+                    let mut rng = backoff::SplitMix64::new(seed * 31 + t);
+                    for _ in 0..200 {
+                        let r = rng.next_u64();
+                        let p = peers[(r % peers.len() as u64) as usize];
+                        let s = &f.server;
+                        match (r >> 8) % 14 {
+                            0 => drop(s.connect(node(p, 1), true).await),
+                            1 => drop(s.disconnect(&p).await),
+                            2 => drop(s.forget(&p).await),
+                            3 => {
+                                let _ = s.inbound(p, Conn::lone(), None);
+                            }
+                            4 => {
+                                let slot = Arc::clone(&slot);
+                                let conn = Conn::lone_dropping(move || {
+                                    let server = slot.lock().expect("test lock").clone();
+                                    if let Some(server) = server {
+                                        let _ = (server.is_connected(&p), server.status());
+                                    }
+                                });
+                                let _ = s.inbound(p, conn, None);
+                            }
+                            5 => {
+                                let conn = Conn::lone_dropping(|| panic!("a buggy Drop"));
+                                let _ = s.inbound(p, conn, None);
+                            }
+                            6 => {
+                                let _ = s.outbound(node(p, 2), Conn::lone());
+                            }
+                            7 => {
+                                let server = s.clone();
+                                std::thread::spawn(move || server.inbound(p, Conn::lone(), None))
+                                    .join()
+                                    .expect("no panic off the runtime");
+                            }
+                            8 => s.channel_opened(p),
+                            9 => s.channel_closed(&p),
+                            10 => drop(s.prune(&p)),
+                            11 => s.startup([StartupPeer::new(p, vec![addr(1)], false)]),
+                            12 => drop(s.ban(p, None).await.and(s.unban(&p).await)),
+                            _ => f.handler.close(&p),
+                        }
+                        if (r >> 40) % 4 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }));
+            }
+            let mut rng = backoff::SplitMix64::new(seed);
+            for _ in 0..rng.next_u64() % 300 {
+                tokio::task::yield_now().await;
+            }
+            let server = f.server.clone();
+            let shutdown = tokio::spawn(async move { server.shutdown().await });
+            // Runs out shutdown's grace, and the dials hanging meanwhile.
+            let clock = f.clock.clone();
+            let advancer = tokio::spawn(async move {
+                loop {
+                    clock.advance(Config::DEFAULT_SHUTDOWN_GRACE).await;
+                    tokio::task::yield_now().await;
+                }
+            });
+            shutdown.await.expect("shutdown returns");
+            for t in tasks {
+                t.await.expect("no operation panics");
+            }
+            advancer.abort();
+            // Operations after shutdown start nothing.
+            f.server.shutdown().await;
+            assert_eq!(f.server.tasks(), 0, "seed {seed}");
+            slot.lock().expect("test lock").take();
+            let fx = Arc::try_unwrap(f).ok().expect("nothing else holds it");
+            drop(fx);
+            let (up, down) = counter.await.expect("counter");
+            assert_eq!(up, down, "seed {seed}: each connection ends exactly once");
+        });
+    }
+}

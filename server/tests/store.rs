@@ -33,6 +33,10 @@ struct TestStore {
     refuse: Option<NetAddress>,
     /// While `true`, `apply` waits.
     held: watch::Sender<bool>,
+    /// Peers a failed write would have recorded as persistent for their
+    /// channels alone (a `channel_opened` nobody awaits: the server keeps
+    /// such a peer connected all the same, unrecorded).
+    channel_only_failed: Arc<std::sync::Mutex<BTreeSet<PublicKey>>>,
 }
 
 impl TestStore {
@@ -45,6 +49,7 @@ impl TestStore {
             advertised: Arc::default(),
             refuse: None,
             held: watch::Sender::new(false),
+            channel_only_failed: Arc::default(),
         }
     }
 
@@ -74,6 +79,14 @@ impl PeerStore for TestStore {
             panic!("a buggy store");
         }
         if self.fail.load(Ordering::SeqCst) {
+            let mut failed = self.channel_only_failed.lock().expect("test lock");
+            for c in &changes {
+                if let Change::Persist { peer, reason } = c {
+                    if reason.has_channels && !reason.user_asked {
+                        failed.insert(*peer);
+                    }
+                }
+            }
             return Err(StoreError::Io(std::io::Error::other("disk full")));
         }
         let refused = |c: &Change<NetAddress>| match c {
@@ -427,10 +440,10 @@ fn an_unreadable_store_is_an_error_at_open() {
 
 /// Store and registry agree after every operation raced with every other
 /// (announcements among them) from four threads, with writes failing at
-/// random and dialers or
-/// handlers panicking: a peer is stored iff it is persistent,
-/// `user_asked` iff perm, and the bans are the same; the server's own
-/// machinery recovered from every panic.
+/// random and dialers or handlers panicking: a peer is stored iff it is
+/// persistent (but for one whose channel's opening failed to be written:
+/// kept, unrecorded), `user_asked` iff perm, and the bans are the same;
+/// the server's own machinery recovered from every panic.
 #[test]
 fn store_and_registry_agree_whatever_races() {
     for seed in 0..6u64 {
@@ -497,10 +510,17 @@ fn store_and_registry_agree_whatever_races() {
             let stored: BTreeMap<PublicKey, bool> = (snap.peers.iter())
                 .map(|r| (r.id, r.reason.user_asked))
                 .collect();
-            let registry: BTreeMap<PublicKey, bool> = (1..=6u8)
+            let mut registry: BTreeMap<PublicKey, bool> = (1..=6u8)
                 .map(key)
                 .filter_map(|p| n.server.persistence(&p).map(|perm| (p, perm)))
                 .collect();
+            // A peer whose channel's opening failed to be written is kept
+            // connected, unrecorded: the one way the two may differ.
+            let failed = store.channel_only_failed.lock().expect("test lock").clone();
+            registry.retain(|p, perm| {
+                let unrecorded = !stored.contains_key(p) && !*perm && failed.contains(p);
+                !unrecorded
+            });
             assert_eq!(stored, registry, "seed {seed}");
             let stored_bans: BTreeSet<PublicKey> = (snap.bans_active_at(SystemTime::now()))
                 .map(|b| b.peer)

@@ -337,7 +337,6 @@ where
         drop(reg);
         drop_user(expired);
         if let Some(start) = takes_over {
-            let _runtime = self.runtime.enter();
             self.start(start);
         }
         self.emit(ServerEvent::Disconnected {

@@ -483,12 +483,12 @@ pub(crate) fn node_addrs(
     peer: PublicKey,
     addrs: &[NetAddress],
 ) -> Vec<NodeAddr> {
-    policy
-        .plan(addrs)
-        .0
-        .into_iter()
-        .map(|a| NodeAddr::new(peer, a))
-        .collect()
+    nodes(peer, policy.plan(addrs).0)
+}
+
+/// `addrs` as the peer's node addresses.
+pub(crate) fn nodes(peer: PublicKey, addrs: Vec<NetAddress>) -> Vec<NodeAddr> {
+    addrs.into_iter().map(|a| NodeAddr::new(peer, a)).collect()
 }
 
 /// A seed from the process's hash randomness.

@@ -7,7 +7,7 @@ use backoff::SplitMix64;
 use bitcoin::secp256k1::PublicKey;
 use conn_worker::{Clock, Dialer, When};
 
-use crate::server::node_addrs;
+use crate::server::nodes;
 use crate::{NetAddress, NodeAddr, PeerHandler, Server};
 
 /// A persistent peer to connect to at [`Server::startup`].
@@ -68,27 +68,25 @@ where
             if peer.pubkey == inner.local {
                 continue;
             }
-            if !peer.addrs.is_empty() {
-                skipped.push((peer.pubkey, inner.config.addresses.plan(&peer.addrs).1));
-                reg.announced.insert(peer.pubkey, peer.addrs.clone());
-            }
+            let policy = &inner.config.addresses;
+            let (advertised, mut skips) = policy.plan(&peer.addrs);
             // A stored user-given address the policy skips (an onion one,
             // the proxy since removed) is reported too.
-            let user_skipped = inner.config.addresses.plan(&peer.user_addrs).1;
-            if !user_skipped.is_empty() {
-                skipped.push((peer.pubkey, user_skipped));
+            let (user, user_skips) = policy.plan(&peer.user_addrs);
+            skips.extend(user_skips);
+            if !skips.is_empty() {
+                skipped.push((peer.pubkey, skips));
+            }
+            if !peer.addrs.is_empty() {
+                reg.announced.insert(peer.pubkey, peer.addrs.clone());
             }
             let handle = inner.get_or_create(&mut reg, peer.pubkey, peer.perm);
             // No stored addresses is no news: what the worker knows (from an
             // announcement) stays.
             if !peer.addrs.is_empty() {
-                let _ = handle.update_addrs(node_addrs(
-                    &inner.config.addresses,
-                    peer.pubkey,
-                    &peer.addrs,
-                ));
+                let _ = handle.update_addrs(nodes(peer.pubkey, advertised));
             }
-            let user = node_addrs(&inner.config.addresses, peer.pubkey, &peer.user_addrs);
+            let user = nodes(peer.pubkey, user);
             let last_good = peer
                 .last_good
                 .filter(|a| inner.config.addresses.skip_reason(a).is_none())

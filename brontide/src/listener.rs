@@ -464,9 +464,15 @@ impl Pending {
 /// Whether a whole act one is in the socket's receive queue (a peek: the
 /// bytes stay for the handshake).
 fn act_one_queued(stream: &TcpStream) -> bool {
-    let mut act = [MaybeUninit::<u8>::uninit(); ACT_ONE_LEN];
     // tokio's sockets are non-blocking: an empty queue is `WouldBlock`.
-    matches!(SockRef::from(stream).peek(&mut act), Ok(n) if n >= ACT_ONE_LEN)
+    matches!(peek_act_one(stream), Ok(n) if n >= ACT_ONE_LEN)
+}
+
+/// How many bytes of act one are in the socket's receive queue, up to all
+/// of it (0: the peer closed its side), left there.
+fn peek_act_one(stream: &TcpStream) -> io::Result<usize> {
+    let mut act = [MaybeUninit::<u8>::uninit(); ACT_ONE_LEN];
+    SockRef::from(stream).peek(&mut act)
 }
 
 /// Waits until a whole act one has arrived (peeked, not read), or the peer
@@ -481,12 +487,9 @@ async fn act_one_arrived(stream: &TcpStream) -> io::Result<()> {
         // Short of act one, the readiness is cleared so the wait is for
         // the next segment; tokio does not clear it if one came in after
         // the readiness was read, so none is missed.
-        let peeked = stream.try_io(Interest::READABLE, || {
-            let mut act = [MaybeUninit::<u8>::uninit(); ACT_ONE_LEN];
-            match SockRef::from(stream).peek(&mut act)? {
-                n if n == 0 || n >= ACT_ONE_LEN => Ok(()),
-                _ => Err(io::ErrorKind::WouldBlock.into()),
-            }
+        let peeked = stream.try_io(Interest::READABLE, || match peek_act_one(stream)? {
+            n if n == 0 || n >= ACT_ONE_LEN => Ok(()),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
         });
         match peeked {
             Ok(()) => return Ok(()),
